@@ -1,0 +1,46 @@
+# Loyalty Card: `make run` serves the demo on SQLite; `make test` installs what the
+# tests need and runs them all. See README.md.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run venv dev-venv test test-fast lint format lab clean
+
+$(BIN)/activate: requirements.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(BIN)/activate
+
+venv: $(BIN)/activate
+
+run: venv  ## demo on SQLite at http://127.0.0.1:8000 (demo@example.com / demo-password-1)
+	LOYALTY_ENV=demo $(BIN)/flask --app webapp db upgrade
+	LOYALTY_ENV=demo $(BIN)/flask --app webapp demo seed
+	LOYALTY_ENV=demo $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --worker-class gthread \
+		--threads 4 --access-logfile - "webapp:create_app()"
+
+test:  ## install everything the tests need (apt, pip, browser, databases) and run them all
+	bash scripts/install_test_deps.sh
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest tests e2e
+
+test-fast: ## SQLite-only tests, no lab, no browser
+	$(BIN)/python -m pytest tests -m "not mariadb and not cluster and not e2e"
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check webapp db tests e2e
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format webapp db tests e2e
+
+lab: venv  ## a 3-node Galera cluster on localhost until Ctrl-C
+	$(BIN)/python -m db.lab up
+
+clean:
+	rm -rf $(VENV) .venv-deploy instance reports .pytest_cache .ruff_cache

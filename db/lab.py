@@ -1,0 +1,977 @@
+"""A real three-node MariaDB Galera cluster on one host, for tests and fault drills.
+
+The lab exists so that failover, certification conflicts and crash recovery are
+tested against the database we ship on, not a mock: each node is a separate
+``mariadbd`` with its own datadir, ports and error log, started as a child process
+in its own session so a test can ``SIGKILL`` it exactly like a crash.
+
+Ports: a lab with port base ``B`` uses the 12 ports ``B .. B+11``: client ports
+``B+i``, Galera group communication ``B+3+i``, IST ``B+6+i`` and rsync SST
+``B+9+i`` for node ``i``. Two labs coexist when their bases are 12 or more apart.
+
+Usage::
+
+    with GaleraLab() as lab:
+        engine = create_engine(lab.dsn(0))
+
+or ``python -m db.lab up`` / ``python -m db.lab check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import getpass
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pymysql
+
+REGIONS: tuple[str, ...] = ("us", "ie", "in")
+DEFAULT_PORT_BASE = 33061
+PORTS_PER_LAB = 12
+GALERA_PROVIDER = Path("/usr/lib/galera/libgalera_smm.so")
+APT_PACKAGES = ("mariadb-server", "galera-4", "rsync", "mariadb-backup", "socat")
+
+APP_DATABASE = "loyalty"
+APP_USER = "loyalty"
+APP_PASSWORD = "loyalty-lab"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
+ADMIN_USER = "lab_admin"
+ADMIN_PASSWORD = "lab-admin"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
+
+SYNCED = 4
+_STATUS_KEYS = (
+    "wsrep_cluster_status",
+    "wsrep_ready",
+    "wsrep_local_state",
+    "wsrep_cluster_size",
+    "wsrep_last_committed",
+)
+_INT_KEYS = frozenset({"wsrep_local_state", "wsrep_cluster_size", "wsrep_last_committed"})
+_POSITION_RE = re.compile(r"WSREP: Recovered position:\s*([0-9a-f-]{36}:-?\d+)")
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
+# Unix socket paths longer than this are silently truncated by the kernel.
+_MAX_SOCKET_PATH = 100
+
+
+class LabError(RuntimeError):
+    """The lab could not reach the state asked for; the message says why."""
+
+
+def _find_binary(name: str) -> str | None:
+    """Find a server binary even when /usr/sbin is not on PATH (non-login shells)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in ("/usr/sbin", "/usr/bin", "/sbin"):
+        candidate = Path(folder, name)
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+def _missing_tools() -> list[str]:
+    missing = [
+        name for name in ("mariadbd", "mariadb-install-db", "mariadb", "rsync")
+        if _find_binary(name) is None
+    ]
+    if not GALERA_PROVIDER.exists():
+        missing.append(str(GALERA_PROVIDER))
+    return missing
+
+
+def ensure_installed() -> None:
+    """Install MariaDB + Galera with apt when missing.
+
+    The project's own files must install what they need (a fresh machine or CI has
+    nothing installed by hand), so the lab installs its server rather than assuming one.
+    """
+    if not _missing_tools():
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [
+        "apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=600", *APT_PACKAGES,
+    ]
+    result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        # A fresh machine may have no package lists yet: refresh once and retry.
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
+        result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+    missing = _missing_tools()
+    if result.returncode != 0 or missing:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise LabError(
+            f"could not install MariaDB Galera ({' '.join(install)} exited "
+            f"{result.returncode}; still missing: {missing or 'nothing'}):\n{tail}"
+        )
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no log at {path}: {exc})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _proc_session(pid: int) -> int | None:
+    """Session id of a process, from /proc (field 6 of stat, after the command name)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[3]) if len(fields) > 3 else None
+
+
+def _proc_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace"
+        )
+    except OSError:
+        return ""
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+@dataclass
+class _Node:
+    """One ``mariadbd``: its region, ports, files and (when running) its process."""
+
+    index: int
+    region: str
+    port: int
+    gmcast_port: int
+    ist_port: int
+    sst_port: int
+    home: Path
+    proc: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0
+    sessions: set[int] = field(default_factory=set)
+
+    @property
+    def datadir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.home / "mariadbd.sock"
+
+    @property
+    def error_log(self) -> Path:
+        return self.home / "error.log"
+
+    @property
+    def cnf(self) -> Path:
+        return self.home / "my.cnf"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class GaleraLab:
+    """Three Galera nodes, regions ``us``, ``ie``, ``in`` (indexes 0, 1, 2) on 127.0.0.1.
+
+    The short ``evs`` timeouts make a killed node leave the group in about 2 s instead
+    of the default ~5 s, so fault tests stay quick; keepalive must stay below a third
+    of the suspect timeout or Galera refuses to start.
+    """
+
+    def __init__(
+        self,
+        base_dir: str | os.PathLike[str] | None = None,
+        port_base: int | None = None,
+        *,
+        keepalive_period: str = "PT0.3S",
+        suspect_timeout: str = "PT1S",
+        inactive_timeout: str = "PT2S",
+        install_timeout: str | None = None,
+        join_retrans_period: str = "PT0.3S",
+        buffer_pool_size: str = "64M",
+        gcache_size: str = "64M",
+        keep: bool = False,
+        timeout: float = 120.0,
+    ) -> None:
+        if port_base is None:
+            port_base = int(os.environ.get("LAB_PORT_BASE") or DEFAULT_PORT_BASE)
+        self.port_base = port_base
+        self._owns_dir = base_dir is None
+        self.base_dir = Path(base_dir) if base_dir is not None else None
+        self.keep = keep
+        self.timeout = timeout
+        self.evs = {
+            "keepalive_period": keepalive_period,
+            "suspect_timeout": suspect_timeout,
+            "inactive_timeout": inactive_timeout,
+            "install_timeout": install_timeout or inactive_timeout,
+            "join_retrans_period": join_retrans_period,
+        }
+        self.buffer_pool_size = buffer_pool_size
+        self.gcache_size = gcache_size
+        self.timings: dict[str, float] = {}
+        self._nodes: list[_Node] = []
+        self._started = False
+        self._lock = threading.Lock()
+        self._run_as = "mysql" if os.geteuid() == 0 else getpass.getuser()
+        self._state_file = Path(tempfile.gettempdir()) / f"galera-lab-{port_base}.json"
+
+    # ------------------------------------------------------------------ context manager
+    def __enter__(self) -> GaleraLab:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ addresses
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return REGIONS
+
+    def port(self, i: int) -> int:
+        """Client port of node ``i``."""
+        return self.port_base + i
+
+    def dsn(self, i: int) -> str:
+        """SQLAlchemy URL of node ``i`` for the application user."""
+        return (
+            f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.port(i)}/{APP_DATABASE}"
+        )
+
+    def members_env(self) -> str:
+        """``us=DSN,ie=DSN,in=DSN``: the cluster members as the app reads them from env."""
+        return ",".join(f"{region}={self.dsn(i)}" for i, region in enumerate(REGIONS))
+
+    def error_log(self, i: int) -> Path:
+        """Path of node ``i``'s error log (appended to across restarts)."""
+        return self._node(i).error_log
+
+    def is_running(self, i: int) -> bool:
+        return bool(self._nodes) and self._node(i).alive
+
+    def pid(self, i: int) -> int | None:
+        node = self._node(i)
+        return node.proc.pid if node.alive and node.proc else None
+
+    def admin_connect(self, i: int, **kwargs: Any) -> pymysql.connections.Connection:
+        """A PyMySQL connection to node ``i`` as the lab's all-privileges user."""
+        params: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port(i),
+            "user": ADMIN_USER,
+            "password": ADMIN_PASSWORD,
+            "connect_timeout": 3,
+            "read_timeout": 30,
+            "write_timeout": 30,
+            "autocommit": True,
+        }
+        params.update(kwargs)
+        return pymysql.connect(**params)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Create, bootstrap and join the three nodes, then the app database and users."""
+        if self._started:
+            raise LabError("lab already started")
+        ensure_installed()
+        started = time.monotonic()
+        try:
+            self._prepare()
+            with ThreadPoolExecutor(max_workers=len(REGIONS)) as pool:
+                list(pool.map(self._install_db, self._nodes))
+            self._spawn(self._nodes[0], ["--wsrep-new-cluster"])
+            self._wait_local_sql(self._nodes[0])
+            self._create_accounts(self._nodes[0])
+            # Join one at a time: a second joiner would only wait for the donor anyway,
+            # and sequential joins keep rsync SST from fighting for two cores.
+            for node in self._nodes[1:]:
+                self._spawn(node, [])
+                self._wait_synced([node.index], size=node.index + 1)
+            self._wait_synced(range(len(REGIONS)), size=len(REGIONS))
+        except BaseException:
+            self._teardown(keep=self.keep)
+            raise
+        self._started = True
+        self.timings["start"] = time.monotonic() - started
+
+    def stop(self, keep: bool | None = None) -> None:
+        """Shut every node down cleanly (SIGKILL after a grace period), remove the files."""
+        self._teardown(keep=self.keep if keep is None else keep)
+
+    def kill(self, i: int) -> None:
+        """SIGKILL node ``i``: a crash, with no chance to leave the group politely."""
+        node = self._node(i)
+        if not node.alive:
+            raise LabError(f"node {i} ({node.region}) is not running")
+        self._sigkill(node)
+
+    def kill_all(self) -> None:
+        """SIGKILL every running node at (nearly) the same moment: a whole-cluster crash."""
+        nodes = [node for node in self._nodes if node.alive]
+        for node in nodes:
+            assert node.proc is not None
+            _kill_quietly(node.proc.pid)
+        for node in nodes:
+            self._sigkill(node)
+
+    def shutdown(self, i: int, timeout: float = 60.0) -> None:
+        """Stop node ``i`` cleanly (SIGTERM): it leaves the group, the others keep quorum."""
+        node = self._node(i)
+        if node.alive:
+            self._terminate([node], timeout)
+
+    def restart(self, i: int, timeout: float | None = None) -> None:
+        """Start a stopped or killed node from its recovered position so it rejoins by IST."""
+        node = self._node(i)
+        if node.alive:
+            raise LabError(f"node {i} ({node.region}) is still running; kill it first")
+        started = time.monotonic()
+        self._reap(node)
+        position = self._recover_position(node)
+        extra = [f"--wsrep-start-position={position}"] if position else []
+        self._spawn(node, extra)
+        self._wait(
+            [i],
+            lambda s: s[i] is not None
+            and s[i]["wsrep_local_state"] == SYNCED
+            and s[i]["wsrep_cluster_status"] == "Primary"
+            and s[i]["wsrep_ready"] == "ON",
+            f"node {i} ({node.region}) to rejoin and reach Synced",
+            timeout,
+        )
+        self.timings[f"restart_{i}"] = time.monotonic() - started
+
+    def recover_all(self, timeout: float | None = None) -> None:
+        """Bring the cluster back after every node crashed.
+
+        Galera marks no node ``safe_to_bootstrap`` after a whole-cluster crash, so we
+        do what an operator must: recover each node's last committed seqno, bootstrap
+        the most advanced one (nothing committed is thrown away) and join the others.
+        """
+        live = [node.index for node in self._nodes if node.alive]
+        if live:
+            raise LabError(f"recover_all() needs every node down; still running: {live}")
+        started = time.monotonic()
+        for node in self._nodes:
+            self._reap(node)
+        with ThreadPoolExecutor(max_workers=len(self._nodes)) as pool:
+            positions = list(pool.map(self._recover_position, self._nodes))
+        seqnos = [int(p.rsplit(":", 1)[1]) if p else -1 for p in positions]
+        leader = max(range(len(seqnos)), key=lambda i: (seqnos[i], -i))
+        self._mark_safe_to_bootstrap(self._nodes[leader])
+        first = [f"--wsrep-start-position={positions[leader]}"] if positions[leader] else []
+        self._spawn(self._nodes[leader], ["--wsrep-new-cluster", *first])
+        self._wait_synced([leader], size=1, timeout=timeout)
+        for node in self._nodes:
+            if node.index == leader:
+                continue
+            position = positions[node.index]
+            extra = [f"--wsrep-start-position={position}"] if position else []
+            self._spawn(node, extra)
+        self._wait_synced(range(len(self._nodes)), size=len(self._nodes), timeout=timeout)
+        self.timings["recover_all"] = time.monotonic() - started
+        self.timings["recover_all_positions"] = float(max(seqnos))
+
+    def bootstrap_survivor(self, i: int, timeout: float | None = None) -> None:
+        """Make a non-Primary survivor a one-node Primary component (``pc.bootstrap``).
+
+        After two of three nodes crash the survivor has no quorum and answers 1047 to
+        every query; only an operator can decide it holds the truth.
+        """
+        node = self._node(i)
+        if not node.alive:
+            raise LabError(f"node {i} ({node.region}) is not running")
+        conn = self.admin_connect(i)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
+        finally:
+            conn.close()
+        self._wait(
+            [i],
+            lambda s: s[i] is not None
+            and s[i]["wsrep_cluster_status"] == "Primary"
+            and s[i]["wsrep_local_state"] == SYNCED,
+            f"node {i} ({node.region}) to become Primary after pc.bootstrap",
+            timeout,
+        )
+
+    def heal(self, timeout: float | None = None) -> None:
+        """Whatever faults a test left, get back to three Synced nodes (for fixtures)."""
+        if not self._nodes:
+            raise LabError("lab not started")
+        live = [node.index for node in self._nodes if node.alive]
+        if not live:
+            self.recover_all(timeout)
+            return
+        statuses = {i: self.status(i) for i in live}
+        if not any(s and s["wsrep_cluster_status"] == "Primary" for s in statuses.values()):
+            best = max(live, key=lambda i: (statuses[i] or {}).get("wsrep_last_committed", -1))
+            self.bootstrap_survivor(best, timeout)
+        for node in self._nodes:
+            if not node.alive:
+                self.restart(node.index, timeout)
+        self._wait_synced(range(len(self._nodes)), size=len(self._nodes), timeout=timeout)
+
+    # ------------------------------------------------------------------ status
+    def status(self, i: int) -> dict[str, Any] | None:
+        """The node's wsrep health, or None when it is down or not accepting connections."""
+        node = self._node(i)
+        if not node.alive:
+            return None
+        try:
+            conn = self.admin_connect(i, connect_timeout=1, read_timeout=3, write_timeout=3)
+        except pymysql.MySQLError:
+            return None
+        try:
+            with conn.cursor() as cur:
+                placeholders = ",".join(["%s"] * len(_STATUS_KEYS))
+                cur.execute(
+                    f"SHOW GLOBAL STATUS WHERE Variable_name IN ({placeholders})",
+                    _STATUS_KEYS,
+                )
+                rows = dict(cur.fetchall())
+        except pymysql.MySQLError:
+            return None
+        finally:
+            conn.close()
+        result: dict[str, Any] = {}
+        for key in _STATUS_KEYS:
+            value = rows.get(key)
+            if key in _INT_KEYS and value is not None:
+                value = int(value)
+            result[key] = value
+        return result
+
+    def statuses(self) -> list[dict[str, Any] | None]:
+        return [self.status(node.index) for node in self._nodes]
+
+    def join_method(self, i: int) -> str | None:
+        """How node ``i`` got its state at its last start: ``"IST"``, ``"SST"`` or None."""
+        node = self._node(i)
+        try:
+            with node.error_log.open("rb") as fh:
+                fh.seek(node.log_offset)
+                text = fh.read().decode(errors="replace")
+        except OSError:
+            return None
+        # The rsync SST script runs on every join; it says which transfer it did.
+        if "rsync SST completed on joiner" in text:
+            return "SST"
+        if "rsync IST completed on joiner" in text or "IST received" in text:
+            return "IST"
+        return None
+
+    # ------------------------------------------------------------------ internals
+    def _node(self, i: int) -> _Node:
+        if not self._nodes:
+            raise LabError("lab not started")
+        if not 0 <= i < len(self._nodes):
+            raise LabError(f"no node {i}: nodes are 0..{len(self._nodes) - 1}")
+        return self._nodes[i]
+
+    def _prepare(self) -> None:
+        self._reap_stale_lab()
+        self._check_ports_free()
+        if self.base_dir is None:
+            self.base_dir = Path(tempfile.mkdtemp(prefix=f"galera-lab-{self.port_base}-"))
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self._check_reachable_by_server(self.base_dir)
+        b = self.port_base
+        self._nodes = [
+            _Node(
+                index=i,
+                region=region,
+                port=b + i,
+                gmcast_port=b + 3 + i,
+                ist_port=b + 6 + i,
+                sst_port=b + 9 + i,
+                home=self.base_dir / f"node{i}-{region}",
+            )
+            for i, region in enumerate(REGIONS)
+        ]
+        for node in self._nodes:
+            if len(str(node.socket)) > _MAX_SOCKET_PATH:
+                raise LabError(f"socket path too long for a unix socket: {node.socket}")
+            node.datadir.mkdir(parents=True, exist_ok=True)
+            (node.home / "tmp").mkdir(exist_ok=True)
+            node.cnf.write_text(self._config(node))
+        self._chown_tree(self.base_dir)
+        self._write_state()
+        atexit.register(self._atexit)
+
+    def _config(self, node: _Node) -> str:
+        gcomm = ",".join(f"127.0.0.1:{n.gmcast_port}" for n in self._nodes)
+        provider_options = ";".join(
+            [
+                f"gmcast.listen_addr=tcp://127.0.0.1:{node.gmcast_port}",
+                f"ist.recv_addr=127.0.0.1:{node.ist_port}",
+                f"gcache.size={self.gcache_size}",
+                *(f"evs.{key}={value}" for key, value in self.evs.items()),
+            ]
+        )
+        lines = [
+            "[mariadbd]",
+            f"user={self._run_as}",
+            f"datadir={node.datadir}",
+            f"socket={node.socket}",
+            f"pid-file={node.home / 'mariadbd.pid'}",
+            f"log-error={node.error_log}",
+            # A private tmpdir: parallel install-db runs collided on temp tables in /tmp.
+            f"tmpdir={node.home / 'tmp'}",
+            f"port={node.port}",
+            "bind-address=127.0.0.1",
+            "skip-name-resolve",
+            "max_connections=300",
+            f"innodb_buffer_pool_size={self.buffer_pool_size}",
+            "innodb_log_file_size=32M",
+            # Jepsen lost committed writes with 0/2; the ledger needs durable commits.
+            "innodb_flush_log_at_trx_commit=1",
+            "innodb_autoinc_lock_mode=2",
+            "binlog_format=ROW",
+            "default_storage_engine=InnoDB",
+            "character_set_server=utf8mb4",
+            "collation_server=utf8mb4_unicode_ci",
+            "wsrep_on=ON",
+            f"wsrep_provider={GALERA_PROVIDER}",
+            f"wsrep_cluster_name=loyalty-lab-{self.port_base}",
+            f"wsrep_cluster_address=gcomm://{gcomm}",
+            f"wsrep_node_name={node.region}",
+            "wsrep_node_address=127.0.0.1",
+            f"wsrep_node_incoming_address=127.0.0.1:{node.port}",
+            f'wsrep_provider_options="{provider_options}"',
+            "wsrep_sst_method=rsync",
+            f"wsrep_sst_receive_address=127.0.0.1:{node.sst_port}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _chown_tree(self, root: Path) -> None:
+        if os.geteuid() != 0:
+            return
+        for path in [root, *root.rglob("*")]:
+            shutil.chown(path, self._run_as, self._run_as)
+        root.chmod(0o750)
+
+    def _check_reachable_by_server(self, path: Path) -> None:
+        """The server runs as ``mysql``: every parent of the lab dir must let it through."""
+        if os.geteuid() != 0:
+            return
+        for parent in path.resolve().parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                raise LabError(
+                    f"{parent} is not searchable by other users, so mariadbd (user "
+                    f"{self._run_as}) cannot reach {path}; choose another --dir"
+                )
+
+    def _check_ports_free(self) -> None:
+        for port in range(self.port_base, self.port_base + PORTS_PER_LAB):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError as exc:
+                    raise LabError(
+                        f"port {port} is busy ({exc}); a lab with port base {self.port_base} "
+                        f"needs {self.port_base}..{self.port_base + PORTS_PER_LAB - 1} free: "
+                        "set LAB_PORT_BASE (or --port-base) to another value"
+                    ) from exc
+
+    # The state file lets a later run clean up after a run that was SIGKILLed (no atexit).
+    def _write_state(self) -> None:
+        state = {
+            "owner": os.getpid(),
+            "base_dir": str(self.base_dir),
+            "owns_dir": self._owns_dir,
+            "pids": [node.proc.pid for node in self._nodes if node.proc is not None],
+        }
+        with contextlib.suppress(OSError):
+            self._state_file.write_text(json.dumps(state))
+
+    def _reap_stale_lab(self) -> None:
+        try:
+            state = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return
+        owner = int(state.get("owner", 0))
+        base_dir = str(state.get("base_dir", ""))
+        if owner and owner != os.getpid() and _pid_alive(owner):
+            # Another live process owns a lab on these ports: never kill someone else's lab.
+            return
+        if base_dir:
+            for pid in _all_pids():
+                cmd = _proc_cmdline(pid)
+                if base_dir in cmd and pid != os.getpid():
+                    _kill_quietly(pid)
+            if state.get("owns_dir") and Path(base_dir).exists():
+                shutil.rmtree(base_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self._state_file.unlink()
+
+    def _install_db(self, node: _Node) -> None:
+        tool = _find_binary("mariadb-install-db")
+        cmd = [
+            str(tool),
+            f"--defaults-file={node.cnf}",
+            f"--user={self._run_as}",
+            "--skip-test-db",
+            "--auth-root-authentication-method=socket",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+            raise LabError(f"mariadb-install-db failed for node {node.index}:\n{tail}")
+
+    def _spawn(self, node: _Node, extra: Sequence[str]) -> None:
+        server = _find_binary("mariadbd")
+        if server is None:
+            raise LabError("mariadbd not found")
+        node.log_offset = node.error_log.stat().st_size if node.error_log.exists() else 0
+        console = (node.home / "console.log").open("ab")
+        try:
+            node.proc = subprocess.Popen(
+                [server, f"--defaults-file={node.cnf}", *extra],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            console.close()
+        node.sessions.add(node.proc.pid)
+        self._write_state()
+
+    def _wait_local_sql(self, node: _Node) -> None:
+        """Wait until the bootstrap node answers SQL on its socket (before accounts exist)."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            self._check_alive([node])
+            result = self._socket_sql(node, "SELECT 1", check=False)
+            if result.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise LabError(
+            f"node {node.index} ({node.region}) did not accept connections within "
+            f"{self.timeout:.0f}s; error log tail:\n{_tail(node.error_log)}"
+        )
+
+    def _socket_sql(
+        self, node: _Node, sql: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        client = _find_binary("mariadb") or "mariadb"
+        # unix_socket auth: the OS user that runs the lab is the server's superuser.
+        user = "root" if os.geteuid() == 0 else self._run_as
+        result = subprocess.run(
+            [client, "--no-defaults", f"--socket={node.socket}", f"--user={user}",
+             "--batch", "-e", sql],
+            capture_output=True, text=True, check=False, timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise LabError(f"SQL on node {node.index} failed: {result.stderr.strip()}")
+        return result
+
+    def _create_accounts(self, node: _Node) -> None:
+        admin = f"IDENTIFIED BY '{ADMIN_PASSWORD}'"
+        app = f"IDENTIFIED BY '{APP_PASSWORD}'"
+        statements = [
+            f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'127.0.0.1' {admin}",
+            f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'localhost' {admin}",
+            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION",
+            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'localhost' WITH GRANT OPTION",
+            f"CREATE DATABASE IF NOT EXISTS {APP_DATABASE} "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+            f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%' {app}",
+            f"CREATE USER IF NOT EXISTS '{APP_USER}'@'localhost' {app}",
+            f"GRANT ALL PRIVILEGES ON {APP_DATABASE}.* TO '{APP_USER}'@'%'",
+            f"GRANT ALL PRIVILEGES ON {APP_DATABASE}.* TO '{APP_USER}'@'localhost'",
+        ]
+        self._socket_sql(node, ";\n".join(statements) + ";")
+
+    def _check_alive(self, nodes: Iterable[_Node]) -> None:
+        for node in nodes:
+            if node.proc is not None and node.proc.poll() is not None:
+                code = node.proc.returncode
+                raise LabError(
+                    f"node {node.index} ({node.region}) exited with code {code}; "
+                    f"error log tail ({node.error_log}):\n{_tail(node.error_log)}"
+                )
+
+    def _wait(
+        self,
+        indexes: Iterable[int],
+        done: Callable[[dict[int, dict[str, Any] | None]], bool],
+        what: str,
+        timeout: float | None = None,
+    ) -> None:
+        nodes = [self._node(i) for i in indexes]
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        statuses: dict[int, dict[str, Any] | None] = {}
+        while True:
+            self._check_alive(nodes)
+            statuses = {node.index: self.status(node.index) for node in nodes}
+            if done(statuses):
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        logs = "\n".join(
+            f"--- node {node.index} ({node.region}) status {statuses.get(node.index)}; "
+            f"error log tail ({node.error_log}):\n{_tail(node.error_log)}"
+            for node in nodes
+        )
+        raise LabError(f"timed out after {limit:.0f}s waiting for {what}\n{logs}")
+
+    def _wait_synced(
+        self, indexes: Iterable[int], size: int, timeout: float | None = None
+    ) -> None:
+        wanted = list(indexes)
+
+        def done(statuses: dict[int, dict[str, Any] | None]) -> bool:
+            return all(
+                s is not None
+                and s["wsrep_local_state"] == SYNCED
+                and s["wsrep_cluster_status"] == "Primary"
+                and s["wsrep_ready"] == "ON"
+                and s["wsrep_cluster_size"] == size
+                for s in statuses.values()
+            )
+
+        self._wait(wanted, done, f"nodes {wanted} Synced in a Primary cluster of {size}", timeout)
+
+    def _recover_position(self, node: _Node) -> str | None:
+        """``uuid:seqno`` of the last transaction the node committed, read from InnoDB.
+
+        After SIGKILL grastate.dat says ``seqno: -1``; ``--wsrep-recover`` reads the real
+        position so the node can ask for just the missing writesets (IST).
+        """
+        server = _find_binary("mariadbd")
+        log = node.home / "recover.log"
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
+        result = subprocess.run(
+            [str(server), f"--defaults-file={node.cnf}", "--wsrep-recover",
+             f"--log-error={log}"],
+            capture_output=True, text=True, check=False, timeout=300,
+        )
+        text = log.read_text(errors="replace") if log.exists() else ""
+        found = _POSITION_RE.findall(text + result.stdout + result.stderr)
+        if found:
+            position = found[-1]
+            uuid, seqno = position.rsplit(":", 1)
+            if uuid != _NIL_UUID and int(seqno) >= 0:
+                return position
+        grastate = self._read_grastate(node)
+        if grastate.get("uuid", _NIL_UUID) != _NIL_UUID and int(grastate.get("seqno", -1)) >= 0:
+            return f"{grastate['uuid']}:{grastate['seqno']}"
+        if result.returncode != 0:
+            raise LabError(
+                f"mariadbd --wsrep-recover failed on node {node.index} "
+                f"({result.returncode}):\n{_tail(log)}"
+            )
+        return None
+
+    def _read_grastate(self, node: _Node) -> dict[str, str]:
+        path = node.datadir / "grastate.dat"
+        values: dict[str, str] = {}
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                key, sep, value = line.partition(":")
+                if sep and not key.startswith("#"):
+                    values[key.strip()] = value.strip()
+        return values
+
+    def _mark_safe_to_bootstrap(self, node: _Node) -> None:
+        path = node.datadir / "grastate.dat"
+        if not path.exists():
+            return
+        text = path.read_text()
+        text, count = re.subn(r"(?m)^safe_to_bootstrap:\s*\d+", "safe_to_bootstrap: 1", text)
+        if count == 0:
+            text = text.rstrip("\n") + "\nsafe_to_bootstrap: 1\n"
+        # Rewriting in place keeps the file's owner (mysql).
+        with path.open("w") as fh:
+            fh.write(text)
+
+    def _sigkill(self, node: _Node) -> None:
+        if node.proc is None:
+            return
+        _kill_quietly(node.proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            node.proc.wait(timeout=30)
+        self._reap(node)
+
+    def _terminate(self, nodes: list[_Node], timeout: float) -> None:
+        for node in nodes:
+            if node.alive and node.proc is not None:
+                _kill_quietly(node.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for node in nodes:
+            if node.proc is None:
+                continue
+            try:
+                node.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_quietly(node.proc.pid)
+                node.proc.wait(timeout=30)
+            self._reap(node)
+
+    def _reap(self, node: _Node) -> None:
+        """Kill what the node left behind (an rsync daemon from an SST, a shell script)."""
+        if node.proc is not None and node.proc.poll() is None:
+            return
+        for session in node.sessions:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(session, signal.SIGKILL)
+        if node.sessions:
+            for pid in _all_pids():
+                if _proc_session(pid) in node.sessions:
+                    _kill_quietly(pid)
+        node.sessions.clear()
+
+    def _teardown(self, keep: bool) -> None:
+        with self._lock:
+            nodes = list(self._nodes)
+            if nodes:
+                self._terminate(nodes, timeout=60)
+                for node in nodes:
+                    self._reap(node)
+            if self.base_dir is not None:
+                leftovers = [
+                    pid for pid in _all_pids()
+                    if pid != os.getpid() and str(self.base_dir) in _proc_cmdline(pid)
+                ]
+                for pid in leftovers:
+                    _kill_quietly(pid)
+                if not keep and self.base_dir.exists():
+                    shutil.rmtree(self.base_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                state = json.loads(self._state_file.read_text())
+                if state.get("owner") == os.getpid():
+                    self._state_file.unlink()
+            atexit.unregister(self._atexit)
+            self._started = False
+
+    def _atexit(self) -> None:
+        with contextlib.suppress(Exception):
+            self._teardown(keep=self.keep)
+
+
+# ---------------------------------------------------------------------- CLI
+def _print_statuses(lab: GaleraLab) -> None:
+    for i, region in enumerate(REGIONS):
+        print(f"  node {i} {region:>2} :{lab.port(i)}  {lab.status(i)}")
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    lab = GaleraLab(base_dir=args.dir, port_base=args.port_base, keep=args.keep)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    print(f"starting Galera lab in {args.dir or 'a temp dir'}...", file=sys.stderr)
+    lab.start()
+    try:
+        print(f"started in {lab.timings['start']:.1f}s, dir {lab.base_dir}", file=sys.stderr)
+        print(lab.members_env(), flush=True)
+        print("Ctrl-C or SIGTERM to stop", file=sys.stderr, flush=True)
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping Galera lab...", file=sys.stderr)
+        lab.stop()
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    lab = GaleraLab(base_dir=args.dir, port_base=args.port_base, keep=args.keep)
+    with lab:
+        print(f"start: {lab.timings['start']:.1f}s")
+        _print_statuses(lab)
+        print(f"members: {lab.members_env()}")
+        if args.faults:
+            t0 = time.monotonic()
+            lab.kill(1)
+            lab.restart(1)
+            print(f"kill(1)+restart(1): {time.monotonic() - t0:.1f}s via {lab.join_method(1)}")
+            t0 = time.monotonic()
+            lab.kill_all()
+            lab.recover_all()
+            print(f"kill_all+recover_all: {time.monotonic() - t0:.1f}s")
+            _print_statuses(lab)
+        t0 = time.monotonic()
+    print(f"stop: {time.monotonic() - t0:.1f}s")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m db.lab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (
+        ("up", "start the lab, print the members env line, run until Ctrl-C/SIGTERM"),
+        ("check", "start the lab, print statuses and timings, stop"),
+    ):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("--port-base", type=int, default=None)
+        cmd.add_argument("--dir", default=None, help="lab directory (default: a temp dir)")
+        cmd.add_argument("--keep", action="store_true", help="keep the directory on stop")
+        if name == "check":
+            cmd.add_argument(
+                "--faults", action="store_true", help="also time kill/restart and recover_all"
+            )
+    args = parser.parse_args(argv)
+    try:
+        return _cmd_up(args) if args.command == "up" else _cmd_check(args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Demo data: stores in each region, a demo family with some history, three baristas.
+
+Loaded only by ``flask --app webapp demo seed`` under LOYALTY_ENV=demo (or by tests),
+never in production. Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from webapp.auth.queries import account_by_email
+from webapp.auth.services import register
+from webapp.extensions import db
+from webapp.family import services as family
+from webapp.ledger import services as ledger
+from webapp.ledger.queries import store_by_code
+from webapp.staff import create_staff, create_store
+
+DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - published demo credentials
+STORES = [
+    # code, name, region, currency, minor units per coin
+    ("US-NYC-01", "New York, 5th Avenue", "us", "USD", 100),
+    ("US-SEA-01", "Seattle, Pike Place", "us", "USD", 100),
+    ("IE-DUB-01", "Dublin, Grafton Street", "ie", "EUR", 100),
+    ("IN-BLR-01", "Bengaluru, MG Road", "in", "INR", 8000),
+]
+BARISTAS = [("us", "US-NYC-01", "Sam"), ("ie", "IE-DUB-01", "Aoife"), ("in", "IN-BLR-01", "Priya")]
+
+
+def seed_stores() -> None:
+    for code, name, region, currency, rate in STORES:
+        if db.read(lambda conn, code=code: store_by_code(conn, code), name="seed") is None:
+            create_store(code=code, name=name, region=region, currency=currency,
+                         minor_per_coin=rate)
+
+
+def seed_demo() -> str:
+    seed_stores()
+    if db.read(lambda conn: account_by_email(conn, "demo@example.com"), name="seed"):
+        return "demo data already present"
+    for region, store, name in BARISTAS:
+        create_staff(email=f"barista.{region}@example.com", store_code=store,
+                     name=f"{name} (barista)", password=DEMO_PASSWORD)
+    account = register(name="Dana Demo", email="demo@example.com", password=DEMO_PASSWORD,
+                       region="ie")
+    family.add(account["id"], "Alex Demo", None)
+    kid = family.add(account["id"], "Robin Demo", None)
+    holder = db.read(lambda conn: _holder_number(conn, account["id"]), name="seed")
+    ledger.earn(card=holder, store_code="IE-DUB-01", amount_minor=1250, currency="EUR",
+                idempotency_key="demo-seed-1", staff_id=None)
+    ledger.earn(card=kid["number"], store_code="US-NYC-01", amount_minor=2375, currency="USD",
+                idempotency_key="demo-seed-2", staff_id=None)
+    ledger.redeem(card=holder, store_code="IN-BLR-01", coins=5, idempotency_key="demo-seed-3",
+                  staff_id=None, confirmed=True)
+    return "demo data loaded: demo@example.com / demo-password-1 (+ barista.us/.ie/.in)"
+
+
+def _holder_number(conn, account_id: int) -> str:
+    from webapp.card.queries import active_cards
+
+    return active_cards(conn, account_id)[0]["number"]

@@ -1,0 +1,85 @@
+"""Register, sign in, sign out."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app, redirect, request, url_for
+
+from webapp.errors import AppError
+from webapp.extensions import limiter
+from webapp.pages import render_page
+
+from . import bp, services, tokens
+from .forms import LoginForm, RegisterForm
+from .session import REFRESH_COOKIE, clear_session_cookies, current_principal, set_session_cookies
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect would turn our login into a phishing aid."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("card.show")
+
+
+@bp.route("/")
+def index():
+    return redirect(url_for("card.show" if current_principal() else "auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            account = services.authenticate(form.email.data, form.password.data)
+        except AppError as exc:
+            error = exc.detail
+        else:
+            target = _safe_next(request.args.get("next"))
+            if account["role"] in ("staff", "admin") and not request.args.get("next"):
+                target = url_for("till.show")
+            response = redirect(target)
+            set_session_cookies(response, tokens.issue_token_pair(account))
+            return response
+    status = 401 if error else (422 if form.errors else 200)
+    return render_page("auth/login.html", form=form, error=error), status
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def register():
+    form = RegisterForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            account = services.register(
+                name=form.name.data, email=form.email.data, password=form.password.data,
+                region=form.region.data,
+            )
+        except AppError as exc:
+            error = exc.detail
+        else:
+            response = redirect(url_for("card.show"))
+            set_session_cookies(response, tokens.issue_token_pair(account))
+            return response
+    status = 409 if error else (422 if form.errors else 200)
+    return render_page("auth/register.html", form=form, error=error), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    refresh = request.cookies.get(REFRESH_COOKIE)
+    if refresh:
+        tokens.revoke(refresh)
+    response = redirect(url_for("auth.login"))
+    clear_session_cookies(response)
+    return response

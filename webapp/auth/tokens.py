@@ -1,0 +1,171 @@
+"""The one token service for pages and API: short-lived JWT access tokens and rotating,
+server-side refresh tokens with reuse detection.
+
+Access tokens are HS256 JWTs with a ``kid`` header so keys can be rotated: new tokens
+use ``JWT_ACTIVE_KID``, old kids keep verifying until they are removed from ``JWT_KEYS``.
+Refresh tokens are random strings; only their SHA-256 is stored. Each use spends the
+token and issues a new one in the same family; presenting a spent token again (after a
+short grace for two tabs racing) revokes the whole family, because it means the token
+leaked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+from flask import current_app
+
+from webapp.clock import utcnow
+from webapp.errors import Unauthorized
+from webapp.extensions import db
+
+from . import queries
+
+ALGORITHM = "HS256"
+# Two requests from one phone may carry the same refresh cookie; the loser of that race
+# is not an attacker.
+REUSE_GRACE = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the access token says."""
+
+    account_id: int
+    role: str
+    name: str
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("staff", "admin")
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str | None
+    expires_in: int
+
+
+def issue_access_token(account_id: int, role: str, name: str) -> tuple[str, int]:
+    config = current_app.config
+    now = utcnow()
+    ttl = config["ACCESS_TOKEN_TTL"]
+    claims = {
+        "sub": str(account_id),
+        "role": role,
+        "name": name,
+        "iss": config["JWT_ISSUER"],
+        "aud": config["JWT_AUDIENCE"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": secrets.token_hex(8),
+    }
+    kid = config["JWT_ACTIVE_KID"]
+    token = jwt.encode(claims, config["JWT_KEYS"][kid], algorithm=ALGORITHM, headers={"kid": kid})
+    return token, int(ttl.total_seconds())
+
+
+def decode_access_token(token: str) -> Principal:
+    """Raises :class:`Unauthorized` for anything but a valid, current token of ours."""
+    config = current_app.config
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = config["JWT_KEYS"].get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthorized("Your session is not valid. Please sign in.")
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],  # pinned: never trust the token's own "alg"
+            audience=config["JWT_AUDIENCE"],
+            issuer=config["JWT_ISSUER"],
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        )
+        return Principal(int(claims["sub"]), str(claims["role"]), str(claims.get("name", "")))
+    except jwt.ExpiredSignatureError as error:
+        raise Unauthorized("Your session has expired. Please sign in again.") from error
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as error:
+        raise Unauthorized("Your session is not valid. Please sign in.") from error
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token_pair(account: dict) -> TokenPair:
+    """A fresh login: new access token and a refresh token starting a new family."""
+    access, expires_in = issue_access_token(account["id"], account["role"], account["name"])
+    refresh = secrets.token_urlsafe(32)
+    family_id = secrets.token_hex(16)
+    db.write(
+        lambda conn: _store_refresh_token(conn, refresh, account["id"], family_id),
+        name="refresh.issue",
+    )
+    return TokenPair(access, refresh, expires_in)
+
+
+def _store_refresh_token(conn, token: str, account_id: int, family_id: str) -> None:
+    now = utcnow()
+    queries.insert_refresh_token(
+        conn,
+        token_hash=_hash(token),
+        family_id=family_id,
+        account_id=account_id,
+        created_at=now,
+        expires_at=now + current_app.config["REFRESH_TOKEN_TTL"],
+    )
+
+
+def rotate(refresh_token: str) -> TokenPair:
+    """Spends ``refresh_token`` and returns a new pair.
+
+    Within :data:`REUSE_GRACE` of the token's first use the caller gets a new access
+    token but no new refresh token (the racing request already set it).
+    """
+    token_hash = _hash(refresh_token)
+    successor = secrets.token_urlsafe(32)
+
+    def spend(conn):
+        now = utcnow()
+        row = queries.refresh_token_by_hash(conn, token_hash)
+        if row is None:
+            return None, "unknown"
+        if queries.spend_refresh_token(conn, token_hash, now):
+            # Spent and replaced in one transaction: a crash can't strand the user.
+            _store_refresh_token(conn, successor, row["account_id"], row["family_id"])
+            return row, "rotated"
+        if row["revoked_at"] is not None or row["expires_at"] <= now:
+            return row, "dead"
+        if row["used_at"] is not None and now - row["used_at"] <= REUSE_GRACE:
+            return row, "grace"
+        queries.revoke_token_family(conn, row["family_id"], now)
+        return row, "reused"
+
+    row, outcome = db.write(spend, name="refresh.rotate")
+    if outcome == "reused":
+        current_app.logger.warning("refresh token reuse: family %s revoked", row["family_id"])
+    if outcome not in ("rotated", "grace"):
+        raise Unauthorized("Your session has ended. Please sign in again.")
+    account = db.read(lambda conn: queries.account_by_id(conn, row["account_id"]), name="account")
+    if account is None:
+        raise Unauthorized("Your session has ended. Please sign in again.")
+    access, expires_in = issue_access_token(account["id"], account["role"], account["name"])
+    return TokenPair(access, successor if outcome == "rotated" else None, expires_in)
+
+
+def revoke(refresh_token: str) -> None:
+    """Logout: the token's whole family stops working."""
+    token_hash = _hash(refresh_token)
+
+    def revoke_family(conn):
+        row = queries.refresh_token_by_hash(conn, token_hash)
+        if row is not None:
+            queries.revoke_token_family(conn, row["family_id"], utcnow())
+
+    db.write(revoke_family, name="refresh.revoke")

@@ -1,0 +1,87 @@
+"""CLI: ``flask --app webapp db upgrade``, ``demo seed``, ``staff create``, ``stores``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from webapp.extensions import db
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "migrations"
+
+db_cli = AppGroup("db", help="Database schema.")
+demo_cli = AppGroup("demo", help="Demo data (demo and test profiles only).")
+staff_cli = AppGroup("staff", help="Café staff accounts.")
+stores_cli = AppGroup("stores", help="Stores and their earn rates.")
+
+
+def upgrade_schema(revision: str = "head") -> None:
+    """Runs Alembic migrations on the app's database (or the cluster's writable member)."""
+    alembic_config = AlembicConfig()
+    alembic_config.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        alembic_config.attributes["connection"] = connection
+        command.upgrade(alembic_config, revision)
+
+
+@db_cli.command("upgrade")
+@click.option("--revision", default="head")
+def upgrade_command(revision: str) -> None:
+    upgrade_schema(revision)
+    click.echo("schema up to date")
+
+
+@demo_cli.command("seed")
+def seed_command() -> None:
+    from db.seed import seed_demo
+
+    if not current_app.config["LOAD_DEMO_DATA"] and current_app.config["ENV_NAME"] != "test":
+        raise click.ClickException("demo data loads only with LOYALTY_ENV=demo")
+    click.echo(seed_demo())
+
+
+@staff_cli.command("create")
+@click.argument("email")
+@click.option("--store", "store_code", required=True, help="Home store code, e.g. US-NYC-01")
+@click.option("--name", default=None)
+@click.password_option(prompt="Password for the new staff account")
+def create_staff_command(email: str, store_code: str, name: str | None, password: str) -> None:
+    from webapp.staff import create_staff
+
+    account = create_staff(email=email, store_code=store_code, name=name or email.split("@")[0],
+                           password=password)
+    click.echo(f"staff account {account['email']} at store {store_code} (id {account['id']})")
+
+
+@stores_cli.command("list")
+def list_stores_command() -> None:
+    from webapp.ledger.queries import all_stores
+
+    for store in db.read(all_stores, name="stores"):
+        click.echo(f"{store['code']:<12} {store['region']} {store['currency']} "
+                   f"{store['minor_per_coin']} minor units per coin  {store['name']}")
+
+
+@stores_cli.command("create")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--region", type=click.Choice(["us", "ie", "in"]), required=True)
+@click.option("--currency", required=True)
+@click.option("--minor-per-coin", type=click.IntRange(min=1), required=True)
+def create_store_command(code: str, name: str, region: str, currency: str,
+                         minor_per_coin: int) -> None:
+    from webapp.staff import create_store
+
+    create_store(code=code, name=name, region=region, currency=currency.upper(),
+                 minor_per_coin=minor_per_coin)
+    click.echo(f"store {code} created")
+
+
+def init_app(app: Flask) -> None:
+    for group in (db_cli, demo_cli, staff_cli, stores_cli):
+        app.cli.add_command(group)

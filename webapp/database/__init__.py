@@ -1,0 +1,82 @@
+"""The database facade the rest of the app uses.
+
+Callers hand a unit of work (a function of a SQLAlchemy ``Connection``) to
+:meth:`Database.write` or :meth:`Database.read`; where it runs, how often it is retried
+and how consistent the read is are this package's business, not theirs. With no cluster
+configured a single engine serves everything (SQLite by default); with
+``LOYALTY_CLUSTER`` set, :mod:`webapp.database.routing` picks members by region and health.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from .errors import Failure, RetryTransaction, classify
+from .pool import make_engine
+from .single import SingleRouter
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
+
+__all__ = ["Database", "Failure", "RetryTransaction", "Router", "classify"]
+
+
+class Router(Protocol):
+    def run(self, work: Work[T], *, write: bool, causal: bool, name: str) -> T: ...
+    def status(self) -> list[dict[str, Any]]: ...
+    def schema_engine(self) -> Engine: ...
+    def dispose(self) -> None: ...
+
+
+class Database:
+    """Bound to an app by :meth:`init_app`, like every other extension."""
+
+    def __init__(self) -> None:
+        self.router: Router | None = None
+
+    def init_app(self, app: Flask) -> None:
+        config = app.config
+        if config.get("CLUSTER"):
+            from .routing import ClusterRouter
+
+            self.router = ClusterRouter.from_config(config)
+        else:
+            self.router = SingleRouter(make_engine(config["DATABASE_URL"], config), config)
+        app.extensions["loyalty_db"] = self
+
+    def write(self, work: Work[T], *, name: str) -> T:
+        """Run ``work`` in one write transaction, retried whole on conflicts/failover.
+
+        ``work`` must be safe to run again: every money movement carries an idempotency
+        key, so a retry after an unknown COMMIT outcome finds the first write.
+        """
+        return self._router.run(work, write=True, causal=True, name=name)
+
+    def read(self, work: Work[T], *, name: str, causal: bool = False) -> T:
+        """Run a read. ``causal=True`` waits until this member has applied every write
+        committed anywhere before the read started (read-your-writes across regions)."""
+        return self._router.run(work, write=False, causal=causal, name=name)
+
+    def status(self) -> list[dict[str, Any]]:
+        return self._router.status()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine that migrations and demo seeding use."""
+        return self._router.schema_engine()
+
+    def dispose(self) -> None:
+        if self.router is not None:
+            self.router.dispose()
+
+    @property
+    def _router(self) -> Router:
+        if self.router is None:
+            raise RuntimeError("Database used before init_app()")
+        return self.router

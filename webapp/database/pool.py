@@ -1,0 +1,61 @@
+"""Engines: one per database (or per cluster member), with the settings failover needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+def make_engine(url: str, config: Mapping[str, Any], **overrides: Any) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    connect_args = {
+        "connect_timeout": config.get("DB_CONNECT_TIMEOUT", 2),
+        "read_timeout": config.get("DB_READ_TIMEOUT", 10),
+        "write_timeout": config.get("DB_WRITE_TIMEOUT", 10),
+        "charset": "utf8mb4",
+        # READ COMMITTED is what GR recommends for multi-primary; balance changes never
+        # rely on snapshot reads, they are single conditional UPDATEs.
+        "init_command": "SET SESSION transaction_isolation='READ-COMMITTED'",
+    }
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "pool_timeout": 5,
+        "pool_recycle": 1800,
+        "connect_args": connect_args,
+    }
+    options.update(overrides)
+    return create_engine(url, **options)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A write takes the lock up front: a deferred transaction that later upgrades
+        # to a writer can deadlock against another and fail instead of waiting.
+        mode = "IMMEDIATE" if conn.get_execution_options().get("loyalty_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

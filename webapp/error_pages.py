@@ -1,0 +1,80 @@
+"""Errors become a friendly page, or a problem document under /api/. Never a trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, TooManyRequests
+
+from webapp.errors import AppError, ServiceUnavailable
+from webapp.problems import problem_response
+
+log = logging.getLogger(__name__)
+
+FRIENDLY = {
+    400: "That request could not be understood.",
+    401: "Please sign in.",
+    403: "You don't have access to this page.",
+    404: "We couldn't find that page.",
+    405: "That action isn't available here.",
+    413: "That request is too large.",
+    429: "Too many attempts. Please wait a minute and try again.",
+    500: "Something went wrong on our side. Your coins are safe; please try again.",
+    503: "We can't reach the loyalty service right now. Your card still works for scanning.",
+}
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _page(status: int, message: str, headers: dict | None = None):
+    return render_template("errors/error.html", status=status, message=message), status, (
+        headers or {})
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def app_error(error: AppError):
+        headers = {}
+        if isinstance(error, ServiceUnavailable):
+            headers["Retry-After"] = str(error.retry_after)
+        if _is_api():
+            response = problem_response(error.status, error.slug, error.title, error.detail,
+                                        **error.extra)
+            response.headers.update(headers)
+            return response
+        message = FRIENDLY[503] if isinstance(error, ServiceUnavailable) else error.detail
+        return _page(error.status, message, headers)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        if _is_api():
+            return problem_response(400, "csrf", "CSRF token missing or invalid",
+                                    error.description)
+        return _page(400, "This form has expired. Please go back, reload and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        headers = {}
+        if isinstance(error, TooManyRequests):
+            retry = error.get_headers()
+            headers = {k: v for k, v in retry if k.lower() == "retry-after"}
+            headers.setdefault("Retry-After", "60")
+        if _is_api():
+            response = problem_response(status, f"http-{status}", error.name,
+                                        error.description)
+            response.headers.update(headers)
+            return response
+        return _page(status, FRIENDLY.get(status, error.name), headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _is_api():
+            return problem_response(500, "internal", "Internal error",
+                                    "Something went wrong on our side.")
+        return _page(500, FRIENDLY[500])

@@ -1,0 +1,107 @@
+"""One error hierarchy for the whole app, rendered as a friendly page or as a
+problem+json document (RFC 9457) by the API. Services raise these; views never build
+error responses by hand.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class AppError(Exception):
+    """An error the user can act on. ``slug`` becomes the stable problem ``type``."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str | None = None, **extra: object) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class ValidationFailed(AppError):
+    status = 422
+    slug = "validation-error"
+    title = "Some fields are not valid"
+
+    def __init__(self, errors: dict[str, list[str]], detail: str | None = None) -> None:
+        super().__init__(detail or "Please correct the highlighted fields.", errors=errors)
+        self.errors = errors
+
+
+class Unauthorized(AppError):
+    status = 401
+    slug = "unauthorized"
+    title = "Sign in required"
+
+
+class InvalidCredentials(Unauthorized):
+    slug = "invalid-credentials"
+    title = "Email or password is incorrect"
+
+
+class Forbidden(AppError):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(AppError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class FamilyFull(Conflict):
+    slug = "family-full"
+    title = "Family is full"
+
+
+class EmailTaken(Conflict):
+    slug = "email-taken"
+    title = "Cannot register with this email"
+
+
+class InsufficientCoins(Conflict):
+    slug = "insufficient-coins"
+    title = "Not enough coins"
+
+
+class AlreadyReversed(Conflict):
+    slug = "already-reversed"
+    title = "Transaction already reversed"
+
+
+class IdempotencyMismatch(AppError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency key reused with a different request"
+
+
+class CardCodeRejected(AppError):
+    status = 422
+    slug = "card-code-rejected"
+    title = "Card code not accepted"
+
+
+class ConfirmationRequired(AppError):
+    status = 428
+    slug = "confirmation-required"
+    title = "Confirmation required"
+
+
+class ServiceUnavailable(AppError):
+    """No cluster member accepts the request (quorum lost, all members down)."""
+
+    status = 503
+    slug = "service-unavailable"
+    title = "Loyalty service unavailable"
+    retry_after = 5

@@ -1,0 +1,79 @@
+"""Family members: add, rename, remove. htmx swaps the list block of the same page;
+without JavaScript the same forms post and redirect."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, url_for
+
+from webapp.auth.session import current_principal, login_required
+from webapp.errors import AppError
+from webapp.pages import is_htmx_partial_request, render_page
+
+from . import bp, services
+from .forms import MemberForm
+
+
+def _family_page(form: MemberForm | None = None, *, error: str | None = None,
+                 status: int = 200, edit_forms: dict | None = None):
+    account_id = current_principal().account_id
+    members = services.members(account_id)
+    forms = {m["id"]: MemberForm(prefix=f"m{m['id']}", data={
+        "name": m["display_name"], "birthday": m["birthday"]}) for m in members}
+    forms.update(edit_forms or {})
+    body = render_page(
+        "family/family.html", partial="family_list", members=members,
+        form=form or MemberForm(formdata=None), edit_forms=forms, error=error,
+        limit=4,
+    )
+    return body, status
+
+
+def _done(message: str):
+    if is_htmx_partial_request():
+        flash(message)
+        return _family_page()
+    flash(message)
+    return redirect(url_for("family.show"))
+
+
+@bp.route("/family")
+@login_required
+def show():
+    return _family_page()
+
+
+@bp.route("/family", methods=["POST"])
+@login_required
+def add():
+    form = MemberForm()
+    if not form.validate():
+        return _family_page(form, status=422)
+    try:
+        card = services.add(current_principal().account_id, form.name.data, form.birthday.data)
+    except AppError as error:
+        return _family_page(form, error=error.detail, status=error.status)
+    return _done(f"{card['display_name']} now has a card.")
+
+
+@bp.route("/family/<int:card_id>", methods=["POST"])
+@login_required
+def rename(card_id: int):
+    form = MemberForm(prefix=f"m{card_id}")
+    if not form.validate():
+        return _family_page(status=422, edit_forms={card_id: form})
+    try:
+        services.rename(current_principal().account_id, card_id, form.name.data,
+                        form.birthday.data)
+    except AppError as error:
+        return _family_page(error=error.detail, status=error.status)
+    return _done("Saved.")
+
+
+@bp.route("/family/<int:card_id>/remove", methods=["POST"])
+@login_required
+def remove(card_id: int):
+    try:
+        services.remove(current_principal().account_id, card_id)
+    except AppError as error:
+        return _family_page(error=error.detail, status=error.status)
+    return _done("Family member removed. Their past purchases stay in your history.")

@@ -1,0 +1,286 @@
+"""Earning, redeeming and reversing coins: the product's contract.
+
+Every movement is one transaction that (1) returns the first result if its idempotency
+key was seen before, (2) applies a conditional UPDATE to the wallet, (3) appends the
+ledger row. Each transaction is safe to run again from the start, which is what lets
+the database layer retry conflicts and unknown COMMIT outcomes on another member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Connection
+from sqlalchemy import exc as sa_exc
+
+from webapp.card import codes
+from webapp.clock import utcnow
+from webapp.database import RetryTransaction
+from webapp.errors import (
+    AlreadyReversed,
+    CardCodeRejected,
+    ConfirmationRequired,
+    Conflict,
+    IdempotencyMismatch,
+    InsufficientCoins,
+    NotFound,
+    ValidationFailed,
+)
+from webapp.extensions import db
+
+from . import queries
+
+MAX_AMOUNT_MINOR = 100_000_000  # a single purchase above 1,000,000.00 is a typo
+MAX_REDEEM_COINS = 1_000_000
+KEY_MAX_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a till or API client gets back, identical for a replayed request."""
+
+    transaction_id: int
+    kind: str
+    coins: int
+    balance: int
+    card_number: str | None
+    amount_minor: int | None
+    currency: str | None
+    store_code: str | None
+    region: str
+    created_at: datetime
+    replayed: bool
+    reverses_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["created_at"] = self.created_at.isoformat() + "Z"
+        return data
+
+
+@dataclass(frozen=True)
+class ScannedCard:
+    card_id: int
+    wallet_id: int
+    number: str
+    display_name: str
+    account_name: str
+    balance: int
+    code_step: int | None  # set when a valid rotating code was scanned
+
+    @property
+    def first_name(self) -> str:
+        return self.display_name.split()[0] if self.display_name.strip() else ""
+
+
+def coins_for(amount_minor: int, store: dict[str, Any]) -> int:
+    """Earning rounds down: 7.99 USD at 1 coin per USD earns 7 coins."""
+    return amount_minor // store["minor_per_coin"]
+
+
+def _request_hash(**fields: Any) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_key(key: str | None) -> str:
+    if not key or not key.strip():
+        raise ValidationFailed({"idempotency_key": ["An idempotency key is required."]})
+    if len(key) > KEY_MAX_LENGTH or not key.isprintable():
+        raise ValidationFailed(
+            {"idempotency_key": [f"Use at most {KEY_MAX_LENGTH} printable characters."]})
+    return key
+
+
+def _replay(conn: Connection, key: str, request_hash: str) -> Receipt | None:
+    entry = queries.entry_by_key(conn, key)
+    if entry is None:
+        return None
+    if entry["request_hash"] != request_hash:
+        raise IdempotencyMismatch(
+            "This idempotency key was already used for a different transaction.")
+    return _receipt(conn, entry, replayed=True)
+
+
+def _receipt(conn: Connection, entry: dict[str, Any], *, replayed: bool) -> Receipt:
+    card = queries.card_number(conn, entry["card_id"]) if entry["card_id"] else None
+    store = queries.store_by_id(conn, entry["store_id"]) if entry["store_id"] else None
+    return Receipt(
+        transaction_id=entry["id"], kind=entry["kind"], coins=entry["coins"],
+        balance=entry["balance_after"], card_number=card,
+        amount_minor=entry["amount_minor"], currency=entry["currency"],
+        store_code=store["code"] if store else None, region=entry["region"],
+        created_at=entry["created_at"], replayed=replayed, reverses_id=entry.get("reverses_id"),
+    )
+
+
+def _append(conn: Connection, *, wallet_id: int, delta: int, now: datetime,
+            **row: Any) -> dict[str, Any]:
+    """Conditional balance update + ledger row; raises InsufficientCoins on 0 rows."""
+    if not queries.apply_to_wallet(conn, wallet_id, delta, now):
+        raise InsufficientCoins("Not enough coins in the wallet for this.")
+    balance = queries.wallet_balance(conn, wallet_id)
+    values = dict(row, wallet_id=wallet_id, coins=delta, balance_after=balance, created_at=now)
+    try:
+        entry_id = queries.insert_entry(conn, **values)
+    except sa_exc.IntegrityError as error:
+        # Another request with the same key (or reversing the same entry) committed
+        # first; running again from the top will find it.
+        raise RetryTransaction() from error
+    return dict(values, id=entry_id)
+
+
+def scan(conn: Connection, scanned_text: str, *, now: float | None = None) -> ScannedCard:
+    """Resolves what the till scanned or typed to an active card."""
+    scanned = codes.parse_scanned(scanned_text or "")
+    if scanned is None:
+        raise ValidationFailed({"card": ["That is not a card number or card QR code."]})
+    card = queries.card_by_number(conn, scanned.number)
+    if card is None:
+        raise NotFound("No active card with that number.")
+    step = None
+    if scanned.is_rotating:
+        step = codes.matching_step(card["code_secret"], scanned.code, now)
+        if step is None:
+            raise CardCodeRejected(
+                "This card code has expired. Ask the customer to show the live card.")
+    return ScannedCard(card["id"], card["wallet_id"], card["number"], card["display_name"],
+                       card["account_name"], card["balance"], step)
+
+
+def lookup(scanned_text: str) -> ScannedCard:
+    return db.read(lambda conn: scan(conn, scanned_text), name="till.lookup", causal=True)
+
+
+def _store(conn: Connection, store_code: str) -> dict[str, Any]:
+    store = queries.store_by_code(conn, store_code)
+    if store is None:
+        raise ValidationFailed({"store": ["Unknown store."]})
+    return store
+
+
+def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
+         idempotency_key: str, staff_id: int | None) -> Receipt:
+    """Coins for a purchase at ``store_code``: the amount is in the store's currency."""
+    key = _check_key(idempotency_key)
+    if (not isinstance(amount_minor, int) or isinstance(amount_minor, bool)
+            or not 0 < amount_minor <= MAX_AMOUNT_MINOR):
+        raise ValidationFailed({"amount": ["Enter an amount above 0 and at most 1,000,000."]})
+    digest = _request_hash(kind="earn", card=card, store=store_code, amount=amount_minor,
+                           currency=currency)
+
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest)
+        if replay:
+            return replay
+        store = _store(conn, store_code)
+        if currency != store["currency"]:
+            raise ValidationFailed(
+                {"currency": [f"This store takes {store['currency']}, not {currency}."]})
+        scanned = scan(conn, card)
+        coins = coins_for(amount_minor, store)
+        if coins < 1:
+            raise ValidationFailed({"amount": ["This amount is too small to earn a coin."]})
+        entry = _append(
+            conn, wallet_id=scanned.wallet_id, delta=coins, now=utcnow(), kind="earn",
+            card_id=scanned.card_id, amount_minor=amount_minor, currency=currency,
+            store_id=store["id"], region=store["region"], staff_id=staff_id,
+            idempotency_key=key, request_hash=digest,
+        )
+        return _receipt(conn, entry, replayed=False)
+
+    return db.write(work, name="ledger.earn")
+
+
+def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
+           staff_id: int | None, confirmed: bool = False) -> Receipt:
+    """Spends whole coins from the shared wallet of the scanned card.
+
+    A rotating code's step is recorded with the redemption, so the same code (say, a
+    screenshot) cannot pay twice. Redeeming by the static number needs ``confirmed``
+    when the operator requires it, because a number can be copied.
+    """
+    key = _check_key(idempotency_key)
+    if (not isinstance(coins, int) or isinstance(coins, bool)
+            or not 0 < coins <= MAX_REDEEM_COINS):
+        raise ValidationFailed({"coins": ["Enter whole coins above 0 and at most 1,000,000."]})
+    digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins)
+    needs_confirmation = current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]
+
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest)
+        if replay:
+            return replay
+        store = _store(conn, store_code)
+        scanned = scan(conn, card)
+        if scanned.code_step is None and needs_confirmation and not confirmed:
+            raise ConfirmationRequired(
+                "Redeeming by card number needs confirmation: check the customer's ID or "
+                "ask them to show their live card code.")
+        if scanned.code_step is not None and queries.code_already_used(
+                conn, scanned.card_id, scanned.code_step):
+            raise CardCodeRejected("This card code was already used. Ask for the live card.")
+        now = utcnow()
+        entry = _append(
+            conn, wallet_id=scanned.wallet_id, delta=-coins, now=now, kind="redeem",
+            card_id=scanned.card_id, amount_minor=None, currency=None,
+            store_id=store["id"], region=store["region"], staff_id=staff_id,
+            idempotency_key=key, request_hash=digest,
+        )
+        if scanned.code_step is not None:
+            try:
+                queries.mark_code_used(conn, scanned.card_id, scanned.code_step, entry["id"], now)
+            except sa_exc.IntegrityError as error:
+                raise RetryTransaction() from error
+        return _receipt(conn, entry, replayed=False)
+
+    return db.write(work, name="ledger.redeem")
+
+
+def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
+            store_code: str | None = None) -> Receipt:
+    """A compensating row for an earn or redeem, once, within the reversal window."""
+    key = _check_key(idempotency_key)
+    digest = _request_hash(kind="reversal", reverses=transaction_id)
+    window = current_app.config["REVERSAL_WINDOW"]
+
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest)
+        if replay:
+            return replay
+        original = queries.entry_by_id(conn, transaction_id)
+        if original is None:
+            raise NotFound("No such transaction.")
+        if original["kind"] not in ("earn", "redeem"):
+            raise Conflict("Only earns and redemptions can be reversed.")
+        if queries.reversal_of(conn, transaction_id) is not None:
+            raise AlreadyReversed("This transaction was already reversed.")
+        now = utcnow()
+        if now - original["created_at"] > window:
+            raise Conflict("This transaction is too old to reverse.")
+        store = queries.store_by_code(conn, store_code) if store_code else None
+        try:
+            entry = _append(
+                conn, wallet_id=original["wallet_id"], delta=-original["coins"], now=now,
+                kind="reversal", card_id=original["card_id"], amount_minor=None,
+                currency=None, store_id=store["id"] if store else original["store_id"],
+                region=store["region"] if store else original["region"], staff_id=staff_id,
+                idempotency_key=key, request_hash=digest, reverses_id=transaction_id,
+            )
+        except InsufficientCoins as error:
+            raise InsufficientCoins(
+                "Reversing this would make the balance negative: the coins were spent."
+            ) from error
+        return _receipt(conn, entry, replayed=False)
+
+    return db.write(work, name="ledger.reverse")
+
+
+def history(wallet_id: int, *, limit: int = 20, before_id: int | None = None,
+            causal: bool = False) -> list[dict[str, Any]]:
+    return db.read(lambda conn: queries.history(conn, wallet_id, limit, before_id),
+                   name="ledger.history", causal=causal)

@@ -1,0 +1,27 @@
+"""Staff accounts and stores (admin operations, used by the CLI and demo data)."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert
+
+from webapp.auth.services import register
+from webapp.database.schema import stores
+from webapp.errors import ValidationFailed
+from webapp.extensions import db
+from webapp.ledger.queries import store_by_code
+
+
+def create_store(*, code: str, name: str, region: str, currency: str,
+                 minor_per_coin: int) -> None:
+    db.write(lambda conn: conn.execute(insert(stores).values(
+        code=code, name=name, region=region, currency=currency, minor_per_coin=minor_per_coin)),
+        name="store.create")
+
+
+def create_staff(*, email: str, store_code: str, name: str, password: str,
+                 role: str = "staff") -> dict:
+    store = db.read(lambda conn: store_by_code(conn, store_code), name="store")
+    if store is None:
+        raise ValidationFailed({"store": [f"Unknown store {store_code!r}."]})
+    return register(name=name, email=email, password=password, region=store["region"],
+                    role=role, store_id=store["id"])
