@@ -1,0 +1,83 @@
+"""Real browser, real HTTP: the app is served by werkzeug in a thread on a free port
+(SQLite file with demo data), and Debian's Chromium is driven by Playwright.
+
+Playwright's own browser download does not work here (no internet), so the launch uses
+/usr/bin/chromium with the flags measured in DESIGN.md §5.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from db.seed import seed_demo
+from webapp import create_app
+from webapp.commands import upgrade_schema
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "e2e" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+class LiveServer:
+    def __init__(self, app, host: str = "127.0.0.1") -> None:
+        self.app = app
+        self.server = make_server(host, 0, app, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """One demo app for the browser session (localhost counts as a secure context, so
+    service workers and the camera API work over plain HTTP)."""
+    path = tmp_path_factory.mktemp("e2e") / "e2e.db"
+    app = create_app({
+        "PROFILE": "test",
+        "DATABASE_URL": f"sqlite:///{path}",
+        "LOAD_DEMO_DATA": True,
+        "LOGIN_RATE_LIMIT": "1000 per minute",
+    })
+    with app.app_context():
+        upgrade_schema()
+        seed_demo()
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/install_test_deps.sh")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def base_url(live_server) -> str:
+    return live_server.url
