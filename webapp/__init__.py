@@ -51,10 +51,10 @@ def register_extensions(app: Flask) -> None:
     from webapp.auth import session
     from webapp.extensions import csrf, db, limiter
 
+    telemetry.init_app(app)  # first, so the database engines are traced
     db.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
-    telemetry.init_app(app)
     session.init_app(app)
 
 

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+import sqlalchemy
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
 
@@ -32,14 +33,15 @@ def make_engine(url: str, config: Mapping[str, Any], **overrides: Any) -> Engine
         "connect_args": connect_args,
     }
     options.update(overrides)
-    return create_engine(url, **options)
+    # Looked up on the module at call time, so OpenTelemetry's wrapper applies.
+    return sqlalchemy.create_engine(url, **options)
 
 
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = sqlalchemy.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
