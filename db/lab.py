@@ -88,7 +88,8 @@ def _find_binary(name: str) -> str | None:
 
 def _missing_tools() -> list[str]:
     missing = [
-        name for name in ("mariadbd", "mariadb-install-db", "mariadb", "rsync")
+        name
+        for name in ("mariadbd", "mariadb-install-db", "mariadb", "rsync")
         if _find_binary(name) is None
     ]
     if not GALERA_PROVIDER.exists():
@@ -106,7 +107,12 @@ def ensure_installed() -> None:
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = [
-        "apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=600", *APT_PACKAGES,
+        "apt-get",
+        "install",
+        "-y",
+        "-o",
+        "DPkg::Lock::Timeout=600",
+        *APT_PACKAGES,
     ]
     result = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -131,13 +137,13 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True for a live process; a zombie (killed, not yet reaped) counts as dead."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    fields = stat.rsplit(")", 1)[-1].split()
+    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 def _proc_session(pid: int) -> int | None:
@@ -152,8 +158,8 @@ def _proc_session(pid: int) -> int | None:
 
 def _proc_cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace"
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         )
     except OSError:
         return ""
@@ -166,6 +172,45 @@ def _all_pids() -> list[int]:
 def _kill_quietly(pid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
+
+
+def _bind_error(port: int) -> OSError | None:
+    """Whether mariadbd/Galera could bind the port (they too set SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _port_holders(port: int) -> str:
+    result = subprocess.run(
+        ["ss", "-tanp"], capture_output=True, text=True, check=False, timeout=10
+    )
+    lines = [line for line in result.stdout.splitlines() if f":{port} " in line]
+    return "\n".join(lines[:5]) or "(ss shows no socket on it)"
+
+
+def _reserve_ports(first: int, last: int) -> None:
+    """Keep the kernel from lending the lab's ports to outgoing connections (best effort)."""
+    path = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+    with contextlib.suppress(OSError):
+        current = [item for item in path.read_text().strip().split(",") if item]
+        for item in current:
+            low, _, high = item.partition("-")
+            if int(low) <= first and last <= int(high or low):
+                return
+        path.write_text(",".join([*current, f"{first}-{last}"]) + "\n")
 
 
 @dataclass
@@ -208,8 +253,12 @@ class GaleraLab:
     """Three Galera nodes, regions ``us``, ``ie``, ``in`` (indexes 0, 1, 2) on 127.0.0.1.
 
     The short ``evs`` timeouts make a killed node leave the group in about 2 s instead
-    of the default ~5 s, so fault tests stay quick; keepalive must stay below a third
-    of the suspect timeout or Galera refuses to start.
+    of the default ~5 s, so fault tests stay quick. Galera constrains them: keepalive must
+    stay below a third of the suspect timeout (or the node refuses to start), and the
+    install timeout defaults to half the inactive timeout, which with these values equals
+    the 1 s join retransmit period. Then any retransmitted JOIN makes the view install time
+    out, and every membership change thrashes through non-Primary views for 20-60 s. So
+    install_timeout defaults to inactive_timeout and join_retrans_period to 0.3 s.
     """
 
     def __init__(
@@ -274,9 +323,7 @@ class GaleraLab:
 
     def dsn(self, i: int) -> str:
         """SQLAlchemy URL of node ``i`` for the application user."""
-        return (
-            f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.port(i)}/{APP_DATABASE}"
-        )
+        return f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.port(i)}/{APP_DATABASE}"
 
     def members_env(self) -> str:
         """``us=DSN,ie=DSN,in=DSN``: the cluster members as the app reads them from env."""
@@ -319,9 +366,11 @@ class GaleraLab:
             self._prepare()
             with ThreadPoolExecutor(max_workers=len(REGIONS)) as pool:
                 list(pool.map(self._install_db, self._nodes))
+            self.timings["start_install_db"] = time.monotonic() - started
             self._spawn(self._nodes[0], ["--wsrep-new-cluster"])
             self._wait_local_sql(self._nodes[0])
             self._create_accounts(self._nodes[0])
+            self.timings["start_bootstrap"] = time.monotonic() - started
             # Join one at a time: a second joiner would only wait for the donor anyway,
             # and sequential joins keep rsync SST from fighting for two cores.
             for node in self._nodes[1:]:
@@ -372,10 +421,12 @@ class GaleraLab:
         self._spawn(node, extra)
         self._wait(
             [i],
-            lambda s: s[i] is not None
-            and s[i]["wsrep_local_state"] == SYNCED
-            and s[i]["wsrep_cluster_status"] == "Primary"
-            and s[i]["wsrep_ready"] == "ON",
+            lambda s: (
+                s[i] is not None
+                and s[i]["wsrep_local_state"] == SYNCED
+                and s[i]["wsrep_cluster_status"] == "Primary"
+                and s[i]["wsrep_ready"] == "ON"
+            ),
             f"node {i} ({node.region}) to rejoin and reach Synced",
             timeout,
         )
@@ -410,7 +461,6 @@ class GaleraLab:
             self._spawn(node, extra)
         self._wait_synced(range(len(self._nodes)), size=len(self._nodes), timeout=timeout)
         self.timings["recover_all"] = time.monotonic() - started
-        self.timings["recover_all_positions"] = float(max(seqnos))
 
     def bootstrap_survivor(self, i: int, timeout: float | None = None) -> None:
         """Make a non-Primary survivor a one-node Primary component (``pc.bootstrap``).
@@ -429,9 +479,11 @@ class GaleraLab:
             conn.close()
         self._wait(
             [i],
-            lambda s: s[i] is not None
-            and s[i]["wsrep_cluster_status"] == "Primary"
-            and s[i]["wsrep_local_state"] == SYNCED,
+            lambda s: (
+                s[i] is not None
+                and s[i]["wsrep_cluster_status"] == "Primary"
+                and s[i]["wsrep_local_state"] == SYNCED
+            ),
             f"node {i} ({node.region}) to become Primary after pc.bootstrap",
             timeout,
         )
@@ -606,17 +658,24 @@ class GaleraLab:
                 )
 
     def _check_ports_free(self) -> None:
-        for port in range(self.port_base, self.port_base + PORTS_PER_LAB):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError as exc:
+        """Fail fast on a port another server listens on; wait out borrowed ones.
+
+        The default ports sit inside Linux's ephemeral range (32768-60999), so a client
+        connection elsewhere on the machine can hold one of them for a moment as its
+        local port. Reserving the range keeps that from happening again.
+        """
+        last = self.port_base + PORTS_PER_LAB - 1
+        deadline = time.monotonic() + 15
+        for port in range(self.port_base, last + 1):
+            while (error := _bind_error(port)) is not None:
+                if _listening(port) or time.monotonic() > deadline:
                     raise LabError(
-                        f"port {port} is busy ({exc}); a lab with port base {self.port_base} "
-                        f"needs {self.port_base}..{self.port_base + PORTS_PER_LAB - 1} free: "
-                        "set LAB_PORT_BASE (or --port-base) to another value"
-                    ) from exc
+                        f"port {port} is busy ({error}); a lab with port base "
+                        f"{self.port_base} needs {self.port_base}..{last} free: set "
+                        f"LAB_PORT_BASE (or --port-base) to another value\n{_port_holders(port)}"
+                    )
+                time.sleep(0.2)
+        _reserve_ports(self.port_base, last)
 
     # The state file lets a later run clean up after a run that was SIGKILLed (no atexit).
     def _write_state(self) -> None:
@@ -640,10 +699,14 @@ class GaleraLab:
             # Another live process owns a lab on these ports: never kill someone else's lab.
             return
         if base_dir:
-            for pid in _all_pids():
-                cmd = _proc_cmdline(pid)
-                if base_dir in cmd and pid != os.getpid():
-                    _kill_quietly(pid)
+            stale = [
+                pid for pid in _all_pids() if pid != os.getpid() and base_dir in _proc_cmdline(pid)
+            ]
+            for pid in stale:
+                _kill_quietly(pid)
+            deadline = time.monotonic() + 10
+            while any(_pid_alive(pid) for pid in stale) and time.monotonic() < deadline:
+                time.sleep(0.1)
             if state.get("owns_dir") and Path(base_dir).exists():
                 shutil.rmtree(base_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -703,9 +766,19 @@ class GaleraLab:
         # unix_socket auth: the OS user that runs the lab is the server's superuser.
         user = "root" if os.geteuid() == 0 else self._run_as
         result = subprocess.run(
-            [client, "--no-defaults", f"--socket={node.socket}", f"--user={user}",
-             "--batch", "-e", sql],
-            capture_output=True, text=True, check=False, timeout=60,
+            [
+                client,
+                "--no-defaults",
+                f"--socket={node.socket}",
+                f"--user={user}",
+                "--batch",
+                "-e",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
         if check and result.returncode != 0:
             raise LabError(f"SQL on node {node.index} failed: {result.stderr.strip()}")
@@ -763,9 +836,7 @@ class GaleraLab:
         )
         raise LabError(f"timed out after {limit:.0f}s waiting for {what}\n{logs}")
 
-    def _wait_synced(
-        self, indexes: Iterable[int], size: int, timeout: float | None = None
-    ) -> None:
+    def _wait_synced(self, indexes: Iterable[int], size: int, timeout: float | None = None) -> None:
         wanted = list(indexes)
 
         def done(statuses: dict[int, dict[str, Any] | None]) -> bool:
@@ -791,9 +862,11 @@ class GaleraLab:
         with contextlib.suppress(FileNotFoundError):
             log.unlink()
         result = subprocess.run(
-            [str(server), f"--defaults-file={node.cnf}", "--wsrep-recover",
-             f"--log-error={log}"],
-            capture_output=True, text=True, check=False, timeout=300,
+            [str(server), f"--defaults-file={node.cnf}", "--wsrep-recover", f"--log-error={log}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
         )
         text = log.read_text(errors="replace") if log.exists() else ""
         found = _POSITION_RE.findall(text + result.stdout + result.stderr)
@@ -879,7 +952,8 @@ class GaleraLab:
                     self._reap(node)
             if self.base_dir is not None:
                 leftovers = [
-                    pid for pid in _all_pids()
+                    pid
+                    for pid in _all_pids()
                     if pid != os.getpid() and str(self.base_dir) in _proc_cmdline(pid)
                 ]
                 for pid in leftovers:
