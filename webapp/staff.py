@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 
+from webapp.auth.queries import account_by_id
 from webapp.auth.services import register
 from webapp.database.schema import stores
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
-from webapp.ledger.queries import store_by_code
+from webapp.ledger.queries import store_by_code, store_by_id
 
 
 def create_store(*, code: str, name: str, region: str, currency: str,
@@ -25,3 +26,15 @@ def create_staff(*, email: str, store_code: str, name: str, password: str,
         raise ValidationFailed({"store": [f"Unknown store {store_code!r}."]})
     return register(name=name, email=email, password=password, region=store["region"],
                     role=role, store_id=store["id"])
+
+
+def home_store(account_id: int) -> dict | None:
+    """The store a staff account works at (accounts.store_id), or None."""
+
+    def work(conn):
+        account = account_by_id(conn, account_id)
+        if account is None or account["store_id"] is None:
+            return None
+        return store_by_id(conn, account["store_id"])
+
+    return db.read(work, name="staff.home_store")

@@ -1,2 +1,135 @@
-// The card page. (Rotating code rendering is added by the ledger/till work.)
+// The card page: replaces the static QR (card number only) with a rotating one,
+// "LC1.<number>.<code>", where the code is RFC 6238 TOTP (HMAC-SHA1, 30 s, 6 digits)
+// over the card's secret, the same as webapp/card/codes.py computes on the server.
+// Everything happens on the phone, so the card keeps rotating offline. Without Web
+// Crypto (an insecure context) or without the QR library, the static QR stays.
 "use strict";
+(function () {
+  const STEP_SECONDS = 30;
+  const DIGITS = 6;
+  const QUIET_ZONE = 4; // modules of white around the code, as the QR spec asks
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const frame = document.getElementById("card-qr");
+  const box = frame && frame.querySelector(".qr");
+  const status = document.getElementById("code-status");
+  const subtle = window.crypto && window.crypto.subtle;
+  if (!frame || !box || !subtle || typeof window.qrcode !== "function") return;
+  const number = frame.dataset.number || "";
+  const secret = frame.dataset.secret || "";
+  if (!/^\d{12}$/.test(number) || !secret) return;
+
+  function base32Decode(text) {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const clean = text.toUpperCase().replace(/=+$/, "");
+    const bytes = [];
+    let bits = 0;
+    let value = 0;
+    for (const char of clean) {
+      const index = alphabet.indexOf(char);
+      if (index < 0) throw new Error("not base32");
+      value = (value << 5) | index;
+      bits += 5;
+      if (bits >= 8) {
+        bytes.push((value >>> (bits - 8)) & 0xff);
+        bits -= 8;
+      }
+    }
+    return new Uint8Array(bytes);
+  }
+
+  function counterBytes(step) {
+    // 8-byte big-endian counter; steps stay far below 2^53, so two 32-bit halves do.
+    const buffer = new ArrayBuffer(8);
+    const view = new DataView(buffer);
+    view.setUint32(0, Math.floor(step / 0x100000000));
+    view.setUint32(4, step >>> 0);
+    return buffer;
+  }
+
+  async function totp(key, step) {
+    const mac = new Uint8Array(await subtle.sign("HMAC", key, counterBytes(step)));
+    const offset = mac[mac.length - 1] & 0x0f;
+    const value = ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) |
+      (mac[offset + 2] << 8) | mac[offset + 3];
+    return String(value % Math.pow(10, DIGITS)).padStart(DIGITS, "0");
+  }
+
+  function qrSvg(payload) {
+    // Error level M like the server's static QR; the type number is picked to fit.
+    const qr = window.qrcode(0, "M");
+    qr.addData(payload);
+    qr.make();
+    const count = qr.getModuleCount();
+    const size = count + 2 * QUIET_ZONE;
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("viewBox", "0 0 " + size + " " + size);
+    svg.setAttribute("class", "qr");
+    svg.setAttribute("shape-rendering", "crispEdges");
+    svg.setAttribute("aria-hidden", "true");
+    const background = document.createElementNS(SVG_NS, "rect");
+    background.setAttribute("width", String(size));
+    background.setAttribute("height", String(size));
+    background.setAttribute("fill", "#fff");
+    svg.appendChild(background);
+    let path = "";
+    for (let row = 0; row < count; row += 1) {
+      for (let col = 0; col < count; col += 1) {
+        if (qr.isDark(row, col)) {
+          path += "M" + (col + QUIET_ZONE) + " " + (row + QUIET_ZONE) + "h1v1h-1z";
+        }
+      }
+    }
+    const modules = document.createElementNS(SVG_NS, "path");
+    modules.setAttribute("d", path);
+    modules.setAttribute("fill", "#000");
+    svg.appendChild(modules);
+    return svg;
+  }
+
+  let key = null;
+  let shownStep = null;
+  let timer = null;
+
+  function secondsLeft(nowMs) {
+    return STEP_SECONDS - Math.floor(nowMs / 1000) % STEP_SECONDS;
+  }
+
+  async function refresh() {
+    const now = Date.now();
+    const step = Math.floor(now / 1000 / STEP_SECONDS);
+    if (step !== shownStep) {
+      const payload = "LC1." + number + "." + await totp(key, step);
+      // Swap the picture inside the same box: the box keeps its size, nothing moves.
+      box.replaceChildren(qrSvg(payload));
+      box.dataset.payload = payload;
+      box.dataset.step = String(step);
+      box.setAttribute("aria-label", "Live QR code of card " + number + ", changes every 30 seconds");
+      shownStep = step;
+    }
+    if (status) status.textContent = "Live code · new code in " + secondsLeft(now) + " s";
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    // Tick on the second boundary so the countdown and the step change stay in sync.
+    timer = setTimeout(function () {
+      refresh().then(schedule, schedule);
+    }, 1000 - Date.now() % 1000 + 20);
+  }
+
+  subtle.importKey("raw", base32Decode(secret), { name: "HMAC", hash: "SHA-1" }, false, ["sign"])
+    .then(function (imported) {
+      key = imported;
+      return refresh();
+    })
+    .then(schedule)
+    .catch(function () {
+      // Keep the static QR: the till can still take the card number.
+    });
+
+  document.addEventListener("visibilitychange", function () {
+    // Timers sleep in a background tab: show the current code at once on return.
+    if (document.visibilityState === "visible" && key) refresh().then(schedule, schedule);
+  });
+})();

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 STEP_SECONDS = 30
 DIGITS = 6
 ROTATING_PREFIX = "LC1"
-_ROTATING = re.compile(r"^LC1\.(\d{12})\.(\d{6})$")
+# ASCII only: \d and str.isdigit() also accept other scripts' digits, which would reach
+# hmac.compare_digest (TypeError on non-ASCII) and the database as a "number".
+_ROTATING = re.compile(r"^LC1\.(\d{12})\.(\d{6})$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def parse_scanned(text: str) -> ScannedCode | None:
     if match:
         return ScannedCode(match.group(1), match.group(2))
     digits = "".join(ch for ch in text if ch not in " -")
-    if digits.isdigit() and len(digits) == 12:
+    if digits.isascii() and digits.isdigit() and len(digits) == 12:
         return ScannedCode(digits, None)
     return None
 

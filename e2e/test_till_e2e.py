@@ -1,0 +1,248 @@
+"""The till and the card in a real Chromium: the customer's live QR goes through a fake
+camera (a .y4m video made at test time from the card's secret), the till decodes it with
+jsQR, baristas in two regions earn and redeem on the one shared wallet, and a replayed
+code is refused.
+
+The video must carry a code that is valid while the test runs: the server accepts the
+current 30 s step and one either side, so each camera phase makes its own video from a
+code with at least 10 s left in its step (40 s or more of validity).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from playwright.sync_api import Browser, Page, expect
+
+from db.seed import DEMO_PASSWORD
+from e2e.conftest import CHROMIUM_ARGS
+from e2e.fixtures.camera import write_qr_y4m
+from webapp.card import codes
+
+CUSTOMER = "demo@example.com"
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1}
+
+
+def login(page: Page, email: str) -> None:
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/(card|till)$"))
+
+
+@pytest.fixture
+def customer_page(browser: Browser, base_url: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=base_url, **PHONE)
+    page = context.new_page()
+    login(page, CUSTOMER)
+    yield page
+    context.close()
+
+
+def watch_console(page: Page) -> list[str]:
+    """Script errors and CSP refusals; a 4xx answer is logged too but is not a fault."""
+    errors: list[str] = []
+
+    def on_console(message) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def balance_on_card(page: Page) -> int:
+    page.reload()
+    return int(page.locator("#balance").inner_text())
+
+
+def fresh_payload(number: str, secret: str) -> str:
+    left = codes.STEP_SECONDS - time.time() % codes.STEP_SECONDS
+    if left < 10:
+        time.sleep(left + 0.2)
+    return codes.rotating_payload(number, secret)
+
+
+@contextmanager
+def till_with_camera(playwright, launch_args: dict, base_url: str, video: Path,
+                     barista: str) -> Iterator[Page]:
+    """A separate Chromium whose webcam plays ``video``, signed in as ``barista``."""
+    browser = playwright.chromium.launch(**{
+        **launch_args,
+        "args": [*CHROMIUM_ARGS, *FAKE_CAMERA, f"--use-file-for-fake-video-capture={video}"],
+    })
+    try:
+        context = browser.new_context(base_url=base_url, permissions=["camera"],
+                                      viewport={"width": 800, "height": 1280})
+        page = context.new_page()
+        errors = watch_console(page)
+        login(page, barista)
+        expect(page).to_have_url(re.compile(r"/till$"))
+        yield page
+        # A CSP violation (inline script or style) would show up here first.
+        assert errors == [], errors
+    finally:
+        browser.close()
+
+
+def scan(page: Page) -> None:
+    start = page.locator("#scan-start")
+    expect(start).to_be_visible()  # till.js found getUserMedia
+    start.click()
+    expect(page.locator("#customer h2")).to_be_visible(timeout=15_000)
+    expect(page.locator("#scan-video")).to_be_hidden()  # camera off once the card is read
+
+
+def test_scan_earn_then_redeem_in_another_region_and_replay_is_refused(
+        customer_page, playwright, browser_type_launch_args, base_url, tmp_path):
+    card = customer_page.locator("#card-qr")
+    number, secret = card.get_attribute("data-number"), card.get_attribute("data-secret")
+    start_balance = balance_on_card(customer_page)
+
+    # New York: the live QR through the camera, then a purchase of 12.50 USD.
+    video = write_qr_y4m(fresh_payload(number, secret), tmp_path / "us.y4m")
+    with till_with_camera(playwright, browser_type_launch_args, base_url, video,
+                          "barista.us@example.com") as till:
+        scan(till)
+        customer = till.locator("#customer")
+        expect(customer.locator("h2")).to_have_text("Dana")
+        expect(customer).to_contain_text(f"•••• •••• {number[-4:]}")
+        expect(customer).to_contain_text("live code")
+        assert number not in customer.inner_text()
+        expect(till.locator("#till-balance")).to_have_text(str(start_balance))
+        expect(till.locator("#earn-amount")).to_be_focused()
+        till.fill("#earn-amount", "12.50")
+        till.get_by_role("button", name="Add coins").click()
+        expect(till.locator("#receipt")).to_contain_text("Added 12 coins")
+        expect(till.locator("#receipt")).to_contain_text("12.50 USD")
+        expect(till.locator("#receipt-balance")).to_have_text(str(start_balance + 12))
+
+    assert balance_on_card(customer_page) == start_balance + 12
+
+    # Bengaluru: the same wallet, a redemption by live code, then the same code again.
+    video = write_qr_y4m(fresh_payload(number, secret), tmp_path / "in.y4m")
+    with till_with_camera(playwright, browser_type_launch_args, base_url, video,
+                          "barista.in@example.com") as till:
+        expect(till.locator("h1")).to_contain_text("INR")
+        scan(till)
+        expect(till.locator("#till-balance")).to_have_text(str(start_balance + 12))
+        expect(till.locator("input[name=redeem-confirm]")).to_have_count(0)
+        till.fill("#redeem-coins", "3")
+        till.get_by_role("button", name="Redeem coins").click()
+        expect(till.locator("#receipt")).to_contain_text("Redeemed 3 coins")
+        expect(till.locator("#receipt-balance")).to_have_text(str(start_balance + 9))
+
+        till.get_by_role("link", name="Next customer").click()
+        scan(till)  # the camera still shows the code that just paid
+        till.fill("#redeem-coins", "1")
+        till.get_by_role("button", name="Redeem coins").click()
+        expect(till.locator("#till-result .alert")).to_have_text(
+            "This card code was already used. Ask for the live card.")
+        expect(till.locator("#receipt")).to_have_count(0)
+        expect(till.locator("#till-balance")).to_have_text(str(start_balance + 9))
+
+    assert balance_on_card(customer_page) == start_balance + 9
+    expect(customer_page.locator("#wallet")).to_contain_text("Bengaluru")
+
+
+def test_manual_entry_works_without_javascript(browser: Browser, base_url, customer_page):
+    number = customer_page.locator("#card-qr").get_attribute("data-number")
+    context = browser.new_context(base_url=base_url, java_script_enabled=False)
+    try:
+        till = context.new_page()
+        login(till, "barista.ie@example.com")
+        expect(till.locator("#scan-start")).to_be_hidden()
+        till.fill("#card", number)
+        till.get_by_role("button", name="Find card").click()
+        expect(till.locator("#customer h2")).to_have_text("Dana")
+        expect(till.locator("input[name=redeem-confirm]")).to_have_count(1)
+        till.fill("#earn-amount", "0.5")
+        till.get_by_role("button", name="Add coins").click()
+        expect(till.locator("#till-result .alert")).to_contain_text("too small to earn a coin")
+        till.fill("#earn-amount", "2.00")
+        till.get_by_role("button", name="Add coins").click()
+        expect(till.locator("#receipt")).to_contain_text("Added 2 coins")
+    finally:
+        context.close()
+
+
+def _qr_box(page: Page) -> tuple[dict, dict]:
+    return (page.locator("#card-qr").bounding_box(),
+            page.locator("#card-qr > .qr").bounding_box())
+
+
+_RASTERIZE = """async (box) => {
+  const xml = new XMLSerializer().serializeToString(box.querySelector("svg"));
+  const image = new Image();
+  image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(xml);
+  await image.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 400;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0, 400, 400);
+  const rgba = context.getImageData(0, 0, 400, 400).data;
+  let grey = "";
+  for (let i = 0; i < rgba.length; i += 4) grey += String.fromCharCode(rgba[i]);
+  return btoa(grey);
+}"""
+
+
+def _decode_shown_qr(page: Page) -> str:
+    grey = base64.b64decode(page.locator("#card-qr > .qr").evaluate(_RASTERIZE))
+    found = zxingcpp.read_barcodes(memoryview(grey).cast("B", (400, 400)))
+    assert found, "the QR on the card page does not scan"
+    return found[0].text
+
+
+def test_card_shows_a_rotating_qr_that_scans_and_works_offline(browser: Browser, base_url):
+    # Without JavaScript: the static QR of the number, in the same box.
+    context = browser.new_context(base_url=base_url, java_script_enabled=False, **PHONE)
+    page = context.new_page()
+    login(page, CUSTOMER)
+    static_boxes = _qr_box(page)
+    number = page.locator("#card-qr").get_attribute("data-number")
+    secret = page.locator("#card-qr").get_attribute("data-secret")
+    expect(page.locator("#card-qr > .qr svg")).to_have_count(1)
+    context.close()
+
+    context = browser.new_context(base_url=base_url, **PHONE)
+    # A fake clock that starts 1 s into a step (it keeps running), so the code the test
+    # expects is the one shown for the next 29 s.
+    start = 1_700_000_011
+    context.clock.install(time=datetime.fromtimestamp(start, UTC))
+    page = context.new_page()
+    errors = watch_console(page)
+    login(page, CUSTOMER)
+    qr = page.locator("#card-qr > .qr")
+    step = codes.current_step(start)
+    expect(qr).to_have_attribute("data-payload", f"LC1.{number}.{codes.totp(secret, step)}")
+    countdown = re.compile(r"new code in ([1-9]|[12][0-9]|30) s$")
+    expect(page.locator("#code-status")).to_have_text(countdown)
+    assert _qr_box(page) == static_boxes  # no layout shift when the live QR appears
+    assert _decode_shown_qr(page) == f"LC1.{number}.{codes.totp(secret, step)}"
+
+    assert errors == [], errors  # no CSP violation, no script error
+    # Let the service worker take the page, then go offline: the card still rotates.
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.reload()
+    expect(qr).to_have_attribute("data-payload", re.compile(r"^LC1\."))
+    context.set_offline(True)
+    page.reload()
+    expect(page.locator("#card-qr")).to_have_attribute("data-number", number)
+    shown = int(qr.get_attribute("data-step"))
+    context.clock.fast_forward(30_000)
+    expect(qr).to_have_attribute("data-step", str(shown + 1))
+    expect(qr).to_have_attribute("data-payload", f"LC1.{number}.{codes.totp(secret, shown + 1)}")
+    assert _decode_shown_qr(page) == f"LC1.{number}.{codes.totp(secret, shown + 1)}"
+    context.close()
