@@ -34,17 +34,8 @@
     alert.textContent = text;
   }
 
-  // htmx 2 leaves 4xx/5xx responses unswapped. The till's errors are the result block
-  // of the same page with a friendly message, so show them; anything else (a CSRF or
+  // 4xx partials that carry #till-result are swapped by app.js; anything else (a CSRF or
   // error page) becomes a short message instead of a whole page inside the till.
-  document.body.addEventListener("htmx:beforeSwap", function (event) {
-    const detail = event.detail;
-    if (detail.xhr.status >= 400 && detail.target && detail.target.id === "till-result" &&
-        String(detail.serverResponse).indexOf('id="till-result"') !== -1) {
-      detail.shouldSwap = true;
-      detail.isError = false;
-    }
-  });
   document.body.addEventListener("htmx:responseError", function (event) {
     const code = event.detail.xhr.status;
     if (code === 400) showError("This page has expired. Reload the till and try again.");
