@@ -59,10 +59,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        headers = {}
+        # Keep what the exception says about itself: Allow on a 405 (RFC 9110 requires
+        # it), Retry-After on a 429.
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         if isinstance(error, TooManyRequests):
-            retry = error.get_headers()
-            headers = {k: v for k, v in retry if k.lower() == "retry-after"}
             headers.setdefault("Retry-After", "60")
         if _is_api():
             response = problem_response(status, f"http-{status}", error.name,

@@ -2,6 +2,10 @@
 
 from flask import Blueprint
 
+from webapp.extensions import csrf
+
 bp = Blueprint("api", __name__)
+# Bearer tokens only, never cookies: a cross-site page can't make the browser authenticate.
+csrf.exempt(bp)
 
 from . import routes  # noqa: E402,F401

@@ -1,1 +1,246 @@
-"""API v1 routes (being built)."""
+"""API v1 views: parse (declared in :func:`operation`), call a service, serialize.
+
+Rules live in the services; a view only maps between the wire and them.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from webapp import staff
+from webapp.auth import services as accounts
+from webapp.auth import tokens
+from webapp.card import services as cards
+from webapp.errors import NotFound, Unauthorized, ValidationFailed
+from webapp.family import services as family
+from webapp.ledger import services as ledger
+
+from . import bp
+from .auth import add_challenge, current_principal
+from .openapi import REPLAYED_HEADER, document, operation
+from .schemas import (
+    Account,
+    Card,
+    EarnRequest,
+    FamilyList,
+    FamilyMember,
+    FamilyMemberCreate,
+    FamilyMemberUpdate,
+    HistoryQuery,
+    LedgerEntry,
+    Me,
+    OpenApiDocument,
+    Receipt,
+    RefreshRequest,
+    Registered,
+    RegisterRequest,
+    Store,
+    StoreList,
+    TokenRequest,
+    TokenResponse,
+    TransactionPage,
+    TransactionRequest,
+)
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+@bp.after_request
+def _api_headers(response):
+    # Tokens, balances and card secrets: nothing here may be kept by a shared cache.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return add_challenge(response)
+
+
+def _tokens(pair: tokens.TokenPair) -> dict:
+    return {"access_token": pair.access_token, "refresh_token": pair.refresh_token,
+            "expires_in": pair.expires_in}
+
+
+# -- auth ---------------------------------------------------------------------------
+
+
+@bp.post("/auth/register")
+@operation(summary="Create a customer account (and sign in)", tag="auth", access="public",
+           body=RegisterRequest, responses={201: Registered}, problems=(409,),
+           rate_limit=_login_limit)
+def register(body: RegisterRequest):
+    account = accounts.register(name=body.name, email=body.email, password=body.password,
+                                region=body.region)
+    pair = tokens.issue_token_pair(account)
+    return Registered(account=Account.of(account), **_tokens(pair)), 201
+
+
+@bp.post("/auth/token")
+@operation(summary="Sign in: email and password for a token pair", tag="auth",
+           access="public", body=TokenRequest, responses={200: TokenResponse},
+           problems=(401,), rate_limit=_login_limit)
+def token(body: TokenRequest):
+    account = accounts.authenticate(body.email, body.password)
+    return TokenResponse(**_tokens(tokens.issue_token_pair(account)))
+
+
+@bp.post("/auth/refresh")
+@operation(summary="Spend a refresh token for a new pair", tag="auth", access="public",
+           body=RefreshRequest, responses={200: TokenResponse}, problems=(401,),
+           description="Each refresh token works once. Presenting a spent one again revokes "
+                       "every token descended from the same sign-in.")
+def refresh(body: RefreshRequest):
+    return TokenResponse(**_tokens(tokens.rotate(body.refresh_token)))
+
+
+@bp.post("/auth/logout")
+@operation(summary="Sign out: revoke the refresh token and its descendants", tag="auth",
+           access="public", body=RefreshRequest, responses={204: None},
+           description="Always 204, so it reveals nothing about the token. Access tokens "
+                       "already issued stay valid until they expire (minutes).")
+def logout(body: RefreshRequest):
+    tokens.revoke(body.refresh_token)
+
+
+# -- the customer's account ---------------------------------------------------------
+
+
+@bp.get("/me")
+@operation(summary="The account, its cards and the shared balance", tag="account",
+           responses={200: Me})
+def me():
+    principal = current_principal()
+    account = accounts.account(principal.account_id)
+    if account is None:
+        raise Unauthorized("This account no longer exists.")
+    wallet = cards.wallet(principal.account_id)
+    return Me(account=Account.of(account), cards=[Card.of(c) for c in wallet.cards],
+              balance=wallet.balance)
+
+
+@bp.get("/family")
+@operation(summary="Family members' cards", tag="family", responses={200: FamilyList})
+def family_list():
+    members = family.members(current_principal().account_id)
+    return FamilyList(members=[FamilyMember.of(m) for m in members],
+                      limit=current_app.config["FAMILY_LIMIT"])
+
+
+@bp.post("/family")
+@operation(summary="Add a family member with their own card", tag="family",
+           body=FamilyMemberCreate, responses={201: FamilyMember}, problems=(409,))
+def family_add(body: FamilyMemberCreate):
+    card = family.add(current_principal().account_id, body.name, body.birthday)
+    return FamilyMember.of(card), 201
+
+
+@bp.patch("/family/<int:card_id>")
+@operation(summary="Rename a family member or change their birthday", tag="family",
+           body=FamilyMemberUpdate, responses={200: FamilyMember}, problems=(404,))
+def family_update(card_id: int, body: FamilyMemberUpdate):
+    account_id = current_principal().account_id
+    member = _family_member(account_id, card_id)
+    name = body.name if "name" in body.model_fields_set else member["display_name"]
+    birthday = body.birthday if "birthday" in body.model_fields_set else member["birthday"]
+    family.rename(account_id, card_id, name, birthday)
+    return FamilyMember.of(dict(member, display_name=name, birthday=birthday))
+
+
+@bp.delete("/family/<int:card_id>")
+@operation(summary="Remove a family member's card (their history stays)", tag="family",
+           responses={204: None}, problems=(404,))
+def family_remove(card_id: int):
+    family.remove(current_principal().account_id, card_id)
+
+
+def _family_member(account_id: int, card_id: int) -> dict:
+    member = next((m for m in family.members(account_id) if m["id"] == card_id), None)
+    if member is None:
+        raise NotFound("No such family member.")
+    return member
+
+
+@bp.get("/wallet/transactions")
+@operation(summary="The wallet's history, newest first", tag="account", query=HistoryQuery,
+           responses={200: TransactionPage})
+def wallet_transactions(query: HistoryQuery):
+    wallet = cards.wallet(current_principal().account_id)
+    rows = ledger.history(wallet.id, limit=query.limit + 1, before_id=query.cursor)
+    page, more = rows[: query.limit], len(rows) > query.limit
+    return TransactionPage(items=[LedgerEntry.of(row) for row in page],
+                           next_cursor=page[-1]["id"] if more else None)
+
+
+# -- the till -----------------------------------------------------------------------
+
+
+def _store_code(requested: str | None) -> str:
+    if requested:
+        return requested
+    store = staff.home_store(current_principal().account_id)
+    if store is None:
+        raise ValidationFailed({"store": ["This account has no home store: name one."]})
+    return store["code"]
+
+
+def _scoped_key(key: str) -> str:
+    # Keys are the client's; scoping them by staff account keeps two clients that pick
+    # the same key from answering each other's requests.
+    return f"api:{current_principal().account_id}:{key}"
+
+
+def _receipt_reply(receipt: ledger.Receipt):
+    if receipt.replayed:
+        return Receipt.of(receipt), 200, {REPLAYED_HEADER: "true"}
+    return Receipt.of(receipt), 201
+
+
+@bp.post("/transactions")
+@operation(summary="Earn or redeem coins at the till", tag="till", access="staff",
+           body=TransactionRequest, idempotent=True, responses={201: Receipt, 200: Receipt},
+           problems=(404, 409, 428),
+           description="The card is the number or the rotating QR payload. An earn's amount "
+                       "is in the store's currency; coins are whole. The store defaults to "
+                       "the staff account's home store.")
+def create_transaction(body: TransactionRequest, idempotency_key: str):
+    principal = current_principal()
+    store_code = _store_code(body.store)
+    if isinstance(body, EarnRequest):
+        receipt = ledger.earn(card=body.card, store_code=store_code,
+                              amount_minor=body.amount_minor, currency=body.currency,
+                              idempotency_key=_scoped_key(idempotency_key),
+                              staff_id=principal.account_id)
+    else:
+        receipt = ledger.redeem(card=body.card, store_code=store_code, coins=body.coins,
+                                idempotency_key=_scoped_key(idempotency_key),
+                                staff_id=principal.account_id, confirmed=body.confirm_static)
+    return _receipt_reply(receipt)
+
+
+@bp.post("/transactions/<int:transaction_id>/reversal")
+@operation(summary="Reverse an earn or a redemption, once", tag="till", access="staff",
+           idempotent=True, responses={201: Receipt, 200: Receipt}, problems=(404, 409),
+           description="Within the reversal window; fails if the coins were already spent.")
+def reverse_transaction(transaction_id: int, idempotency_key: str):
+    principal = current_principal()
+    store = staff.home_store(principal.account_id)
+    receipt = ledger.reverse(transaction_id=transaction_id,
+                             idempotency_key=_scoped_key(idempotency_key),
+                             staff_id=principal.account_id,
+                             store_code=store["code"] if store else None)
+    return _receipt_reply(receipt)
+
+
+@bp.get("/stores")
+@operation(summary="Stores, their currency and earn rate", tag="stores", access="public",
+           responses={200: StoreList})
+def stores():
+    return StoreList(stores=[Store.of(row) for row in ledger.stores()])
+
+
+@bp.get("/openapi.json")
+@operation(summary="This document", tag="meta", access="public", uses_database=False,
+           responses={200: OpenApiDocument})
+def openapi():
+    cached = current_app.extensions.get("api_openapi")
+    if cached is None:
+        cached = current_app.extensions["api_openapi"] = document(current_app)
+    return OpenApiDocument(cached)

@@ -61,3 +61,8 @@ def authenticate(email: str, password: str) -> dict:
     if account is None:
         raise InvalidCredentials("Email or password is incorrect.")
     return account
+
+
+def account(account_id: int) -> dict | None:
+    """The account behind an access token, or None if it no longer exists."""
+    return db.read(lambda conn: queries.account_by_id(conn, account_id), name="account")
