@@ -21,13 +21,12 @@ from pydantic import (
     model_validator,
 )
 
+from webapp import money
 from webapp.auth.forms import NAME_PATTERN
 from webapp.clock import utcnow
 from webapp.config import REGIONS
 from webapp.errors import AppError, ValidationFailed
 from webapp.ledger.services import KEY_MAX_LENGTH, MAX_REDEEM_COINS
-
-from . import money
 
 # Ids are BIGINT: anything larger can't exist, and SQLite would overflow binding it.
 MAX_ID = 2**63 - 1

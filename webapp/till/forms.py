@@ -1,8 +1,8 @@
-"""The till's forms, and exact money parsing.
+"""The till's forms.
 
-Amounts are parsed from the text the barista typed straight into integer minor units
-(cents, paise) with :class:`decimal.Decimal`: never a float, so 0.29 is 29 cents and
-not 28.999…. Each earn/redeem/reverse form carries an idempotency key made when the
+Amounts typed by the barista become integer minor units through :mod:`webapp.money`
+(never a float, so 0.29 is 29 cents and not 28.999…), with messages worded for the
+till. Each earn/redeem/reverse form carries an idempotency key made when the
 form was rendered, so a double tap or a retry on a slow network books once.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from decimal import Decimal
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
@@ -19,9 +18,8 @@ from wtforms.validators import InputRequired, Length, Regexp, ValidationError
 from webapp.card import codes
 from webapp.card.numbers import is_valid_card_number
 from webapp.ledger.services import MAX_AMOUNT_MINOR, MAX_REDEEM_COINS
+from webapp.money import AmountError, decimals_of, format_money, to_minor
 
-# Currencies whose minor unit is not a hundredth (ISO 4217); every other one has 2.
-_MINOR_DIGITS = {"JPY": 0, "KRW": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 _AMOUNT = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")  # ASCII digits only: \d accepts "٣"
 _COINS = re.compile(r"^[0-9]+$")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -32,14 +30,10 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(18)
 
 
-def minor_digits(currency: str) -> int:
-    return _MINOR_DIGITS.get(currency, 2)
-
-
 def parse_amount(text: str, currency: str) -> int:
     """``"12.50"`` in USD -> ``1250``. Raises :class:`ValueError` with a message for the
     barista: empty, negative, zero, too many decimals, not a number, too large."""
-    digits = minor_digits(currency)
+    digits = decimals_of(currency)
     text = (text or "").strip()
     if not text:
         raise ValueError("Enter the purchase amount.")
@@ -47,18 +41,18 @@ def parse_amount(text: str, currency: str) -> int:
         raise ValueError("The amount must be more than zero.")
     if "," in text and _AMOUNT.match(text.replace(",", ".")):
         raise ValueError("Use a dot for decimals, for example 12.50.")
-    if not _AMOUNT.match(text):
-        example = "12.50" if digits == 2 else "1250"
-        raise ValueError(f"Enter the amount in {currency} as digits, for example {example}.")
     whole = text.partition(".")[0].lstrip("0")
-    if len(whole) > len(str(MAX_AMOUNT_MINOR)):  # don't build a huge Decimal from junk
+    if _AMOUNT.match(text) and len(whole) > len(str(MAX_AMOUNT_MINOR)):
         raise ValueError(_too_large(currency))
-    amount = Decimal(text)
-    if -amount.as_tuple().exponent > digits:
+    try:
+        minor = to_minor(text, currency)
+    except AmountError as error:
+        if error.reason == "decimals":
+            raise ValueError(f"Use at most {digits} decimals for {currency}." if digits else
+                             f"{currency} has no decimals.") from error
+        example = "12.50" if digits == 2 else "1250"
         raise ValueError(
-            f"Use at most {digits} decimals for {currency}." if digits else
-            f"{currency} has no decimals.")
-    minor = int(amount.scaleb(digits))  # exact: the exponent was checked above
+            f"Enter the amount in {currency} as digits, for example {example}.") from error
     if minor <= 0:
         raise ValueError("The amount must be more than zero.")
     if minor > MAX_AMOUNT_MINOR:
@@ -68,12 +62,6 @@ def parse_amount(text: str, currency: str) -> int:
 
 def _too_large(currency: str) -> str:
     return f"That is more than {format_money(MAX_AMOUNT_MINOR, currency)} for one purchase."
-
-
-def format_money(minor: int, currency: str) -> str:
-    digits = minor_digits(currency)
-    value = Decimal(minor).scaleb(-digits)
-    return f"{value:,.{digits}f} {currency}"
 
 
 def parse_coins(text: str) -> int:
