@@ -39,7 +39,8 @@ def galera_schema(request):
 
 
 def galera_config(lab) -> dict:
-    return {"DATABASE_URL": lab.dsn(0), "CLUSTER": None}
+    """The whole cluster behind the ClusterRouter, as production runs it (region us)."""
+    return {"CLUSTER": lab.members_env(), "CLUSTER_KIND": "galera", "REGION": "us"}
 
 
 @pytest.fixture(params=["sqlite", _galera_param()])

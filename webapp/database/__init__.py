@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from flask import current_app, has_app_context
 from sqlalchemy import Connection, Engine
 
 from .errors import Failure, RetryTransaction, classify
@@ -49,6 +50,8 @@ class Database:
         else:
             self.router = SingleRouter(make_engine(config["DATABASE_URL"], config), config)
         app.extensions["loyalty_db"] = self
+        # Each app keeps its own router, so apps for several regions can share a process.
+        app.extensions["loyalty_db.router"] = self.router
 
     def write(self, work: Work[T], *, name: str) -> T:
         """Run ``work`` in one write transaction, retried whole on conflicts/failover.
@@ -72,11 +75,17 @@ class Database:
         return self._router.schema_engine()
 
     def dispose(self) -> None:
-        if self.router is not None:
-            self.router.dispose()
+        router = self._app_router() or self.router
+        if router is not None:
+            router.dispose()
 
     @property
     def _router(self) -> Router:
-        if self.router is None:
+        router = self._app_router() or self.router
+        if router is None:
             raise RuntimeError("Database used before init_app()")
-        return self.router
+        return router
+
+    @staticmethod
+    def _app_router() -> Router | None:
+        return current_app.extensions.get("loyalty_db.router") if has_app_context() else None

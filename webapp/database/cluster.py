@@ -1,0 +1,726 @@
+"""Cluster members, their health, and the one object that owns it.
+
+A :class:`Cluster` knows every member (one engine each), which region it serves and
+what state it is in. State changes in exactly two ways: a background health checker
+probes every member on an interval (backing off for members that are down), and the
+router reports every connection-level failure it sees (:meth:`Cluster.report_failure`),
+which marks the member ``suspect`` and wakes the checker to confirm at once. Callers
+never flip states themselves; they ask for :meth:`Cluster.candidates`.
+
+Member states (``MemberState``):
+
+``up``
+    In the primary component / group majority and accepts writes.
+``suspect``
+    A request just failed on it (or it was never probed); the checker is confirming.
+``down``
+    Cannot be reached. Probed again with exponential backoff.
+``joining``
+    Reachable, in the primary component, but not serving: Galera Joiner/Joined/
+    Donor-Desynced (``wsrep_local_state`` != 4 or ``wsrep_ready`` = OFF), GR RECOVERING.
+``non_primary``
+    Reachable but outside the quorum: Galera ``wsrep_cluster_status`` != Primary
+    (answers 1047 to every query), GR member in ERROR/OFFLINE or in a minority partition.
+    Only ever read from with ``ALLOW_STALE_READS``.
+``read_only``
+    In the quorum but refusing writes (``read_only``/``super_read_only``, a GR secondary).
+    Serves reads, never writes.
+
+Two cluster kinds are understood: MariaDB Galera (``SHOW GLOBAL STATUS LIKE 'wsrep_%'``)
+and MySQL Group Replication (``performance_schema.replication_group_members`` and
+``@@super_read_only``). ``CLUSTER_KIND=auto`` detects the kind on the first member that
+answers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+from opentelemetry.metrics import CallbackOptions, Observation
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+
+from webapp.telemetry import meter
+
+from .errors import CONNECTION_CODES, NOT_PRIMARY_CODES, mysql_code
+from .pool import make_engine
+
+log = logging.getLogger(__name__)
+
+GALERA = "galera"
+GROUP_REPLICATION = "group_replication"
+STANDALONE = "standalone"
+KINDS = (GALERA, GROUP_REPLICATION)
+
+# MySQL error codes that mean "reachable, in the group, but will not take writes".
+READ_ONLY_CODES = {1290, 1836, 1792}
+
+_state_changes = meter.create_counter(
+    "loyalty.db.member_state_changes",
+    description="Cluster member state transitions seen by this process",
+)
+_clusters: weakref.WeakSet[Cluster] = weakref.WeakSet()
+
+
+def _observe_states(_options: CallbackOptions) -> Iterable[Observation]:
+    """``loyalty.db.member.state``: 1 per member, labelled with its current state."""
+    for cluster in list(_clusters):
+        for member in cluster.members:
+            yield Observation(
+                1,
+                {
+                    "member": member.name,
+                    "region": member.region,
+                    "state": member.state.value,
+                    "app_region": cluster.region or "",
+                },
+            )
+
+
+meter.create_observable_gauge(
+    "loyalty.db.member.state",
+    callbacks=[_observe_states],
+    description="Current state of each cluster member as this process sees it",
+)
+
+
+class MemberState(enum.StrEnum):
+    UP = "up"
+    SUSPECT = "suspect"
+    DOWN = "down"
+    JOINING = "joining"
+    NON_PRIMARY = "non_primary"
+    READ_ONLY = "read_only"
+
+
+@dataclass(frozen=True)
+class Health:
+    """What one probe learned about a member."""
+
+    state: MemberState
+    role: str | None = None
+    queue: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------------- probes
+def galera_health(status: Mapping[str, Any], variables: Mapping[str, Any]) -> Health:
+    """Reads ``SHOW GLOBAL STATUS``/``VARIABLES`` of a Galera node.
+
+    Only a node that is in the Primary component *and* Synced (local state 4) with
+    ``wsrep_ready=ON`` takes traffic: a Joiner answers 1047 until synced, a Donor/
+    Desynced node lags (and blocks writes during an rsync SST).
+    """
+    cluster_status = str(status.get("wsrep_cluster_status") or "")
+    ready = str(status.get("wsrep_ready") or "").upper() == "ON"
+    local_state = _int(status.get("wsrep_local_state"))
+    comment = str(status.get("wsrep_local_state_comment") or "")
+    queue = _int(status.get("wsrep_local_recv_queue"))
+    details = {
+        "cluster_status": cluster_status,
+        "cluster_size": _int(status.get("wsrep_cluster_size")),
+        "local_state": comment or local_state,
+        "last_committed": _int(status.get("wsrep_last_committed")),
+    }
+    if str(variables.get("wsrep_on") or "ON").upper() != "ON":
+        return Health(
+            MemberState.NON_PRIMARY,
+            "wsrep-off",
+            queue,
+            details,
+            error="wsrep_on=OFF: this node does not replicate",
+        )
+    if cluster_status != "Primary":
+        return Health(
+            MemberState.NON_PRIMARY,
+            "non-primary",
+            queue,
+            details,
+            error=f"wsrep_cluster_status={cluster_status or '?'}",
+        )
+    if not ready or local_state != 4:
+        role = (comment or f"state {local_state}").lower()
+        return Health(
+            MemberState.JOINING,
+            role,
+            queue,
+            details,
+            error=f"wsrep_local_state={comment or local_state}, wsrep_ready="
+            f"{'ON' if ready else 'OFF'}",
+        )
+    if _on(variables.get("read_only")):
+        return Health(MemberState.READ_ONLY, "read-only", queue, details)
+    return Health(MemberState.UP, "primary", queue, details)
+
+
+def group_replication_health(row: Mapping[str, Any] | None) -> Health:
+    """Reads this member's row of ``replication_group_members`` (+ stats, read-only flags).
+
+    A member cut off from the majority still calls itself ONLINE and sees the others as
+    UNREACHABLE; writes there would block, so fewer than a majority of ONLINE members
+    in its own view counts as ``non_primary``.
+    """
+    if row is None:
+        return Health(MemberState.NON_PRIMARY, None, error="not a Group Replication member")
+    member_state = str(row.get("member_state") or "").upper()
+    role = str(row.get("member_role") or "").lower() or None
+    queue = _int(row.get("queue"))
+    group_size = _int(row.get("group_size")) or 0
+    online = _int(row.get("online")) or 0
+    details = {
+        "member_state": member_state,
+        "group_size": group_size,
+        "online": online,
+        "applier_queue": _int(row.get("applier_queue")),
+    }
+    if member_state == "RECOVERING":
+        return Health(MemberState.JOINING, role, queue, details, error="RECOVERING")
+    if member_state != "ONLINE":
+        return Health(
+            MemberState.NON_PRIMARY,
+            role,
+            queue,
+            details,
+            error=f"MEMBER_STATE={member_state or '?'}",
+        )
+    if online * 2 <= group_size:
+        return Health(
+            MemberState.NON_PRIMARY,
+            role,
+            queue,
+            details,
+            error=f"only {online} of {group_size} members reachable: no majority",
+        )
+    if _on(row.get("super_read_only")) or _on(row.get("read_only")):
+        return Health(MemberState.READ_ONLY, "read-only", queue, details)
+    return Health(MemberState.UP, role or "primary", queue, details)
+
+
+def standalone_health(variables: Mapping[str, Any]) -> Health:
+    if _on(variables.get("read_only")):
+        return Health(MemberState.READ_ONLY, "read-only")
+    return Health(MemberState.UP, "primary")
+
+
+_GALERA_STATUS = (
+    "wsrep_cluster_status",
+    "wsrep_ready",
+    "wsrep_local_state",
+    "wsrep_local_state_comment",
+    "wsrep_local_recv_queue",
+    "wsrep_cluster_size",
+    "wsrep_last_committed",
+)
+_GR_SQL = """
+SELECT m.MEMBER_STATE AS member_state, m.MEMBER_ROLE AS member_role,
+       (SELECT COUNT(*) FROM performance_schema.replication_group_members) AS group_size,
+       (SELECT COUNT(*) FROM performance_schema.replication_group_members
+         WHERE MEMBER_STATE = 'ONLINE') AS online,
+       s.COUNT_TRANSACTIONS_IN_QUEUE AS queue,
+       s.COUNT_TRANSACTIONS_REMOTE_IN_APPLIER_QUEUE AS applier_queue,
+       @@global.super_read_only AS super_read_only, @@global.read_only AS read_only
+FROM performance_schema.replication_group_members m
+LEFT JOIN performance_schema.replication_group_member_stats s ON s.MEMBER_ID = m.MEMBER_ID
+WHERE m.MEMBER_ID = @@server_uuid
+"""
+
+
+def _show(cursor: Any, sql: str, names: Iterable[str]) -> dict[str, Any]:
+    names = list(names)
+    cursor.execute(f"{sql} WHERE Variable_name IN ({','.join(['%s'] * len(names))})", names)
+    return {str(k).lower(): v for k, v in cursor.fetchall()}
+
+
+def probe_sql(kind: str, cursor: Any) -> Health:
+    """Runs the health queries for ``kind`` on an open PyMySQL cursor."""
+    if kind == GALERA:
+        status = _show(cursor, "SHOW GLOBAL STATUS", _GALERA_STATUS)
+        variables = _show(cursor, "SHOW GLOBAL VARIABLES", ("read_only", "wsrep_on"))
+        return galera_health(status, variables)
+    if kind == GROUP_REPLICATION:
+        cursor.execute(_GR_SQL)
+        row = cursor.fetchone()
+        columns = [d[0].lower() for d in cursor.description or ()]
+        return group_replication_health(dict(zip(columns, row, strict=True)) if row else None)
+    return standalone_health(_show(cursor, "SHOW GLOBAL VARIABLES", ("read_only",)))
+
+
+def detect_kind(cursor: Any) -> str:
+    """``galera`` when wsrep is on, ``group_replication`` when GR runs, else standalone."""
+    variables = _show(cursor, "SHOW GLOBAL VARIABLES", ("wsrep_on",))
+    if _on(variables.get("wsrep_on")):
+        return GALERA
+    try:
+        cursor.execute(
+            "SELECT COUNT(*) FROM performance_schema.replication_group_members"
+            " WHERE MEMBER_ID = @@server_uuid AND MEMBER_STATE <> 'OFFLINE'"
+        )
+        (count,) = cursor.fetchone()
+    except pymysql.MySQLError:
+        return STANDALONE
+    return GROUP_REPLICATION if count else STANDALONE
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _on(value: Any) -> bool:
+    return str(value).upper() in ("1", "ON", "YES", "TRUE")
+
+
+# ---------------------------------------------------------------------------- members
+class Member:
+    """One cluster member: its engine for work, its probe connection, its last health.
+
+    Only :class:`Cluster` writes the health fields, under its lock.
+    """
+
+    def __init__(self, name: str, region: str, url: str, engine: Engine, index: int) -> None:
+        self.name = name
+        self.region = region
+        self.url = url
+        self.engine = engine
+        self.index = index  # position in the CLUSTER setting
+        self.rank = index  # position in the preference order, set by Cluster
+        self.state = MemberState.SUSPECT  # unknown until the first probe
+        self.role: str | None = None
+        self.queue: int | None = None
+        self.details: Mapping[str, Any] = {}
+        self.latency_ms: float | None = None
+        self.error: str | None = None
+        self.checked_at: float | None = None  # time.monotonic() of the last probe
+        self.changed_at = time.monotonic()
+        self.server_version: str | None = None  # from the probe's handshake
+        self.failures = 0  # consecutive failed probes, drives the backoff
+        self.next_check_at = 0.0
+        self._probe_conn: pymysql.connections.Connection | None = None
+        self._probe_lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        if self.server_version and "mariadb" in self.server_version.lower():
+            return "mariadb"
+        return self.engine.dialect.name
+
+    @property
+    def address(self) -> str:
+        parsed = make_url(self.url)
+        return f"{parsed.host}:{parsed.port or 3306}"
+
+    def __repr__(self) -> str:
+        return f"<Member {self.name} {self.state.value}>"
+
+
+@dataclass(frozen=True)
+class StateChange:
+    at: float  # time.monotonic()
+    member: str
+    region: str
+    old: MemberState
+    new: MemberState
+    reason: str | None
+
+
+def parse_members(setting: str | Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """``"us=dsn,ie=dsn"`` (or a mapping) -> ``[(name, region, dsn), ...]`` in order.
+
+    The label is the member's region; two members in one region get names ``us``, ``us-2``.
+    """
+    if isinstance(setting, Mapping):
+        pairs = [(str(k), str(v)) for k, v in setting.items()]
+    else:
+        pairs = []
+        for part in str(setting).split(","):
+            if not part.strip():
+                continue
+            label, sep, dsn = part.strip().partition("=")
+            if not sep or not label.strip() or not dsn.strip():
+                raise ValueError(f"CLUSTER entries look like region=dsn, not {part.strip()!r}")
+            pairs.append((label.strip(), dsn.strip()))
+    if not pairs:
+        raise ValueError("CLUSTER lists no members")
+    seen: collections.Counter[str] = collections.Counter()
+    members = []
+    for region, dsn in pairs:
+        seen[region] += 1
+        name = region if seen[region] == 1 else f"{region}-{seen[region]}"
+        members.append((name, region, dsn))
+    return members
+
+
+def preference_order(
+    regions: Sequence[str], own: str | None, preference: str | Sequence[str] | None
+) -> list[str]:
+    """Regions in the order members are tried: REGION_PREFERENCE as given, else own
+    region first; regions not mentioned follow in configuration order."""
+    if isinstance(preference, str):
+        wanted = [r.strip() for r in preference.split(",") if r.strip()]
+    elif preference:
+        wanted = list(preference)
+    else:
+        wanted = [own] if own else []
+    order = [r for r in wanted if r in regions]
+    order += [r for r in regions if r not in order]
+    return list(dict.fromkeys(order))
+
+
+# ---------------------------------------------------------------------------- cluster
+class Cluster:
+    """Members, their state and the health checker. Thread-safe; one per app."""
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        *,
+        kind: str = "auto",
+        region: str | None = None,
+        preference: str | Sequence[str] | None = None,
+        interval: float = 1.0,
+        probe_timeout: float = 2.0,
+        max_backoff: float | None = None,
+    ) -> None:
+        if kind not in (*KINDS, "auto"):
+            raise ValueError(f"CLUSTER_KIND must be galera, group_replication or auto, not {kind}")
+        self.kind: str | None = None if kind == "auto" else kind
+        self.region = region
+        regions = list(dict.fromkeys(m.region for m in members))
+        self.region_order = preference_order(regions, region, preference)
+        ranks = {r: i for i, r in enumerate(self.region_order)}
+        for member in members:
+            member.rank = ranks[member.region] * 1000 + member.index
+        # Preference order: own (or preferred) region first, then by configuration order.
+        self.members: list[Member] = sorted(members, key=lambda m: m.rank)
+        self.interval = max(0.05, float(interval))
+        self.probe_timeout = probe_timeout
+        self.max_backoff = (
+            max_backoff
+            if max_backoff is not None
+            else max(self.interval, min(5.0, 10 * self.interval))
+        )
+        self.history: collections.deque[StateChange] = collections.deque(maxlen=500)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: set[str] = set()
+        self._listeners: list[Callable[[StateChange], None]] = []
+        for member in self.members:
+            self._set_session_defaults_on_connect(member.engine)
+        _clusters.add(self)
+
+    # ------------------------------------------------------------------ routing view
+    def candidates(self, *, write: bool) -> list[Member]:
+        """Members that can take this kind of transaction now, most preferred first."""
+        usable = {MemberState.UP} if write else {MemberState.UP, MemberState.READ_ONLY}
+        with self._lock:
+            return [m for m in self.members if m.state in usable]
+
+    def stale_candidates(self) -> list[Member]:
+        """Reachable members outside the quorum: only for reads that accept stale data."""
+        with self._lock:
+            return [m for m in self.members if m.state is MemberState.NON_PRIMARY]
+
+    def unsettled(self) -> bool:
+        """True while some member's state is unconfirmed (a probe is on its way)."""
+        with self._lock:
+            return any(m.state is MemberState.SUSPECT for m in self.members)
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Blocks until the next probe result (or ``timeout``)."""
+        with self._changed:
+            self._changed.wait(timeout=max(0.0, timeout))
+
+    def member(self, name: str) -> Member:
+        for member in self.members:
+            if member.name == name:
+                return member
+        raise KeyError(name)
+
+    def add_listener(self, listener: Callable[[StateChange], None]) -> None:
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------ failures
+    def report_failure(self, member: Member, error: BaseException) -> MemberState:
+        """A transaction on ``member`` failed for a member-level reason: update its state.
+
+        A "not primary" answer is itself proof of the state; a lost or refused
+        connection only makes the member suspect until the checker confirms.
+        """
+        code = mysql_code(error)
+        reason = _describe(error)
+        if code in READ_ONLY_CODES:
+            new = MemberState.READ_ONLY
+        elif code in NOT_PRIMARY_CODES:
+            new = MemberState.NON_PRIMARY
+        else:
+            new = MemberState.SUSPECT
+        with self._lock:
+            if member.state is MemberState.DOWN and new is MemberState.SUSPECT:
+                new = MemberState.DOWN  # already known; the backoff schedule stands
+            else:
+                member.next_check_at = 0.0  # confirm at once
+            member.error = reason
+            self._transition(member, new, reason)
+        self._wake.set()
+        return new
+
+    # ------------------------------------------------------------------ probing
+    def ensure_started(self) -> None:
+        """First use: probe every member once (so routing starts informed), then start
+        the background checker. Cheap after the first call."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self.probe_all()
+            self._thread = threading.Thread(
+                target=self._run, name=f"loyalty-db-health-{self.region or 'app'}", daemon=True
+            )
+            self._thread.start()
+
+    def probe_all(self) -> None:
+        """Probe every member now, concurrently, and wait for the answers."""
+        executor = self._pool()
+        for future in [executor.submit(self.probe, m) for m in self.members]:
+            future.result()
+
+    def probe(self, member: Member) -> Health:
+        """One health check of ``member``; records and returns what it found."""
+        started = time.perf_counter()
+        with member._probe_lock:
+            try:
+                conn = self._probe_connection(member)
+                with conn.cursor() as cursor:
+                    if self.kind is None:
+                        with self._lock:
+                            if self.kind is None:
+                                self.kind = detect_kind(cursor)
+                                log.info(
+                                    "cluster kind detected: %s (on %s)", self.kind, member.name
+                                )
+                    health = probe_sql(self.kind, cursor)
+            except (pymysql.MySQLError, OSError) as error:
+                self._drop_probe_connection(member)
+                code = mysql_code(error)
+                if code in NOT_PRIMARY_CODES:
+                    health = Health(MemberState.NON_PRIMARY, None, error=_describe(error))
+                else:
+                    health = Health(MemberState.DOWN, None, error=_describe(error))
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        self._record(member, health, latency)
+        return health
+
+    def _probe_connection(self, member: Member) -> pymysql.connections.Connection:
+        if member._probe_conn is not None:
+            return member._probe_conn
+        engine = member.engine
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        # No default schema: a probe must work before migrations and on a node that
+        # refuses everything but SHOW (non-Primary).
+        cparams.pop("database", None)
+        cparams.pop("db", None)
+        cparams.update(
+            connect_timeout=self.probe_timeout,
+            read_timeout=self.probe_timeout,
+            write_timeout=self.probe_timeout,
+            autocommit=True,
+        )
+        member._probe_conn = pymysql.connect(*cargs, **cparams)
+        member.server_version = member._probe_conn.get_server_info()
+        return member._probe_conn
+
+    def _drop_probe_connection(self, member: Member) -> None:
+        conn, member._probe_conn = member._probe_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _record(self, member: Member, health: Health, latency_ms: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            member.checked_at = now
+            member.latency_ms = latency_ms if health.state is not MemberState.DOWN else None
+            member.role = health.role
+            member.queue = health.queue
+            member.details = dict(health.details)
+            member.error = health.error
+            if health.state is MemberState.DOWN:
+                member.failures += 1
+                backoff = min(self.max_backoff, self.interval * 2 ** (member.failures - 1))
+                member.next_check_at = now + backoff
+            else:
+                member.failures = 0
+                member.next_check_at = now + self.interval
+            self._transition(member, health.state, health.error)
+            self._changed.notify_all()
+
+    def _transition(self, member: Member, new: MemberState, reason: str | None) -> None:
+        old = member.state
+        if old is new:
+            return
+        member.state = new
+        member.changed_at = time.monotonic()
+        change = StateChange(member.changed_at, member.name, member.region, old, new, reason)
+        self.history.append(change)
+        log_level = (
+            logging.INFO if new in (MemberState.UP, MemberState.SUSPECT) else (logging.WARNING)
+        )
+        log.log(
+            log_level,
+            "cluster member %s (%s) seen from %s: %s -> %s%s",
+            member.name,
+            member.region,
+            self.region or "-",
+            old.value,
+            new.value,
+            f" ({reason})" if reason else "",
+        )
+        _state_changes.add(
+            1, {"member": member.name, "region": member.region, "from": old.value, "to": new.value}
+        )
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                listener(change)
+
+    # ------------------------------------------------------------------ checker thread
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=len(self.members), thread_name_prefix="loyalty-db-probe"
+                )
+            return self._executor
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            next_due = now + self.interval
+            with self._lock:
+                due = [
+                    m
+                    for m in self.members
+                    if m.next_check_at <= now and m.name not in self._inflight
+                ]
+                for member in due:
+                    self._inflight.add(member.name)
+                for member in self.members:
+                    if member.name not in self._inflight:
+                        next_due = min(next_due, member.next_check_at)
+            for member in due:
+                try:
+                    self._pool().submit(self._probe_in_background, member)
+                except RuntimeError:  # executor shut down by dispose()
+                    return
+            self._wake.wait(timeout=max(0.01, next_due - time.monotonic()))
+            self._wake.clear()
+
+    def _probe_in_background(self, member: Member) -> None:
+        try:
+            self.probe(member)
+        except Exception:  # a checker must never die on a surprise
+            log.exception("health probe of %s failed unexpectedly", member.name)
+        finally:
+            with self._lock:
+                self._inflight.discard(member.name)
+            self._wake.set()
+
+    def close(self) -> None:
+        """Stop the checker, close probe connections and every member's pool."""
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        for member in self.members:
+            with member._probe_lock:
+                self._drop_probe_connection(member)
+            member.engine.dispose()
+        with self._lock:
+            self._inflight.clear()
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        with self._lock:
+            return [
+                {
+                    "name": m.name,
+                    "region": m.region,
+                    "state": m.state.value,
+                    "role": m.role,
+                    "kind": self.kind,
+                    "backend": m.backend,
+                    "version": m.server_version,
+                    "address": m.address,
+                    "preference": position,
+                    "queue": m.queue,
+                    "latency_ms": m.latency_ms,
+                    "checked_s_ago": None if m.checked_at is None else round(now - m.checked_at, 2),
+                    "in_state_s": round(now - m.changed_at, 2),
+                    "error": m.error,
+                    **({"details": dict(m.details)} if m.details else {}),
+                }
+                for position, m in enumerate(self.members)
+            ]
+
+    # ------------------------------------------------------------------ sessions
+    def _set_session_defaults_on_connect(self, engine: Engine) -> None:
+        """New connections start with the fast, eventual settings; causal transactions
+        raise them for themselves and put them back (see routing)."""
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            statement = SESSION_DEFAULTS.get(self.kind or "")
+            if statement:
+                with dbapi_connection.cursor() as cursor:
+                    cursor.execute(statement)
+
+
+SESSION_DEFAULTS = {
+    GALERA: "SET SESSION wsrep_sync_wait = 0",
+    GROUP_REPLICATION: "SET SESSION group_replication_consistency = 'EVENTUAL'",
+}
+
+
+def build_members(setting: str | Mapping[str, str], config: Mapping[str, Any]) -> list[Member]:
+    return [
+        Member(name, region, dsn, make_engine(dsn, config), index)
+        for index, (name, region, dsn) in enumerate(parse_members(setting))
+    ]
+
+
+def _describe(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    args = getattr(orig, "args", ())
+    if len(args) >= 2:
+        return f"{args[0]}: {args[1]}"
+    return f"{type(orig).__name__}: {orig}" if str(orig) else type(orig).__name__
+
+
+def is_connection_error(error: BaseException) -> bool:
+    return mysql_code(error) in CONNECTION_CODES

@@ -1,0 +1,467 @@
+"""Read/write routing over a multi-primary cluster: where a transaction runs, how it is
+retried, and how consistent it is.
+
+:meth:`ClusterRouter.run` is the one entry point (the :class:`webapp.database.Router`
+protocol). For each transaction it
+
+1. picks a member: the most preferred one (own region first, see ``REGION_PREFERENCE``)
+   whose state allows the transaction -- ``up`` for writes, ``up``/``read_only`` for
+   reads, and, only for non-causal reads with ``ALLOW_STALE_READS``, a ``non_primary``
+   member (the read is then flagged ``flask.g.stale_read = True``);
+2. runs the whole unit of work in one transaction on it, with the consistency the
+   caller asked for (below), inside a span that names the member;
+3. on failure, by :func:`webapp.database.errors.classify`:
+
+   * ``CONFLICT`` (Galera 1213 -- also raised *at COMMIT* --, GR 3101, lock wait 1205,
+     :class:`RetryTransaction`): run the whole transaction again on the same member
+     after a jittered exponential pause (full jitter, 5 ms doubling, capped at 250 ms);
+   * ``MEMBER_UNAVAILABLE`` (1047 non-Primary, read-only, lost connection -- also
+     during COMMIT --, can't connect): tell the :class:`Cluster` (which marks the
+     member and confirms with a probe) and run it again on the next member at once;
+   * ``PERMANENT``: raise; the transaction was rolled back.
+
+   Retries are bounded by ``DB_RETRY_BUDGET`` extra attempts and ``DB_RETRY_TIME_BUDGET``
+   seconds (10 by default). When no member can take the transaction -- quorum lost,
+   every member down -- or the budget runs out, :class:`webapp.errors.ServiceUnavailable`
+   is raised (HTTP 503 + Retry-After, a friendly page).
+
+**The contract with callers: every unit of work must be safe to run again from the
+top.** A connection lost during COMMIT leaves the outcome unknown -- the writeset may
+have been certified and applied cluster-wide, or not at all -- and the router cannot
+tell. It retries anyway, possibly on another member, which is correct only because
+every money movement carries a unique idempotency key: a second run finds the ledger
+row of the first (``_replay``) and returns it instead of applying it twice. A unit of
+work without such a key must not have effects a second run would duplicate.
+
+Consistency (Galera)
+    Reads that do not ask for causality are fast local reads (``wsrep_sync_wait=0``):
+    they may miss a write committed on another member a moment ago.
+
+    Writes and ``causal=True`` reads start with a *causal barrier*:
+    ``SET STATEMENT wsrep_sync_wait=1 FOR SELECT 1`` (one round trip). Bit 1
+    makes that SELECT wait until this node has applied every writeset the cluster
+    committed before it started (verified on the lab: a ``SELECT 1`` blocked until a
+    paused applier caught up). Every later statement of the transaction runs on a node
+    at least that fresh, so a redeem in India sees an earn committed in the US a moment
+    earlier: the conditional ``UPDATE ... WHERE balance >= :n`` reads the new balance
+    instead of refusing with "not enough coins". Why not leave a wider mask (3 = reads +
+    UPDATE/DELETE, or 7 + INSERT) set for the whole transaction? Each flagged statement
+    waits again, and a wait is a round of group communication -- one inter-region RTT
+    (~190 ms between us and in) per statement instead of one per transaction. Writes
+    that race with ours after the barrier are certification's business: one side gets
+    1213 and is retried. The barrier is what GR's ``BEFORE`` does per transaction.
+
+Consistency (MySQL Group Replication)
+    Writes and causal reads run with ``group_replication_consistency='BEFORE'`` (the
+    transaction waits for all preceding group transactions to be applied before it
+    starts); other reads with ``'EVENTUAL'``.
+
+Session variables changed for a transaction are put back before the connection returns
+to the pool; if that cannot be done the connection is invalidated instead, so a pooled
+connection never carries one transaction's settings into the next. A stale read on a
+non-Primary Galera node needs ``wsrep_dirty_reads=ON`` until after its COMMIT, so that
+connection is always discarded. A connection whose member failed is invalidated at once
+(a non-Primary node refuses even the ROLLBACK the pool would send).
+
+Each attempt is a span ``db.transaction <name>`` with ``loyalty.db.member``/``region``/
+``attempt``; counters ``loyalty.db.failovers``, ``loyalty.db.retries`` (``reason``:
+``conflict``, ``member_unavailable``, ``commit_unknown``), ``loyalty.db.conflicts``,
+``loyalty.db.unavailable``, ``loyalty.db.stale_reads``; the cluster adds
+``loyalty.db.member_state_changes`` and the gauge ``loyalty.db.member.state``. The
+same numbers are kept in-process in :class:`RouterStats` (``router.stats``). After each
+transaction ``flask.g.db_member`` names the member that served it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeVar
+
+import pymysql
+from flask import g, has_app_context
+from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
+
+from webapp.errors import ServiceUnavailable
+from webapp.telemetry import meter, tracer
+
+from .cluster import GALERA, GROUP_REPLICATION, Cluster, Member, build_members
+from .errors import Failure, RetryTransaction, classify
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+CONFLICT_BACKOFF_BASE = 0.005
+CONFLICT_BACKOFF_CAP = 0.25
+
+_failovers = meter.create_counter(
+    "loyalty.db.failovers", description="Transactions moved to another member after a failure"
+)
+_retries = meter.create_counter(
+    "loyalty.db.retries", description="Transaction attempts retried, by reason"
+)
+_conflicts = meter.create_counter(
+    "loyalty.db.conflicts", description="Certification conflicts / deadlocks seen"
+)
+_unavailable = meter.create_counter(
+    "loyalty.db.unavailable", description="Transactions refused with 503: no usable member"
+)
+_stale_reads = meter.create_counter(
+    "loyalty.db.stale_reads", description="Reads served by a member outside the quorum"
+)
+
+
+class RouterStats:
+    """In-process counters mirroring the OpenTelemetry ones, for tests and the CLI."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.transactions = 0
+        self.attempts = 0
+        self.failovers = 0
+        self.conflicts = 0
+        self.retries: collections.Counter[str] = collections.Counter()
+        self.unavailable = 0
+        self.stale_reads = 0
+        self.max_attempts = 0  # most attempts any one transaction needed
+        self.by_member: collections.Counter[str] = collections.Counter()
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def retried(self, reason: str) -> None:
+        with self._lock:
+            self.retries[reason] += 1
+
+    def finished(self, attempts: int, member: str | None) -> None:
+        with self._lock:
+            self.transactions += 1
+            self.max_attempts = max(self.max_attempts, attempts)
+            if member is not None:
+                self.by_member[member] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "transactions": self.transactions,
+                "attempts": self.attempts,
+                "failovers": self.failovers,
+                "conflicts": self.conflicts,
+                "retries": dict(self.retries),
+                "unavailable": self.unavailable,
+                "stale_reads": self.stale_reads,
+                "max_attempts": self.max_attempts,
+                "by_member": dict(self.by_member),
+            }
+
+
+class ClusterRouter:
+    """Routes transactions over the members of one cluster; see the module docstring."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        retry_budget: int = 8,
+        time_budget: float = 10.0,
+        allow_stale_reads: bool = False,
+    ) -> None:
+        self.cluster = cluster
+        self.retry_budget = max(0, int(retry_budget))
+        self.time_budget = float(time_budget)
+        self.allow_stale_reads = allow_stale_reads
+        self.stats = RouterStats()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ClusterRouter:
+        members = build_members(config["CLUSTER"], config)
+        interval = float(config.get("HEALTH_CHECK_INTERVAL") or 1.0)
+        cluster = Cluster(
+            members,
+            kind=(config.get("CLUSTER_KIND") or "auto").lower(),
+            region=config.get("REGION"),
+            preference=config.get("REGION_PREFERENCE"),
+            interval=interval,
+            probe_timeout=float(min(2, config.get("DB_CONNECT_TIMEOUT") or 2)),
+        )
+        return cls(
+            cluster,
+            retry_budget=int(config.get("DB_RETRY_BUDGET", 8)),
+            time_budget=float(config.get("DB_RETRY_TIME_BUDGET", 10.0)),
+            allow_stale_reads=bool(config.get("ALLOW_STALE_READS", False)),
+        )
+
+    @property
+    def engines(self) -> list[Engine]:
+        """One engine per member, in configuration order (telemetry instruments them)."""
+        return [m.engine for m in sorted(self.cluster.members, key=lambda m: m.index)]
+
+    # ------------------------------------------------------------------ Router protocol
+    def run(self, work: Callable[[Connection], T], *, write: bool, causal: bool, name: str) -> T:
+        """Run ``work`` in one transaction on the best member, retrying as described in
+        the module docstring. ``work`` must be idempotent: it may run more than once, on
+        more than one member, when a COMMIT's outcome is unknown."""
+        self.cluster.ensure_started()
+        tx = _Transaction(name, write, causal, time.monotonic() + self.time_budget)
+        try:
+            return self._run(work, tx)
+        finally:
+            self.stats.finished(tx.attempts, tx.served_by)
+
+    def _run(self, work: Callable[[Connection], T], tx: _Transaction) -> T:
+        member: Member | None = None
+        stale = False
+        previous: Member | None = None
+        while True:
+            if member is None:
+                member, stale = self._choose(write=tx.write, causal=tx.causal, avoid=tx.failed)
+                if member is None:
+                    if self.cluster.unsettled() and tx.remaining() > 0:
+                        # A member just failed and its probe is on the way: wait for the
+                        # verdict rather than refuse while a healthy one may be there.
+                        self.cluster.wait_for_change(min(tx.remaining(), self.cluster.interval))
+                        continue
+                    self._refuse(tx, tx.last_error)
+                if previous is not None and member is not previous:
+                    self.stats.add(failovers=1)
+                    _failovers.add(
+                        1, {"member": previous.name, "region": previous.region, "to": member.name}
+                    )
+                    log.info("%s: failing over from %s to %s", tx.name, previous.name, member.name)
+            tx.attempts += 1
+            tx.committing = False
+            self.stats.add(attempts=1)
+            try:
+                result = self._attempt(member, work, tx, stale=stale)
+            except (sa_exc.DBAPIError, RetryTransaction, pymysql.MySQLError) as error:
+                failure = classify(error)
+                if failure is Failure.PERMANENT:
+                    raise
+                tx.last_error = error
+                if failure is Failure.CONFLICT:
+                    tx.conflicts += 1
+                    self.stats.add(conflicts=1)
+                    _conflicts.add(1, {"member": member.name, "region": member.region})
+                else:
+                    self.cluster.report_failure(member, error)
+                    tx.failed.add(member.name)
+                reason = failure.value
+                if failure is Failure.MEMBER_UNAVAILABLE and tx.committing:
+                    # The COMMIT was sent and the answer lost: it may or may not have
+                    # happened. The retry's idempotency key makes both cases right.
+                    reason = "commit_unknown"
+                    log.warning(
+                        "%s: outcome of COMMIT on %s unknown (%s); retrying with "
+                        "the same idempotency key",
+                        tx.name,
+                        member.name,
+                        error,
+                    )
+                if tx.attempts > self.retry_budget or tx.remaining() <= 0:
+                    log.warning(
+                        "%s: giving up after %d attempts in %.1fs (%s)",
+                        tx.name,
+                        tx.attempts,
+                        tx.elapsed(),
+                        failure.value,
+                    )
+                    self._refuse(tx, error, busy=failure is Failure.CONFLICT)
+                self.stats.retried(reason)
+                _retries.add(1, {"reason": reason, "member": member.name, "region": member.region})
+                if failure is Failure.CONFLICT:
+                    # Same member: the conflict was about data, not the member.
+                    cap = min(CONFLICT_BACKOFF_CAP, CONFLICT_BACKOFF_BASE * 2**tx.conflicts)
+                    time.sleep(min(random.uniform(0, cap), max(0.0, tx.remaining())))
+                    continue
+                previous, member = member, None
+                continue
+            tx.served_by = member.name
+            if stale:
+                self.stats.add(stale_reads=1)
+                _stale_reads.add(1, {"member": member.name, "region": member.region})
+            _note_request(member, stale)
+            return result
+
+    def status(self) -> list[dict[str, Any]]:
+        self.cluster.ensure_started()
+        return self.cluster.status()
+
+    def schema_engine(self) -> Engine:
+        """The engine of the most preferred member that takes writes (for migrations)."""
+        self.cluster.ensure_started()
+        writable = self.cluster.candidates(write=True)
+        if not writable:
+            raise ServiceUnavailable("No database member accepts writes right now.")
+        return writable[0].engine
+
+    def dispose(self) -> None:
+        self.cluster.close()
+
+    # ------------------------------------------------------------------ internals
+    def _choose(self, *, write: bool, causal: bool, avoid: set[str]) -> tuple[Member | None, bool]:
+        candidates = self.cluster.candidates(write=write)
+        for member in candidates:
+            if member.name not in avoid:
+                return member, False
+        if candidates:
+            # Every usable member already failed this transaction once, yet a probe says
+            # one is healthy again (a dropped connection, not a dead node): try again,
+            # after a short pause so a flapping member is not hammered.
+            time.sleep(random.uniform(0, 0.05))
+            return candidates[0], False
+        if not write and not causal and self.allow_stale_reads:
+            stale = self.cluster.stale_candidates()
+            if stale:
+                return stale[0], True
+        return None, False
+
+    def _refuse(
+        self, tx: _Transaction, error: BaseException | None, busy: bool = False
+    ) -> NoReturn:
+        self.stats.add(unavailable=1)
+        _unavailable.add(1, {"write": tx.write, "busy": busy})
+        if busy:
+            detail = "The loyalty service is very busy right now. Please try again."
+        elif tx.write:
+            detail = (
+                "No database member accepts writes right now (quorum lost or every member down)."
+            )
+        else:
+            detail = "No database member can serve this read right now."
+        log.warning(
+            "%s refused after %d attempts: %s (last error: %s)", tx.name, tx.attempts, detail, error
+        )
+        raise ServiceUnavailable(detail) from error
+
+    def _attempt(
+        self, member: Member, work: Callable[[Connection], T], tx: _Transaction, *, stale: bool
+    ) -> T:
+        attributes = {
+            "loyalty.db.member": member.name,
+            "loyalty.db.region": member.region,
+            "loyalty.db.attempt": tx.attempts,
+            "loyalty.db.write": tx.write,
+            "loyalty.db.causal": tx.causal,
+            "loyalty.db.stale": stale,
+        }
+        with (
+            tracer.start_as_current_span(f"db.transaction {tx.name}", attributes=attributes),
+            member.engine.connect() as conn,
+        ):
+            conn.execution_options(loyalty_write=tx.write)
+            try:
+                with conn.begin():
+                    try:
+                        with consistency(
+                            conn, self.cluster.kind, causal=tx.causal or tx.write, stale=stale
+                        ):
+                            result = work(conn)
+                        tx.committing = True  # leaving the block sends COMMIT
+                        return result
+                    except BaseException as error:
+                        _discard_if_member_failed(conn, error)
+                        raise
+            except BaseException as error:
+                _discard_if_member_failed(conn, error)
+                raise
+            finally:
+                if stale and not conn.invalidated:
+                    # wsrep_dirty_reads stays with this connection: discard, never pool it.
+                    conn.invalidate()
+
+
+@dataclass
+class _Transaction:
+    """One call of :meth:`ClusterRouter.run`: what it asked for and how it is going."""
+
+    name: str
+    write: bool
+    causal: bool
+    deadline: float
+    started: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    conflicts: int = 0
+    failed: set[str] = field(default_factory=set)  # members that failed it
+    last_error: BaseException | None = None
+    served_by: str | None = None
+    committing: bool = False  # the unit of work returned; COMMIT is on its way
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@contextlib.contextmanager
+def consistency(conn: Connection, kind: str | None, *, causal: bool, stale: bool) -> Iterator[None]:
+    """Session settings for one transaction, put back before the connection is pooled."""
+    restore: list[str] = []
+    if kind == GALERA:
+        if causal:
+            # The causal barrier (module docstring) in one round trip: MariaDB's SET
+            # STATEMENT holds the variable for this statement only, so there is nothing to
+            # put back. Verified on the lab: it blocks while the node's applier is paused.
+            conn.exec_driver_sql("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1")
+        if stale:
+            # Not reset here: the COMMIT needs it too on a non-Primary node. The router
+            # discards the connection afterwards instead.
+            conn.exec_driver_sql("SET SESSION wsrep_dirty_reads = ON")
+    elif kind == GROUP_REPLICATION and causal and not stale:
+        # Takes effect when the transaction starts at its first table access, below.
+        conn.exec_driver_sql("SET SESSION group_replication_consistency = 'BEFORE'")
+        restore.append("SET SESSION group_replication_consistency = 'EVENTUAL'")
+    with _restoring(conn, restore):
+        yield
+
+
+@contextlib.contextmanager
+def _restoring(conn: Connection, statements: list[str]) -> Iterator[None]:
+    """Runs ``statements`` after the block, even when it fails. A connection that cannot
+    be reset is invalidated rather than pooled; the block's own error, if any, is the
+    one that propagates."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _reset(conn, statements)
+        raise
+    _reset(conn, statements)
+
+
+def _reset(conn: Connection, statements: list[str]) -> None:
+    if not statements or conn.invalidated:
+        return
+    try:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        raise
+
+
+def _discard_if_member_failed(conn: Connection, error: BaseException) -> None:
+    """A connection to a member that failed is invalidated at once, before SQLAlchemy
+    tries to roll it back: a non-Primary Galera node refuses even ROLLBACK (1047)."""
+    if not conn.invalidated and classify(error) is Failure.MEMBER_UNAVAILABLE:
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+
+
+def _note_request(member: Member, stale: bool) -> None:
+    """Tells the page (and tests) which member served the request and whether the data
+    may be stale, through ``flask.g`` when there is an app context."""
+    if has_app_context():
+        g.db_member = member.name
+        if stale:
+            g.stale_read = True
