@@ -1,7 +1,7 @@
 // Service worker: the app shell is precached; the last card page viewed is kept so the
 // card (QR and number) shows offline at the till; other pages fall back to /offline.
 "use strict";
-const VERSION = "v1";
+const VERSION = "v2";
 const SHELL = "shell-" + VERSION;
 const CARD = "card-" + VERSION;
 const SHELL_URLS = [
@@ -40,6 +40,9 @@ async function cardNetworkFirst(request) {
     const response = await fetch(request);
     if (response.ok && response.url && new URL(response.url).pathname === "/card") {
       await cache.put("/card", response.clone());
+    } else if (response.status === 503) {
+      // The loyalty service lost its database quorum: the card itself still scans.
+      return (await cache.match("/card")) || response;
     }
     return response;
   } catch (error) {
