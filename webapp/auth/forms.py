@@ -1,20 +1,45 @@
 from __future__ import annotations
 
+from flask import request
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, RadioField, StringField
-from wtforms.validators import DataRequired, Email, Length, Regexp
+from wtforms import EmailField, PasswordField, RadioField, SelectChoice, StringField
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Regexp
 
-REGION_CHOICES = [("us", "United States"), ("ie", "Ireland"), ("in", "India")]
-# Printable text only: no control characters sneaking into names shown at the till.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f<>]+$"
+REGION_CHOICES = [SelectChoice("us", "United States"), SelectChoice("ie", "Ireland"),
+                  SelectChoice("in", "India")]
+# Printable text only: no control characters (C0, C1, line separators) sneaking into
+# names shown at the till, and no bidi overrides/isolates that would make "Ana\u202eoB"
+# display as someone else. Scripts written right to left are fine; only the controls go.
+# U+FFFD only ever comes from bytes that were not UTF-8.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffd<>]+$"
 
 
-class LoginForm(FlaskForm):
+def _strip(value: object) -> object:
+    """Phone keyboards add a space after an autocompleted word; it is never meant."""
+    return value.strip() if isinstance(value, str) else value
+
+
+class PageForm(FlaskForm):
+    """A form that a page posts: its text fields, never a JSON body or uploaded files.
+
+    Flask-WTF would read a JSON body, or a file part, as a field's value, and those carry
+    numbers, lists, objects or files where every validator expects text: ``{"name": 5}``
+    was a 500. Pages send neither (the API parses its own JSON), so such a post is read
+    as the plain form fields it has, and the missing ones get their field error (422).
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        if not args and "formdata" not in kwargs and (request.is_json or request.files):
+            kwargs["formdata"] = request.form
+        super().__init__(*args, **kwargs)
+
+
+class LoginForm(PageForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(PageForm):
     name = StringField(
         "Your name",
         validators=[
@@ -22,9 +47,10 @@ class RegisterForm(FlaskForm):
             Length(min=1, max=60),
             Regexp(NAME_PATTERN, message="Use letters, numbers and spaces, without < or >."),
         ],
-        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        filters=[_strip],
     )
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)],
+                       filters=[_strip])
     password = PasswordField(
         "Password",
         validators=[
@@ -32,5 +58,6 @@ class RegisterForm(FlaskForm):
             Length(min=10, max=128, message="Use 10 to 128 characters."),
         ],
     )
+    # InputRequired: a post without the field is refused, not quietly given the default.
     region = RadioField("Home region", choices=REGION_CHOICES, default="us",
-                        validators=[DataRequired()])
+                        validators=[InputRequired(message="Choose your home region.")])

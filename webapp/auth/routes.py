@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, redirect, request, url_for
 
-from webapp.errors import AppError
+from webapp.errors import EmailTaken, InvalidCredentials
 from webapp.extensions import limiter
 from webapp.pages import render_page
 
@@ -41,7 +41,7 @@ def login():
     if form.validate_on_submit():
         try:
             account = services.authenticate(form.email.data, form.password.data)
-        except AppError as exc:
+        except InvalidCredentials as exc:  # a database outage stays a 503, not a 401
             error = exc.detail
         else:
             target = _safe_next(request.args.get("next"))
@@ -65,7 +65,7 @@ def register():
                 name=form.name.data, email=form.email.data, password=form.password.data,
                 region=form.region.data,
             )
-        except AppError as exc:
+        except EmailTaken as exc:
             error = exc.detail
         else:
             response = redirect(url_for("card.show"))

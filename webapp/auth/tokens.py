@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import jwt
 from flask import current_app
@@ -71,9 +74,36 @@ def issue_access_token(account_id: int, role: str, name: str) -> tuple[str, int]
     return token, int(ttl.total_seconds())
 
 
+# token -> (kid, key, audience, issuer, principal, nbf, exp) for tokens that verified.
+# Every page request presents the same access token for ten minutes; checking its
+# signature and claims again each time was the largest per-request cost after the
+# database (PyJWT validates base64 in Python). A hit still re-checks the key (rotation),
+# audience, issuer and the time window, so it accepts exactly what jwt.decode would.
+_VERIFIED: dict[str, tuple[str, str, str, str, Principal, float, float]] = {}
+_VERIFIED_MAX = 8192
+
+
 def decode_access_token(token: str) -> Principal:
     """Raises :class:`Unauthorized` for anything but a valid, current token of ours."""
     config = current_app.config
+    cached = _VERIFIED.get(token)
+    if cached is not None:
+        kid, key, audience, issuer, principal, not_before, expires = cached
+        now = time.time()
+        if (config["JWT_KEYS"].get(kid) == key and audience == config["JWT_AUDIENCE"]
+                and issuer == config["JWT_ISSUER"] and not_before <= now < expires):
+            return principal
+        _VERIFIED.pop(token, None)
+    principal, kid, claims = _verify(token, config)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()  # simple bound; refilling costs one decode per active user
+    _VERIFIED[token] = (kid, config["JWT_KEYS"][kid], config["JWT_AUDIENCE"],
+                        config["JWT_ISSUER"], principal, float(claims.get("nbf", 0)),
+                        float(claims["exp"]))
+    return principal
+
+
+def _verify(token: str, config: Mapping[str, Any]) -> tuple[Principal, str, dict[str, Any]]:
     try:
         kid = jwt.get_unverified_header(token).get("kid")
         key = config["JWT_KEYS"].get(kid) if isinstance(kid, str) else None
@@ -87,7 +117,9 @@ def decode_access_token(token: str) -> Principal:
             issuer=config["JWT_ISSUER"],
             options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
-        return Principal(int(claims["sub"]), str(claims["role"]), str(claims.get("name", "")))
+        principal = Principal(int(claims["sub"]), str(claims["role"]),
+                              str(claims.get("name", "")))
+        return principal, kid, claims
     except jwt.ExpiredSignatureError as error:
         raise Unauthorized("Your session has expired. Please sign in again.") from error
     except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as error:

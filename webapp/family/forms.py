@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
-from webapp.auth.forms import NAME_PATTERN
+from webapp.auth.forms import NAME_PATTERN, PageForm
 from webapp.clock import utcnow
 
 
@@ -15,7 +15,7 @@ def _not_in_future(form: FlaskForm, field: DateField) -> None:
         raise ValidationError("Enter a birthday after 1900.")
 
 
-class MemberForm(FlaskForm):
+class MemberForm(PageForm):
     name = StringField(
         "Name",
         validators=[

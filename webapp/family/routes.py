@@ -12,6 +12,9 @@ from webapp.pages import is_htmx_partial_request, render_page
 from . import bp, services
 from .forms import MemberForm
 
+# Ids are BIGINT: a longer number in the URL is a 404, not an overflow in the driver.
+MEMBER_ID = "<int(max=9223372036854775807):card_id>"
+
 
 def _family_page(form: MemberForm | None = None, *, error: str | None = None,
                  status: int = 200, edit_forms: dict | None = None):
@@ -55,7 +58,7 @@ def add():
     return _done(f"{card['display_name']} now has a card.")
 
 
-@bp.route("/family/<int:card_id>", methods=["POST"])
+@bp.route(f"/family/{MEMBER_ID}", methods=["POST"])
 @login_required
 def rename(card_id: int):
     form = MemberForm(prefix=f"m{card_id}")
@@ -69,7 +72,7 @@ def rename(card_id: int):
     return _done("Saved.")
 
 
-@bp.route("/family/<int:card_id>/remove", methods=["POST"])
+@bp.route(f"/family/{MEMBER_ID}/remove", methods=["POST"])
 @login_required
 def remove(card_id: int):
     try:
