@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from flask import request
-from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Regexp
+
+from webapp.forms import PageForm
 
 REGION_CHOICES = [SelectChoice("us", "United States"), SelectChoice("ie", "Ireland"),
                   SelectChoice("in", "India")]
@@ -17,21 +17,6 @@ NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\uff
 def _strip(value: object) -> object:
     """Phone keyboards add a space after an autocompleted word; it is never meant."""
     return value.strip() if isinstance(value, str) else value
-
-
-class PageForm(FlaskForm):
-    """A form that a page posts: its text fields, never a JSON body or uploaded files.
-
-    Flask-WTF would read a JSON body, or a file part, as a field's value, and those carry
-    numbers, lists, objects or files where every validator expects text: ``{"name": 5}``
-    was a 500. Pages send neither (the API parses its own JSON), so such a post is read
-    as the plain form fields it has, and the missing ones get their field error (422).
-    """
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        if not args and "formdata" not in kwargs and (request.is_json or request.files):
-            kwargs["formdata"] = request.form
-        super().__init__(*args, **kwargs)
 
 
 class LoginForm(PageForm):

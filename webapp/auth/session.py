@@ -108,7 +108,9 @@ def staff_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., An
 
 
 def redirect_to_login():
-    target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+    # full_path ends in "?" when there is no query string; keep the next URL clean.
+    next_url = request.full_path.rstrip("?") if request.method == "GET" else None
+    target = url_for("auth.login", next=next_url)
     if request.headers.get("HX-Request"):
         # Swapping a login form into a fragment would be confusing: go to the page.
         response = current_app.response_class(status=204)

@@ -3,7 +3,7 @@ without JavaScript the same forms post and redirect."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, url_for
+from flask import current_app, flash, redirect, url_for
 
 from webapp.auth.session import current_principal, login_required
 from webapp.errors import AppError
@@ -26,7 +26,7 @@ def _family_page(form: MemberForm | None = None, *, error: str | None = None,
     body = render_page(
         "family/family.html", partial="family_list", members=members,
         form=form or MemberForm(formdata=None), edit_forms=forms, error=error,
-        limit=4,
+        limit=current_app.config["FAMILY_LIMIT"],
     )
     return body, status
 

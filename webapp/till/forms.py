@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import InputRequired, Length, Regexp, ValidationError
 
 from webapp.card import codes
 from webapp.card.numbers import is_valid_card_number
+from webapp.forms import PageForm
 from webapp.ledger.services import MAX_AMOUNT_MINOR, MAX_REDEEM_COINS
 from webapp.money import AmountError, decimals_of, format_money, to_minor
 
@@ -102,11 +102,11 @@ _card_validators = [
 ]
 
 
-class LookupForm(FlaskForm):
+class LookupForm(PageForm):
     card = StringField("Card number", validators=_card_validators, filters=_stripped)
 
 
-class _CardActionForm(FlaskForm):
+class _CardActionForm(PageForm):
     """What every action after a scan carries: the scanned text and its own key."""
 
     card = HiddenField(validators=_card_validators, filters=_stripped)
