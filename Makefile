@@ -44,3 +44,18 @@ lab: venv  ## a 3-node Galera cluster on localhost until Ctrl-C
 
 clean:
 	rm -rf $(VENV) .venv-deploy instance reports .pytest_cache .ruff_cache
+
+.PHONY: regions
+regions: venv  ## three regions in network namespaces over a delayed WAN: latency, partitions, region loss (root, ~5.5 min)
+	$(BIN)/python -m pytest tests/test_regions.py -m regions -v; \
+	status=$$?; cat reports/regions/summary.md 2>/dev/null; exit $$status
+
+.PHONY: jmeter bench audit
+jmeter: venv  ## JMeter, three regions at once (lab + 3 apps under gunicorn), ~5 min; reports/jmeter/
+	$(BIN)/python jmeter/run.py
+
+bench: venv  ## card page vs hello world, earns vs raw commits, p99 while a node dies; reports/bench/
+	$(BIN)/python bench/bench.py
+
+audit: venv  ## Lighthouse on the signed-in card page + axe-core on every page; reports/audit/
+	bash scripts/audit.sh
