@@ -52,10 +52,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import telemetry
+    from webapp import compression, telemetry
     from webapp.auth import session
     from webapp.extensions import csrf, db, limiter
 
+    compression.init_app(app)  # first, so it runs last: it compresses the final response
     telemetry.init_app(app)  # first, so the database engines are traced
     db.init_app(app)
     csrf.init_app(app)
@@ -99,6 +100,19 @@ def register_template_helpers(app: Flask) -> None:
         return urls[key]
 
     app.jinja_env.globals["static_url"] = static_url
+
+    @app.after_request
+    def cache_static_files(response):
+        """The other half of static_url: only a versioned URL is cached for a year, and
+        never revalidated. An unversioned one (the manifest's icons, the service worker's
+        shell) is revalidated each time, or a deploy would not reach it for a year."""
+        if request.endpoint == "static" and response.status_code in (200, 304):
+            if request.args.get("v"):
+                response.cache_control.immutable = True
+            else:
+                response.cache_control.max_age = 0
+                response.cache_control.no_cache = True
+        return response
     app.jinja_env.globals["region_names"] = {"us": "United States", "ie": "Ireland",
                                              "in": "India"}
 

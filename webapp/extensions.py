@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf import CSRFProtect
@@ -12,3 +13,5 @@ csrf = CSRFProtect()
 # Limits are declared where they apply (the login and token endpoints), not globally.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 db = Database()
+# See webapp/compression.py.
+compress = Compress()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from webapp.auth.queries import account_by_id
 from webapp.auth.services import register
-from webapp.database.schema import stores
+from webapp.database.schema import accounts, stores
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
-from webapp.ledger.queries import store_by_code, store_by_id
+from webapp.ledger.queries import store_by_code
 
 
 def create_store(*, code: str, name: str, region: str, currency: str,
@@ -29,12 +28,13 @@ def create_staff(*, email: str, store_code: str, name: str, password: str,
 
 
 def home_store(account_id: int) -> dict | None:
-    """The store a staff account works at (accounts.store_id), or None."""
+    """The store a staff account works at (accounts.store_id), or None: one joined query,
+    as every till transaction through the API asks for it."""
+    query = (select(stores).join(accounts, accounts.c.store_id == stores.c.id)
+             .where(accounts.c.id == account_id))
 
     def work(conn):
-        account = account_by_id(conn, account_id)
-        if account is None or account["store_id"] is None:
-            return None
-        return store_by_id(conn, account["store_id"])
+        row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
 
     return db.read(work, name="staff.home_store")

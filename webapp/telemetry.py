@@ -20,6 +20,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -53,7 +54,14 @@ def _install_providers(region: str) -> None:
             "loyalty.region": region,
         }
     )
-    tracer_provider = TracerProvider(resource=resource)
+    exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) or (
+        os.environ.get("OTEL_TRACES_EXPORTER") == "console")
+    # With nowhere to send spans, recording them is pure cost (about a third of a card
+    # page's CPU, see docs/performance.md): ALWAYS_OFF still gives every request a valid
+    # trace id for the log lines, but spans skip their attributes and events. With an
+    # exporter, the SDK's default (or OTEL_TRACES_SAMPLER) applies.
+    sampler = None if exporting or os.environ.get("OTEL_TRACES_SAMPLER") else ALWAYS_OFF
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     readers = []
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -65,7 +73,8 @@ def _install_providers(region: str) -> None:
         tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
     trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    if readers:  # without a reader every measurement would be aggregated for nobody
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
 
 
 def init_app(app: Flask) -> None:

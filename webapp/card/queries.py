@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Integer, bindparam, insert, select, update
 
-from webapp.database.schema import cards, wallets
+from webapp.database.schema import cards, ledger, stores, wallets
 
 ACTIVE = cards.c.slot.is_not(None)
 
@@ -22,6 +22,42 @@ def active_cards(conn: Connection, account_id: int) -> list[dict[str, Any]]:
 def wallet_for_account(conn: Connection, account_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(wallets).where(wallets.c.account_id == account_id)).mappings().first()
     return dict(row) if row else None
+
+
+# The card page's two statements are built once: constructing a select() and its cache
+# key on every request cost more CPU than sending it.
+_CARDS_WITH_BALANCE = (
+    select(cards.c.id, cards.c.number, cards.c.display_name, cards.c.code_secret,
+           cards.c.slot, wallets.c.id.label("wallet_id"), wallets.c.balance)
+    .join(wallets, wallets.c.id == cards.c.wallet_id)
+    .where(cards.c.account_id == bindparam("account_id"), ACTIVE)
+    .order_by(cards.c.slot)
+)
+_RECENT_ACTIVITY = (
+    select(ledger.c.id, ledger.c.kind, ledger.c.coins, ledger.c.created_at,
+           cards.c.display_name.label("card_name"), stores.c.name.label("store_name"))
+    .outerjoin(cards, cards.c.id == ledger.c.card_id)
+    .outerjoin(stores, stores.c.id == ledger.c.store_id)
+    .where(ledger.c.wallet_id == bindparam("wallet_id"))
+    .order_by(ledger.c.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+
+
+def cards_with_balance(conn: Connection, account_id: int) -> list[dict[str, Any]]:
+    """The card page's first query: active cards, each row carrying the shared balance.
+
+    Only the columns the page shows: PyMySQL parses every column's metadata in Python,
+    which made ``SELECT *`` the largest CPU cost of a card page (docs/performance.md).
+    """
+    rows = conn.execute(_CARDS_WITH_BALANCE, {"account_id": account_id}).mappings()
+    return [dict(row) for row in rows]
+
+
+def recent_activity(conn: Connection, wallet_id: int, limit: int) -> list[dict[str, Any]]:
+    """The card page's history: newest first, just what one line of it shows."""
+    rows = conn.execute(_RECENT_ACTIVITY, {"wallet_id": wallet_id, "limit": limit}).mappings()
+    return [dict(row) for row in rows]
 
 
 def insert_family_card(conn: Connection, **values: Any) -> int:

@@ -336,7 +336,7 @@ class ClusterRouter:
                 "No database member accepts writes right now (quorum lost or every member down)."
             )
         else:
-            detail = "No database member can serve this read right now."
+            detail = "No database member can be reached right now (quorum lost or all down)."
         log.warning(
             "%s refused after %d attempts: %s (last error: %s)", tx.name, tx.attempts, detail, error
         )

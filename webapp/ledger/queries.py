@@ -11,14 +11,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from webapp.database.schema import accounts, cards, ledger, stores, used_codes, wallets
 
+# The statements of an earn or redeem are built once: building a select() or update()
+# and its cache key on every call cost more CPU than the round trip (docs/performance.md).
+_ENTRY_BY_KEY = select(ledger.c.id).where(ledger.c.idempotency_key == bindparam("key"))
+_APPLY_TO_WALLET = (
+    update(wallets)
+    .where(wallets.c.id == bindparam("wallet_id"), wallets.c.balance + bindparam("delta") >= 0)
+    .values(balance=wallets.c.balance + bindparam("delta"), updated_at=bindparam("now"))
+)
+_WALLET_BALANCE = select(wallets.c.balance).where(wallets.c.id == bindparam("wallet_id"))
+_INSERT_ENTRY = insert(ledger)
+_CARD_BY_NUMBER = (
+    select(cards, wallets.c.balance, accounts.c.name.label("account_name"))
+    .join(wallets, wallets.c.id == cards.c.wallet_id)
+    .join(accounts, accounts.c.id == cards.c.account_id)
+    .where(cards.c.number == bindparam("number"), cards.c.slot.is_not(None))
+)
+_STORE_BY_CODE = select(stores).where(stores.c.code == bindparam("code"))
+
 
 def entry_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
-    row = conn.execute(select(ledger).where(ledger.c.idempotency_key == key)).mappings().first()
-    return dict(row) if row else None
+    # Almost always absent (a new transaction), so ask for one column first: PyMySQL
+    # parses the metadata of every column of a result, even an empty one.
+    found = conn.execute(_ENTRY_BY_KEY, {"key": key}).first()
+    return entry_by_id(conn, found.id) if found else None
 
 
 def entry_by_id(conn: Connection, entry_id: int) -> dict[str, Any] | None:
@@ -33,20 +53,16 @@ def reversal_of(conn: Connection, entry_id: int) -> dict[str, Any] | None:
 
 def apply_to_wallet(conn: Connection, wallet_id: int, delta: int, now: datetime) -> bool:
     """Adds ``delta`` (negative to spend) unless that would go below zero."""
-    result = conn.execute(
-        update(wallets)
-        .where(wallets.c.id == wallet_id, wallets.c.balance + delta >= 0)
-        .values(balance=wallets.c.balance + delta, updated_at=now)
-    )
+    result = conn.execute(_APPLY_TO_WALLET, {"wallet_id": wallet_id, "delta": delta, "now": now})
     return result.rowcount == 1
 
 
 def wallet_balance(conn: Connection, wallet_id: int) -> int | None:
-    return conn.execute(select(wallets.c.balance).where(wallets.c.id == wallet_id)).scalar()
+    return conn.execute(_WALLET_BALANCE, {"wallet_id": wallet_id}).scalar()
 
 
 def insert_entry(conn: Connection, **values: Any) -> int:
-    return conn.execute(insert(ledger).values(**values)).inserted_primary_key[0]
+    return conn.execute(_INSERT_ENTRY, values).inserted_primary_key[0]
 
 
 def code_already_used(conn: Connection, card_id: int, step: int) -> bool:
@@ -65,16 +81,7 @@ def mark_code_used(conn: Connection, card_id: int, step: int, entry_id: int,
 
 def card_by_number(conn: Connection, number: str) -> dict[str, Any] | None:
     """An active card with its holder's first name and the shared balance."""
-    row = conn.execute(
-        select(
-            cards,
-            wallets.c.balance,
-            accounts.c.name.label("account_name"),
-        )
-        .join(wallets, wallets.c.id == cards.c.wallet_id)
-        .join(accounts, accounts.c.id == cards.c.account_id)
-        .where(cards.c.number == number, cards.c.slot.is_not(None))
-    ).mappings().first()
+    row = conn.execute(_CARD_BY_NUMBER, {"number": number}).mappings().first()
     return dict(row) if row else None
 
 
@@ -83,7 +90,7 @@ def card_number(conn: Connection, card_id: int) -> str | None:
 
 
 def store_by_code(conn: Connection, code: str) -> dict[str, Any] | None:
-    row = conn.execute(select(stores).where(stores.c.code == code)).mappings().first()
+    row = conn.execute(_STORE_BY_CODE, {"code": code}).mappings().first()
     return dict(row) if row else None
 
 

@@ -112,12 +112,17 @@ def _replay(conn: Connection, key: str, request_hash: str) -> Receipt | None:
     return _receipt(conn, entry, replayed=True)
 
 
-def _receipt(conn: Connection, entry: dict[str, Any], *, replayed: bool) -> Receipt:
-    card = queries.card_number(conn, entry["card_id"]) if entry["card_id"] else None
-    store = queries.store_by_id(conn, entry["store_id"]) if entry["store_id"] else None
+def _receipt(conn: Connection, entry: dict[str, Any], *, replayed: bool,
+             card: ScannedCard | None = None, store: dict[str, Any] | None = None) -> Receipt:
+    """``card`` and ``store``, when the caller has them in hand (a fresh earn or redeem),
+    save two queries in the hottest transaction; a replay looks them up."""
+    number = card.number if card else (
+        queries.card_number(conn, entry["card_id"]) if entry["card_id"] else None)
+    if store is None and entry["store_id"]:
+        store = queries.store_by_id(conn, entry["store_id"])
     return Receipt(
         transaction_id=entry["id"], kind=entry["kind"], coins=entry["coins"],
-        balance=entry["balance_after"], card_number=card,
+        balance=entry["balance_after"], card_number=number,
         amount_minor=entry["amount_minor"], currency=entry["currency"],
         store_code=store["code"] if store else None, region=entry["region"],
         created_at=entry["created_at"], replayed=replayed, reverses_id=entry.get("reverses_id"),
@@ -206,7 +211,7 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
             store_id=store["id"], region=store["region"], staff_id=staff_id,
             idempotency_key=key, request_hash=digest,
         )
-        return _receipt(conn, entry, replayed=False)
+        return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
     return _recorded(db.write(work, name="ledger.earn"))
 
@@ -251,7 +256,7 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
                 queries.mark_code_used(conn, scanned.card_id, scanned.code_step, entry["id"], now)
             except sa_exc.IntegrityError as error:
                 raise RetryTransaction() from error
-        return _receipt(conn, entry, replayed=False)
+        return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
     return _recorded(db.write(work, name="ledger.redeem"))
 
