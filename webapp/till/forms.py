@@ -80,7 +80,7 @@ def parse_coins(text: str) -> int:
     return coins
 
 
-def _scanned_card(form: FlaskForm, field: StringField) -> None:
+def _scanned_card(form: PageForm, field: StringField) -> None:
     scanned = codes.parse_scanned(field.data or "")
     if scanned is None:
         raise ValidationError(
