@@ -8,93 +8,22 @@ from __future__ import annotations
 
 import itertools
 import re
-import struct
-import zlib
 from collections.abc import Iterator
 
 import pytest
-import zxingcpp
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from e2e.helpers import scan_qr, wait_until, watch_console
 
 PASSWORD = "phone-password-1"
 _accounts = itertools.count(1)
-
-
-# --- Reading a QR off the screen ------------------------------------------------------
-
-
-def png_to_gray(data: bytes) -> memoryview:
-    """A Chromium screenshot (8-bit RGB/RGBA PNG, not interlaced) as a grayscale image
-    that zxing-cpp reads, without an imaging library."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    position, idat = 8, b""
-    while position < len(data):
-        length, kind = struct.unpack(">I4s", data[position : position + 8])
-        body = data[position + 8 : position + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            assert depth == 8
-            assert color in (0, 2, 4, 6)
-            assert interlace == 0
-        elif kind == b"IDAT":
-            idat += body
-        position += 12 + length
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}[color]
-    stride = width * channels
-    raw = zlib.decompress(idat)
-    previous = bytearray(stride)
-    gray = bytearray(width * height)
-    for y in range(height):
-        start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
-        for x in range(stride):
-            left = line[x - channels] if x >= channels else 0
-            up = previous[x]
-            if kind == 1:
-                line[x] = (line[x] + left) & 0xFF
-            elif kind == 2:
-                line[x] = (line[x] + up) & 0xFF
-            elif kind == 3:
-                line[x] = (line[x] + (left + up) // 2) & 0xFF
-            elif kind == 4:
-                corner = previous[x - channels] if x >= channels else 0
-                estimate = left + up - corner
-                pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - corner)
-                best = left if pa <= pb and pa <= pc else (up if pb <= pc else corner)
-                line[x] = (line[x] + best) & 0xFF
-        if channels >= 3:
-            gray[y * width : (y + 1) * width] = bytes(
-                (line[i] + line[i + 1] + line[i + 2]) // 3 for i in range(0, stride, channels))
-        else:
-            gray[y * width : (y + 1) * width] = line[::channels]
-        previous = line
-    return memoryview(bytes(gray)).cast("B", (height, width))
-
-
-def scan_qr(page: Page) -> str:
-    """What a till's scanner reads off the card on screen right now."""
-    shot = page.locator("#card-qr > .qr").screenshot(scale="css", animations="disabled")
-    results = zxingcpp.read_barcodes(png_to_gray(shot), formats=zxingcpp.BarcodeFormat.QRCode)
-    assert len(results) == 1, "exactly one QR code should be readable on the card"
-    return results[0].text
 
 
 def assert_qr_carries(page: Page, number: str) -> None:
     """The static QR holds the number; once card.js runs, the live one LC1.<number>.<code>."""
     text = scan_qr(page)
     assert text == number or re.fullmatch(rf"LC1\.{number}\.\d{{6}}", text), text
-
-
-def wait_until(page: Page, predicate: str, timeout_ms: int = 15_000) -> None:
-    """Polls ``predicate`` (a JS function) from Python: Playwright's wait_for_function
-    evaluates strings with eval, which our CSP (rightly) refuses."""
-    waited = 0
-    while not page.evaluate(predicate):
-        assert waited < timeout_ms, f"timed out waiting for {predicate}"
-        page.wait_for_timeout(100)
-        waited += 100
 
 
 def card_number(page: Page) -> str:
@@ -129,19 +58,6 @@ def phone(browser: Browser, base_url: str, pixel7: dict) -> Iterator[BrowserCont
     context = browser.new_context(**pixel7, base_url=base_url)
     yield context
     context.close()
-
-
-def watch_console(page: Page) -> list[str]:
-    """Script errors and CSP refusals (a 4xx answer is logged too but is not a fault)."""
-    errors: list[str] = []
-
-    def on_console(message) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
 
 
 def register(page: Page, name: str) -> str:

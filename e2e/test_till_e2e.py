@@ -10,7 +10,6 @@ code with at least 10 s left in its step (40 s or more of validity).
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from collections.abc import Iterator
@@ -19,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import zxingcpp
 from playwright.sync_api import Browser, Page, expect
 
 from db.seed import DEMO_PASSWORD
 from e2e.conftest import CHROMIUM_ARGS
 from e2e.fixtures.camera import write_qr_y4m
+from e2e.helpers import scan_qr, watch_console
 from webapp.card import codes
 
 CUSTOMER = "demo@example.com"
@@ -47,19 +46,6 @@ def customer_page(browser: Browser, base_url: str) -> Iterator[Page]:
     login(page, CUSTOMER)
     yield page
     context.close()
-
-
-def watch_console(page: Page) -> list[str]:
-    """Script errors and CSP refusals; a 4xx answer is logged too but is not a fault."""
-    errors: list[str] = []
-
-    def on_console(message) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
 
 
 def balance_on_card(page: Page) -> int:
@@ -182,29 +168,6 @@ def _qr_box(page: Page) -> tuple[dict, dict]:
             page.locator("#card-qr > .qr").bounding_box())
 
 
-_RASTERIZE = """async (box) => {
-  const xml = new XMLSerializer().serializeToString(box.querySelector("svg"));
-  const image = new Image();
-  image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(xml);
-  await image.decode();
-  const canvas = document.createElement("canvas");
-  canvas.width = canvas.height = 400;
-  const context = canvas.getContext("2d");
-  context.drawImage(image, 0, 0, 400, 400);
-  const rgba = context.getImageData(0, 0, 400, 400).data;
-  let grey = "";
-  for (let i = 0; i < rgba.length; i += 4) grey += String.fromCharCode(rgba[i]);
-  return btoa(grey);
-}"""
-
-
-def _decode_shown_qr(page: Page) -> str:
-    grey = base64.b64decode(page.locator("#card-qr > .qr").evaluate(_RASTERIZE))
-    found = zxingcpp.read_barcodes(memoryview(grey).cast("B", (400, 400)))
-    assert found, "the QR on the card page does not scan"
-    return found[0].text
-
-
 def test_card_shows_a_rotating_qr_that_scans_and_works_offline(browser: Browser, base_url):
     # Without JavaScript: the static QR of the number, in the same box.
     context = browser.new_context(base_url=base_url, java_script_enabled=False, **PHONE)
@@ -230,7 +193,7 @@ def test_card_shows_a_rotating_qr_that_scans_and_works_offline(browser: Browser,
     countdown = re.compile(r"new code in ([1-9]|[12][0-9]|30) s$")
     expect(page.locator("#code-status")).to_have_text(countdown)
     assert _qr_box(page) == static_boxes  # no layout shift when the live QR appears
-    assert _decode_shown_qr(page) == f"LC1.{number}.{codes.totp(secret, step)}"
+    assert scan_qr(page) == f"LC1.{number}.{codes.totp(secret, step)}"
 
     assert errors == [], errors  # no CSP violation, no script error
     # Let the service worker take the page, then go offline: the card still rotates.
@@ -244,5 +207,5 @@ def test_card_shows_a_rotating_qr_that_scans_and_works_offline(browser: Browser,
     context.clock.fast_forward(30_000)
     expect(qr).to_have_attribute("data-step", str(shown + 1))
     expect(qr).to_have_attribute("data-payload", f"LC1.{number}.{codes.totp(secret, shown + 1)}")
-    assert _decode_shown_qr(page) == f"LC1.{number}.{codes.totp(secret, shown + 1)}"
+    assert scan_qr(page) == f"LC1.{number}.{codes.totp(secret, shown + 1)}"
     context.close()
