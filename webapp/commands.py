@@ -55,10 +55,14 @@ def seed_command() -> None:
 @click.option("--name", default=None)
 @click.password_option(prompt="Password for the new staff account")
 def create_staff_command(email: str, store_code: str, name: str | None, password: str) -> None:
+    from webapp.errors import AppError
     from webapp.staff import create_staff
 
-    account = create_staff(email=email, store_code=store_code, name=name or email.split("@")[0],
-                           password=password)
+    try:
+        account = create_staff(email=email, store_code=store_code,
+                               name=name or email.split("@")[0], password=password)
+    except AppError as error:
+        raise click.ClickException(_describe(error)) from error
     click.echo(f"staff account {account['email']} at store {store_code} (id {account['id']})")
 
 
@@ -79,11 +83,23 @@ def list_stores_command() -> None:
 @click.option("--minor-per-coin", type=click.IntRange(min=1), required=True)
 def create_store_command(code: str, name: str, region: str, currency: str,
                          minor_per_coin: int) -> None:
+    from sqlalchemy.exc import IntegrityError
+
     from webapp.staff import create_store
 
-    create_store(code=code, name=name, region=region, currency=currency.upper(),
-                 minor_per_coin=minor_per_coin)
+    try:
+        create_store(code=code, name=name, region=region, currency=currency.upper(),
+                     minor_per_coin=minor_per_coin)
+    except IntegrityError as error:
+        raise click.ClickException(f"a store with code {code} already exists") from error
     click.echo(f"store {code} created")
+
+
+def _describe(error) -> str:
+    fields = getattr(error, "errors", None)
+    if fields:
+        return "; ".join(message for messages in fields.values() for message in messages)
+    return error.detail
 
 
 def init_app(app: Flask) -> None:
