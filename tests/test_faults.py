@@ -622,6 +622,9 @@ def test_quorum_loss_refuses_service_then_bootstrap_resumes(lab, apps):
             assert g.db_member == "in"
             with pytest.raises(ServiceUnavailable):
                 ledger.history(customer.wallet_id, causal=True)
+        stale_response = stale_app.test_client().get("/api/v1/stores")
+        assert stale_response.status_code == 200
+        assert stale_response.headers["X-Loyalty-Stale-Read"] == "1"
         with apps["us"].app_context(), pytest.raises(ServiceUnavailable):
             earn(apps["us"], customer, 5, f"quorum-{uuid.uuid4().hex}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, g, request
 
 # No inline script anywhere: htmx and our JS come from /static. Inline SVG (the QR) is
 # markup, not script, so it needs no exception.
@@ -37,6 +37,9 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if https or request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        if g.get("stale_read"):
+            # Served by a member outside the quorum (LOYALTY_ALLOW_STALE_READS): say so.
+            headers["X-Loyalty-Stale-Read"] = "1"
         if "Vary" in headers and "Cookie" not in headers["Vary"]:
             headers["Vary"] += ", Cookie"
         return response
