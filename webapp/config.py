@@ -62,6 +62,8 @@ class Config:
     DB_READ_TIMEOUT = _env_int("LOYALTY_DB_READ_TIMEOUT", 10)
     DB_WRITE_TIMEOUT = _env_int("LOYALTY_DB_WRITE_TIMEOUT", 10)
     DB_RETRY_BUDGET = _env_int("LOYALTY_DB_RETRY_BUDGET", 8)
+    # Seconds one request may spend retrying and failing over before it answers 503.
+    DB_RETRY_TIME_BUDGET = float(_env("LOYALTY_DB_RETRY_TIME_BUDGET", "10"))
     DB_POOL_SIZE = _env_int("LOYALTY_DB_POOL_SIZE", 8)
     DB_POOL_OVERFLOW = _env_int("LOYALTY_DB_POOL_OVERFLOW", 4)
     # Proxies in front of the app (nginx, ALB) whose X-Forwarded-* headers to trust;
