@@ -22,8 +22,11 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def read_static_files_into_memory(response: Response) -> Response:
-        if (response.direct_passthrough and response.status_code == 200
-                and response.mimetype in compressible):
+        if (
+            response.direct_passthrough
+            and response.status_code == 200
+            and response.mimetype in compressible
+        ):
             response.direct_passthrough = False
             response.make_sequence()  # closes the file when the response is closed
         return response

@@ -55,7 +55,8 @@ def _install_providers(region: str) -> None:
         }
     )
     exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) or (
-        os.environ.get("OTEL_TRACES_EXPORTER") == "console")
+        os.environ.get("OTEL_TRACES_EXPORTER") == "console"
+    )
     # With nowhere to send spans, recording them is pure cost (about a third of a card
     # page's CPU, see docs/performance.md): ALWAYS_OFF still gives every request a valid
     # trace id for the log lines, but spans skip their attributes and events. With an

@@ -90,16 +90,26 @@ def decode_access_token(token: str) -> Principal:
     if cached is not None:
         kid, key, audience, issuer, principal, not_before, expires = cached
         now = time.time()
-        if (config["JWT_KEYS"].get(kid) == key and audience == config["JWT_AUDIENCE"]
-                and issuer == config["JWT_ISSUER"] and not_before <= now < expires):
+        if (
+            config["JWT_KEYS"].get(kid) == key
+            and audience == config["JWT_AUDIENCE"]
+            and issuer == config["JWT_ISSUER"]
+            and not_before <= now < expires
+        ):
             return principal
         _VERIFIED.pop(token, None)
     principal, kid, claims = _verify(token, config)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()  # simple bound; refilling costs one decode per active user
-    _VERIFIED[token] = (kid, config["JWT_KEYS"][kid], config["JWT_AUDIENCE"],
-                        config["JWT_ISSUER"], principal, float(claims.get("nbf", 0)),
-                        float(claims["exp"]))
+    _VERIFIED[token] = (
+        kid,
+        config["JWT_KEYS"][kid],
+        config["JWT_AUDIENCE"],
+        config["JWT_ISSUER"],
+        principal,
+        float(claims.get("nbf", 0)),
+        float(claims["exp"]),
+    )
     return principal
 
 
@@ -117,8 +127,7 @@ def _verify(token: str, config: Mapping[str, Any]) -> tuple[Principal, str, dict
             issuer=config["JWT_ISSUER"],
             options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
-        principal = Principal(int(claims["sub"]), str(claims["role"]),
-                              str(claims.get("name", "")))
+        principal = Principal(int(claims["sub"]), str(claims["role"]), str(claims.get("name", "")))
         return principal, kid, claims
     except jwt.ExpiredSignatureError as error:
         raise Unauthorized("Your session has expired. Please sign in again.") from error

@@ -1,0 +1,127 @@
+"""Accessibility: axe-core finds no violations on the pages people use, in a real Chromium.
+
+axe-core comes from the npm registry into tools/audit (git-ignored) through
+``scripts/audit.sh install-axe``, run here on first use. Every rule axe runs by default is
+checked (WCAG 2.0/2.1/2.2 A and AA plus its best practices), on a phone-sized and a
+desktop-sized window, and on the states that add markup: form errors, a found customer
+at the till.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from db.seed import DEMO_PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent
+AXE = ROOT / "tools" / "audit" / "node_modules" / "axe-core" / "axe.min.js"
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.exists():
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "audit.sh"), "install-axe"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0 or not AXE.exists():
+            pytest.fail(
+                f"could not install axe-core (scripts/audit.sh install-axe):\n"
+                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
+    return AXE.read_text()
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def audited(request, browser: Browser, base_url: str, axe_source: str) -> Iterator[Page]:
+    # bypass_csp lets axe's script be injected; the app's own pages keep their CSP.
+    context = browser.new_context(
+        base_url=base_url, bypass_csp=True, viewport=VIEWPORTS[request.param]
+    )
+    page = context.new_page()
+    page.axe_source = axe_source  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+def violations(page: Page) -> list[str]:
+    page.wait_for_load_state("load")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=page.axe_source)  # type: ignore[attr-defined]
+    found = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} -- "
+        + json.dumps([node["target"] for node in v["nodes"]][:5])
+        for v in found["violations"]
+    ]
+
+
+def sign_in(page: Page, email: str) -> None:
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/(card|till)$"))
+
+
+def test_register_page(audited: Page):
+    audited.goto("/register")
+    assert violations(audited) == []
+    audited.get_by_role("button", name="Create card").click()  # every field in error
+    audited.wait_for_selector(".error")
+    assert violations(audited) == []
+
+
+def test_login_page(audited: Page):
+    audited.goto("/login")
+    assert violations(audited) == []
+    audited.fill("#email", "demo@example.com")
+    audited.fill("#password", "wrong-password-1")
+    audited.get_by_role("button", name="Sign in").click()
+    audited.wait_for_selector(".alert")
+    assert violations(audited) == []
+
+
+def test_card_page(audited: Page):
+    sign_in(audited, "demo@example.com")
+    audited.goto("/card")
+    assert violations(audited) == []
+    # After the htmx history refresh, too.
+    audited.get_by_role("link", name="Refresh balance").click()
+    audited.wait_for_load_state("networkidle")
+    assert violations(audited) == []
+
+
+def test_family_page(audited: Page):
+    sign_in(audited, "demo@example.com")
+    audited.goto("/family")
+    assert violations(audited) == []
+
+
+def test_till_page(audited: Page, live_server):
+    sign_in(audited, "barista.ie@example.com")
+    assert violations(audited) == []
+    audited.fill("#card", _demo_card_number(live_server.app))
+    audited.get_by_role("button", name="Find card").click()
+    audited.wait_for_selector("#customer")
+    assert violations(audited) == []
+
+
+def _demo_card_number(app) -> str:
+    from webapp.auth.queries import account_by_email
+    from webapp.card.queries import active_cards
+    from webapp.extensions import db
+
+    with app.app_context():
+        account = db.read(lambda c: account_by_email(c, "demo@example.com"), name="audit")
+        return db.read(lambda c: active_cards(c, account["id"])[0]["number"], name="audit")

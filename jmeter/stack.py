@@ -1,0 +1,267 @@
+"""The production-shaped stack the load tests and benchmarks run against.
+
+A 3-node Galera lab (db/lab.py), demo data plus per-region load-test customers, and
+one app instance per region under gunicorn with deploy/gunicorn.conf.py, each told its
+region so the cluster router prefers its own node. Shared by jmeter/run.py and
+bench/bench.py; everything binds to 127.0.0.1 and is stopped by the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+REGIONS = ("us", "ie", "in")
+PASSWORD = "demo-password-1"  # noqa: S105 - the published demo password
+# What a barista at each region's demo store rings up: the store's currency, and an
+# amount worth a handful of coins at its earn rate.
+TILL = {"us": ("USD", "12.50"), "ie": ("EUR", "9.80"), "in": ("INR", "1250.00")}
+
+
+def production_env(region: str, database: Mapping[str, str], **extra: str) -> dict[str, str]:
+    """Environment of one app instance: the production profile, plain HTTP on loopback,
+    fresh throwaway secrets (the same for every region, so tokens work everywhere)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "OTEL_"))}
+    env.update(_RUN_SECRETS)
+    env.update(
+        LOYALTY_ENV="production",
+        LOYALTY_HTTPS="0",
+        LOYALTY_REGION=region,
+        # Every virtual user signs in from 127.0.0.1: the per-address login limit would
+        # turn a load test into a rate-limit test.
+        LOYALTY_LOGIN_RATE_LIMIT="100000 per minute",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(database)
+    env.update(extra)
+    return env
+
+
+_RUN_SECRETS = {
+    "SECRET_KEY": secrets.token_urlsafe(32),
+    "JWT_KEYS": "k1:" + secrets.token_urlsafe(40),
+    "JWT_ACTIVE_KID": "k1",
+}
+
+
+def database_env(lab: Any, region: str, mode: str = "auto") -> dict[str, str]:
+    """``cluster``: the whole lab with this region preferred (the router's job);
+    ``single``: only this region's node. ``auto`` picks cluster when the router exists."""
+    if mode == "auto":
+        mode = "cluster" if (ROOT / "webapp" / "database" / "routing.py").exists() else "single"
+    if mode == "cluster":
+        return {"LOYALTY_CLUSTER": lab.members_env(), "LOYALTY_CLUSTER_KIND": "galera"}
+    return {"LOYALTY_DATABASE_URL": lab.dsn(REGIONS.index(region))}
+
+
+@dataclass
+class AppServer:
+    """One gunicorn (deploy/gunicorn.conf.py) on 127.0.0.1:port."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    workers: int | None = None  # None: the config's default (2 x CPUs)
+    threads: int | None = None
+    worker_class: str | None = None
+    app: str | None = None  # default: the config's wsgi_app, webapp:create_app()
+    log_dir: Path = field(default_factory=lambda: ROOT / "reports")
+    access_log: bool = True
+    ready_path: str = "/healthz"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> AppServer:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(self.env, HOST="127.0.0.1", PORT=str(self.port),
+                   GUNICORN_ACCESSLOG=str(self.log_dir / f"{self.name}-access.log")
+                   if self.access_log else "/dev/null",
+                   GUNICORN_ERRORLOG=str(self.log_dir / f"{self.name}-error.log"))
+        if self.workers:
+            env["GUNICORN_WORKERS"] = str(self.workers)
+        if self.threads:
+            env["GUNICORN_THREADS"] = str(self.threads)
+        command = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py")]
+        if self.worker_class:
+            command += ["--worker-class", self.worker_class]
+        if self.app:
+            command.append(self.app)
+        output = (self.log_dir / f"{self.name}-stdout.log").open("ab")
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        path = self.ready_path
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see "
+                                   f"{self.log_dir / (self.name + '-error.log')}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(  # noqa: S310
+                    self.url + path, timeout=2) as response:
+                if response.status == 200:
+                    return
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} did not answer {path} within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)  # gunicorn's graceful stop
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@contextlib.contextmanager
+def running(servers: list[AppServer]) -> Iterator[list[AppServer]]:
+    try:
+        for server in servers:
+            server.start()
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def seed(dsn: str, customers_per_region: int) -> dict[str, list[str]]:
+    """Schema, demo data (stores, baristas, the demo family) and ``load.<region>.<n>``
+    customers; returns each region's card numbers. Running it twice changes nothing."""
+    from db.seed import seed_demo
+    from webapp import create_app
+    from webapp.auth.queries import account_by_email
+    from webapp.auth.services import register
+    from webapp.card.queries import active_cards
+    from webapp.commands import upgrade_schema
+    from webapp.extensions import db
+
+    app = create_app({"PROFILE": "test", "DATABASE_URL": dsn, "CLUSTER": None})
+    cards: dict[str, list[str]] = {}
+    with app.app_context():
+        upgrade_schema()
+        seed_demo()
+        for region in REGIONS:
+            cards[region] = []
+            for n in range(1, customers_per_region + 1):
+                email = f"load.{region}.{n}@example.com"
+                account = db.read(lambda conn, e=email: account_by_email(conn, e), name="seed")
+                if account is None:
+                    account = register(name=f"Load {region.upper()} {n}", email=email,
+                                       password=PASSWORD, region=region)
+                number = db.read(lambda conn, a=account: active_cards(conn, a["id"])[0]["number"],
+                                 name="seed")
+                cards[region].append(number)
+    db.dispose()
+    return cards
+
+
+def sign_in(base_url: str, email: str, password: str = PASSWORD) -> str:
+    """An API access token (the same token service as the pages' cookie)."""
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        base_url + "/api/v1/auth/token", method="POST",
+        data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return json.load(response)["access_token"]
+
+
+def page_cookie(base_url: str, email: str, password: str = PASSWORD) -> str:
+    """Signs in through the login form; returns the ``Cookie`` header a browser would send."""
+    import http.cookiejar
+    import re
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
+                                         _NoRedirect())
+    with opener.open(base_url + "/login", timeout=30) as response:
+        html = response.read().decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    form = urllib.parse.urlencode({"csrf_token": token, "email": email, "password": password})
+    try:
+        opener.open(base_url + "/login", data=form.encode(), timeout=30)
+    except urllib.error.HTTPError as redirect:
+        if redirect.code != 302:
+            raise
+    cookies = {c.name: c.value for c in jar}
+    if "access_token" not in cookies:
+        raise RuntimeError(f"signing in as {email} set no session cookie")
+    return "; ".join(f"{k}={v}" for k, v in cookies.items() if k != "session")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def check_ledger(lab: Any) -> dict[str, Any]:
+    """The ledger's invariants on every node: each wallet's balance equals the sum of its
+    ledger, no balance is negative, and all three nodes agree."""
+    seen: dict[int, tuple] = {}
+    problems: list[str] = []
+    wallets = rows = 0
+    for i, region in enumerate(REGIONS):
+        conn = lab.admin_connect(i, database="loyalty")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION wsrep_sync_wait = 1")  # see every committed write
+                cur.execute(
+                    "SELECT w.id, w.balance, COALESCE(SUM(l.coins), 0), COUNT(l.id)"
+                    " FROM wallets w LEFT JOIN ledger l ON l.wallet_id = w.id"
+                    " GROUP BY w.id, w.balance ORDER BY w.id")
+                result = tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in cur.fetchall())
+                cur.execute("SELECT COUNT(*) FROM ledger WHERE wallet_id NOT IN"
+                            " (SELECT id FROM wallets)")
+                orphans = cur.fetchone()[0]
+        finally:
+            conn.close()
+        for wallet, balance, total, _count in result:
+            if balance != total:
+                problems.append(f"{region}: wallet {wallet} balance {balance} != ledger {total}")
+            if balance < 0:
+                problems.append(f"{region}: wallet {wallet} is negative ({balance})")
+        if orphans:
+            problems.append(f"{region}: {orphans} ledger rows without a wallet")
+        seen[i] = result
+        wallets, rows = len(result), sum(r[3] for r in result)
+    if len(set(seen.values())) != 1:
+        problems.append("the nodes disagree about balances or ledger rows")
+    return {"ok": not problems, "problems": problems[:20], "wallets": wallets,
+            "ledger_rows": rows}
+
+
+def ledger_rows(lab: Any, like: str = "api:%") -> int:
+    conn = lab.admin_connect(0, database="loyalty")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION wsrep_sync_wait = 1")
+            cur.execute("SELECT COUNT(*) FROM ledger WHERE idempotency_key LIKE %s", (like,))
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
