@@ -27,6 +27,7 @@ test:  ## install everything the tests need (apt, pip, browser, databases) and r
 	bash scripts/install_test_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests e2e
+	LIGHTHOUSE_PERFORMANCE_GATE=0 $(BIN)/python scripts/lighthouse_card.py
 
 test-fast: ## SQLite-only tests, no lab, no browser
 	$(BIN)/python -m pytest tests -m "not mariadb and not cluster and not e2e"

@@ -97,8 +97,13 @@ def check(report: dict) -> int:
     }
     (REPORTS / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    # The performance score is a timing: `make audit` holds it to 95, while `make test`
+    # (CI, on whatever machine it gets) sets LIGHTHOUSE_PERFORMANCE_GATE=0 and prints it,
+    # gating only what is deterministic: accessibility, best practices, bytes.
+    gated = {k: v for k, v in scores.items()
+             if k != "performance" or os.environ.get("LIGHTHOUSE_PERFORMANCE_GATE", "1") != "0"}
     failures = [f"{k} {round(v * 100)} < {round(THRESHOLDS[k] * 100)}"
-                for k, v in scores.items() if v is None or v < THRESHOLDS[k]]
+                for k, v in gated.items() if v is None or v < THRESHOLDS[k]]
     if transfer >= MAX_TRANSFER:
         failures.append(f"transfer {transfer} B >= {MAX_TRANSFER} B")
     if failures:

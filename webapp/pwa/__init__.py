@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, send_from_directory
+import hashlib
+
+from flask import Blueprint, current_app, render_template, send_from_directory, url_for
 
 from webapp.pages import render_page
 
@@ -15,12 +17,26 @@ def manifest():
                                    mimetype="application/manifest+json", max_age=3600)
 
 
+# What the card needs to show offline; the worker precaches these exact, versioned URLs.
+SHELL_FILES = (
+    "css/app.css",
+    "js/app.js",
+    "js/card.js",
+    "vendor/htmx-2.0.11.min.js",
+    "vendor/qrcode-generator-1.4.4.js",
+    "icons/icon-192.png",
+)
+
+
 @bp.route("/sw.js")
 def service_worker():
     # Served from the root so its scope is the whole app; never cached long, or a fix
     # to the worker would take a year to reach phones.
-    response = send_from_directory(current_app.static_folder, "js/sw.js",
-                                   mimetype="text/javascript", max_age=0)
+    static_url = current_app.jinja_env.globals["static_url"]
+    urls = [url_for("pwa.offline"), *(static_url(name) for name in SHELL_FILES)]
+    version = hashlib.sha256("\n".join(urls).encode()).hexdigest()[:10]
+    body = render_template("pwa/sw.js", shell_urls=urls, shell_version=version)
+    response = current_app.response_class(body, mimetype="text/javascript")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"
     return response

@@ -1,18 +1,12 @@
 // Service worker: the app shell is precached; the last card page viewed is kept so the
 // card (QR and number) shows offline at the till; other pages fall back to /offline.
 "use strict";
-const VERSION = "v2";
+// Rendered by the server (webapp/pwa): the shell URLs carry the files' content hashes,
+// so a deploy that changes any of them changes this file and the phone updates the cache.
+const VERSION = "v3-{{ shell_version }}";
 const SHELL = "shell-" + VERSION;
-const CARD = "card-" + VERSION;
-const SHELL_URLS = [
-  "/offline",
-  "/static/css/app.css",
-  "/static/js/app.js",
-  "/static/js/card.js",
-  "/static/vendor/htmx-2.0.11.min.js",
-  "/static/vendor/qrcode-generator-1.4.4.js",
-  "/static/icons/icon-192.png",
-];
+const CARD = "card-v3";
+const SHELL_URLS = {{ shell_urls | tojson }};
 
 self.addEventListener("install", function (event) {
   event.waitUntil(
