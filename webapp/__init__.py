@@ -113,8 +113,6 @@ def register_template_helpers(app: Flask) -> None:
                 response.cache_control.max_age = 0
                 response.cache_control.no_cache = True
         return response
-    app.jinja_env.globals["region_names"] = {"us": "United States", "ie": "Ireland",
-                                             "in": "India"}
 
 
 def _use_local_demo_secrets(app: Flask) -> None:
