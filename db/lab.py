@@ -34,12 +34,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import pymysql
 
@@ -74,7 +74,7 @@ class LabError(RuntimeError):
     """The lab could not reach the state asked for; the message says why."""
 
 
-def _find_binary(name: str) -> str | None:
+def find_binary(name: str) -> str | None:
     """Find a server binary even when /usr/sbin is not on PATH (non-login shells)."""
     found = shutil.which(name)
     if found:
@@ -90,7 +90,7 @@ def _missing_tools() -> list[str]:
     missing = [
         name
         for name in ("mariadbd", "mariadb-install-db", "mariadb", "rsync")
-        if _find_binary(name) is None
+        if find_binary(name) is None
     ]
     if not GALERA_PROVIDER.exists():
         missing.append(str(GALERA_PROVIDER))
@@ -128,7 +128,7 @@ def ensure_installed() -> None:
         )
 
 
-def _tail(path: Path, lines: int = 25) -> str:
+def tail(path: Path, lines: int = 25) -> str:
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
@@ -156,7 +156,7 @@ def _proc_session(pid: int) -> int | None:
     return int(fields[3]) if len(fields) > 3 else None
 
 
-def _proc_cmdline(pid: int) -> str:
+def proc_cmdline(pid: int) -> str:
     try:
         return (
             Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -213,20 +213,55 @@ def _reserve_ports(first: int, last: int) -> None:
         path.write_text(",".join([*current, f"{first}-{last}"]) + "\n")
 
 
-@dataclass
-class _Node:
-    """One ``mariadbd``: its region, ports, files and (when running) its process."""
+# ---------------------------------------------------------------------- shared pieces
+# regions/galera.py runs the same nodes inside network namespaces (``make regions``).
+# Everything about one node that does not depend on where it runs lives here, once, so
+# the two labs cannot drift apart: files, my.cnf, start, recovery, status, waiting.
 
-    index: int
+
+def require_binary(name: str) -> str:
+    found = find_binary(name)
+    if found is None:
+        raise LabError(f"{name} not found")
+    return found
+
+
+class StartStop:
+    """``with lab:`` starts the lab and always stops it, also when the body raised."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@dataclass
+class GaleraNode:
+    """One ``mariadbd``: its region, files and (when running) its process."""
+
     region: str
-    port: int
-    gmcast_port: int
-    ist_port: int
-    sst_port: int
     home: Path
     proc: subprocess.Popen[bytes] | None = None
+    # Size of the error log at the last start, so join_method() reads only this start.
     log_offset: int = 0
-    sessions: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        """How messages name the node."""
+        return f"node {self.region}"
 
     @property
     def datadir(self) -> Path:
@@ -245,11 +280,331 @@ class _Node:
         return self.home / "my.cnf"
 
     @property
+    def recover_log(self) -> Path:
+        return self.home / "recover.log"
+
+    @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def install_db(self, user: str) -> None:
+        cmd = [
+            require_binary("mariadb-install-db"),
+            f"--defaults-file={self.cnf}",
+            f"--user={user}",
+            "--skip-test-db",
+            "--auth-root-authentication-method=socket",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        if result.returncode != 0:
+            output = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+            raise LabError(f"mariadb-install-db failed for {self.name}:\n{output}")
 
-class GaleraLab:
+    def spawn(self, extra: Sequence[str], prefix: Sequence[str] = ()) -> None:
+        """Start ``mariadbd`` (behind ``prefix``, e.g. ``ip netns exec``) in its own session.
+
+        Its own session, so a Ctrl-C in the terminal does not reach the node (only the lab
+        decides when a node dies), and its pid names a group with any SST helper it starts.
+        """
+        server = require_binary("mariadbd")
+        self.log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
+        with (self.home / "console.log").open("ab") as console:
+            self.proc = subprocess.Popen(
+                [*prefix, server, f"--defaults-file={self.cnf}", *extra],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def check_alive(self) -> None:
+        """Fail with the error log when the node exited (a node that never started is fine)."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise LabError(
+                f"{self.name} exited with code {self.proc.returncode}; "
+                f"error log tail ({self.error_log}):\n{tail(self.error_log)}"
+            )
+
+    def socket_sql(
+        self, sql: str, user: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run SQL over the unix socket as ``user``: works before any account exists."""
+        result = subprocess.run(
+            [
+                require_binary("mariadb"),
+                "--no-defaults",
+                f"--socket={self.socket}",
+                f"--user={user}",
+                "--batch",
+                "-e",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise LabError(f"SQL on {self.name} failed: {result.stderr.strip()}")
+        return result
+
+    def wait_socket_sql(self, user: str, timeout: float) -> None:
+        """Wait until the bootstrap node answers SQL on its socket (before accounts exist)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if self.socket_sql("SELECT 1", user, check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise LabError(
+            f"{self.name} did not accept connections within {timeout:.0f}s; "
+            f"error log tail:\n{tail(self.error_log)}"
+        )
+
+    def wsrep_recover(self, prefix: Sequence[str] = ()) -> tuple[str | None, int]:
+        """``uuid:seqno`` of the last transaction the node committed, read from InnoDB.
+
+        After SIGKILL grastate.dat says ``seqno: -1``; ``--wsrep-recover`` reads the real
+        position so the node can ask for just the missing writesets (IST). Returns the
+        position (None when there is none) and mariadbd's exit code.
+        """
+        log = self.recover_log
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
+        result = subprocess.run(
+            [
+                *prefix,
+                require_binary("mariadbd"),
+                f"--defaults-file={self.cnf}",
+                "--wsrep-recover",
+                f"--log-error={log}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        text = log.read_text(errors="replace") if log.exists() else ""
+        found = _POSITION_RE.findall(text + result.stdout + result.stderr)
+        if found:
+            uuid, seqno = found[-1].rsplit(":", 1)
+            if uuid != _NIL_UUID and int(seqno) >= 0:
+                return found[-1], result.returncode
+        return None, result.returncode
+
+    def join_method(self) -> str | None:
+        """How the node got its state at its last start: ``"IST"``, ``"SST"`` or None."""
+        try:
+            with self.error_log.open("rb") as fh:
+                fh.seek(self.log_offset)
+                text = fh.read().decode(errors="replace")
+        except OSError:
+            return None
+        # MariaDB logs "SST received" after an IST too; the rsync script says which it was.
+        if "rsync SST completed on joiner" in text:
+            return "SST"
+        if "rsync IST completed on joiner" in text or "IST received" in text:
+            return "IST"
+        return None
+
+
+def start_position(position: str | None) -> list[str]:
+    """mariadbd arguments to start from a recovered ``uuid:seqno``, so the node can catch up
+    by IST; with no position there are none and the node gets a full copy (SST)."""
+    return [f"--wsrep-start-position={position}"] if position else []
+
+
+def render_config(
+    node: GaleraNode,
+    *,
+    user: str,
+    port: int,
+    bind_address: str,
+    cluster_name: str,
+    peers: Sequence[str],
+    node_address: str,
+    sst_port: int,
+    network_options: Sequence[str],
+    gcache_size: str,
+    evs: Mapping[str, str],
+    buffer_pool_size: str,
+) -> str:
+    """The node's my.cnf. Only addresses differ between the labs; ``network_options`` are
+    the Galera provider options about them (gmcast/ist listen and advertise addresses)."""
+    provider_options = ";".join(
+        [
+            *network_options,
+            f"gcache.size={gcache_size}",
+            *(f"evs.{key}={value}" for key, value in evs.items()),
+        ]
+    )
+    lines = [
+        "[mariadbd]",
+        f"user={user}",
+        f"datadir={node.datadir}",
+        f"socket={node.socket}",
+        f"pid-file={node.home / 'mariadbd.pid'}",
+        f"log-error={node.error_log}",
+        # A private tmpdir: parallel install-db runs collided on temp tables in /tmp.
+        f"tmpdir={node.home / 'tmp'}",
+        f"port={port}",
+        f"bind-address={bind_address}",
+        "skip-name-resolve",
+        "max_connections=300",
+        f"innodb_buffer_pool_size={buffer_pool_size}",
+        "innodb_log_file_size=32M",
+        # Jepsen lost committed writes with 0/2; the ledger needs durable commits.
+        "innodb_flush_log_at_trx_commit=1",
+        "innodb_autoinc_lock_mode=2",
+        "binlog_format=ROW",
+        "default_storage_engine=InnoDB",
+        "character_set_server=utf8mb4",
+        "collation_server=utf8mb4_unicode_ci",
+        "wsrep_on=ON",
+        f"wsrep_provider={GALERA_PROVIDER}",
+        f"wsrep_cluster_name={cluster_name}",
+        f"wsrep_cluster_address=gcomm://{','.join(peers)}",
+        f"wsrep_node_name={node.region}",
+        f"wsrep_node_address={node_address}",
+        f"wsrep_node_incoming_address={node_address}:{port}",
+        f'wsrep_provider_options="{provider_options}"',
+        "wsrep_sst_method=rsync",
+        f"wsrep_sst_receive_address={node_address}:{sst_port}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def chown_tree(root: Path, user: str) -> None:
+    """Hand the lab dir to the server's user (mariadbd runs as it when we are root)."""
+    for path in [root, *root.rglob("*")]:
+        shutil.chown(path, user, user)
+    root.chmod(0o750)
+
+
+def account_statements(admin_hosts: Sequence[str], app_hosts: Sequence[str]) -> list[str]:
+    """SQL for the lab's all-privileges admin, the app database and the app's user."""
+    admin = f"IDENTIFIED BY '{ADMIN_PASSWORD}'"
+    app = f"IDENTIFIED BY '{APP_PASSWORD}'"
+    return [
+        *(f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'{host}' {admin}" for host in admin_hosts),
+        *(
+            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'{host}' WITH GRANT OPTION"
+            for host in admin_hosts
+        ),
+        f"CREATE DATABASE IF NOT EXISTS {APP_DATABASE} "
+        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        *(f"CREATE USER IF NOT EXISTS '{APP_USER}'@'{host}' {app}" for host in app_hosts),
+        *(
+            f"GRANT ALL PRIVILEGES ON {APP_DATABASE}.* TO '{APP_USER}'@'{host}'"
+            for host in app_hosts
+        ),
+    ]
+
+
+def connect_node(
+    host: str, port: int, *, admin: bool = True, **kwargs: Any
+) -> pymysql.connections.Connection:
+    """A PyMySQL connection to a node as the lab's admin (or app) user; ``kwargs`` override."""
+    params: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "user": ADMIN_USER if admin else APP_USER,
+        "password": ADMIN_PASSWORD if admin else APP_PASSWORD,
+        "connect_timeout": 3,
+        "read_timeout": 30,
+        "write_timeout": 30,
+        "autocommit": True,
+    }
+    params.update(kwargs)
+    return pymysql.connect(**params)
+
+
+def read_status(
+    connect: Callable[[], pymysql.connections.Connection], keys: Sequence[str]
+) -> dict[str, Any] | None:
+    """The ``keys`` of SHOW GLOBAL STATUS (counters as ints), or None if the node won't say."""
+    try:
+        conn = connect()
+    except pymysql.MySQLError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            placeholders = ",".join(["%s"] * len(keys))
+            cur.execute(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({placeholders})", keys)
+            rows = dict(cur.fetchall())
+    except pymysql.MySQLError:
+        return None
+    finally:
+        conn.close()
+    result: dict[str, Any] = {}
+    for key in keys:
+        value = rows.get(key)
+        if key in _INT_KEYS and value is not None:
+            value = int(value)
+        result[key] = value
+    return result
+
+
+def synced_primary(status: dict[str, Any] | None, size: int | None = None) -> bool:
+    """The node is Synced in a Primary component (of ``size`` nodes, when given) and ready."""
+    return (
+        status is not None
+        and status["wsrep_local_state"] == SYNCED
+        and status["wsrep_cluster_status"] == "Primary"
+        and status["wsrep_ready"] == "ON"
+        and (size is None or status["wsrep_cluster_size"] == size)
+    )
+
+
+_Key = TypeVar("_Key")
+Statuses = dict[_Key, dict[str, Any] | None]
+
+
+def wait_for(
+    nodes: Mapping[_Key, GaleraNode],
+    status: Callable[[_Key], dict[str, Any] | None],
+    done: Callable[[Statuses[_Key]], bool],
+    what: str,
+    timeout: float,
+) -> Statuses[_Key]:
+    """Poll the nodes' statuses until ``done``; fail at once when one of them exits."""
+    deadline = time.monotonic() + timeout
+    statuses: Statuses[_Key] = {}
+    while True:
+        for node in nodes.values():
+            node.check_alive()
+        statuses = {key: status(key) for key in nodes}
+        if done(statuses):
+            return statuses
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    logs = "\n".join(
+        f"--- {node.name} status {statuses.get(key)}; "
+        f"error log tail ({node.error_log}):\n{tail(node.error_log)}"
+        for key, node in nodes.items()
+    )
+    raise LabError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+
+
+@dataclass(kw_only=True)
+class _Node(GaleraNode):
+    """A node of this lab: its own ports on 127.0.0.1 and the sessions it started."""
+
+    index: int
+    port: int
+    gmcast_port: int
+    ist_port: int
+    sst_port: int
+    sessions: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return f"node {self.index} ({self.region})"
+
+
+class GaleraLab(StartStop):
     """Three Galera nodes, regions ``us``, ``ie``, ``in`` (indexes 0, 1, 2) on 127.0.0.1.
 
     The short ``evs`` timeouts make a killed node leave the group in about 2 s instead
@@ -299,19 +654,6 @@ class GaleraLab:
         self._run_as = "mysql" if os.geteuid() == 0 else getpass.getuser()
         self._state_file = Path(tempfile.gettempdir()) / f"galera-lab-{port_base}.json"
 
-    # ------------------------------------------------------------------ context manager
-    def __enter__(self) -> GaleraLab:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ addresses
     @property
     def regions(self) -> tuple[str, ...]:
@@ -342,18 +684,7 @@ class GaleraLab:
 
     def admin_connect(self, i: int, **kwargs: Any) -> pymysql.connections.Connection:
         """A PyMySQL connection to node ``i`` as the lab's all-privileges user."""
-        params: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": self.port(i),
-            "user": ADMIN_USER,
-            "password": ADMIN_PASSWORD,
-            "connect_timeout": 3,
-            "read_timeout": 30,
-            "write_timeout": 30,
-            "autocommit": True,
-        }
-        params.update(kwargs)
-        return pymysql.connect(**params)
+        return connect_node("127.0.0.1", self.port(i), **kwargs)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -368,7 +699,7 @@ class GaleraLab:
                 list(pool.map(self._install_db, self._nodes))
             self.timings["start_install_db"] = time.monotonic() - started
             self._spawn(self._nodes[0], ["--wsrep-new-cluster"])
-            self._wait_local_sql(self._nodes[0])
+            self._nodes[0].wait_socket_sql(self._socket_user(), self.timeout)
             self._create_accounts(self._nodes[0])
             self.timings["start_bootstrap"] = time.monotonic() - started
             # Join one at a time: a second joiner would only wait for the donor anyway,
@@ -416,17 +747,10 @@ class GaleraLab:
             raise LabError(f"node {i} ({node.region}) is still running; kill it first")
         started = time.monotonic()
         self._reap(node)
-        position = self._recover_position(node)
-        extra = [f"--wsrep-start-position={position}"] if position else []
-        self._spawn(node, extra)
+        self._spawn(node, start_position(self._recover_position(node)))
         self._wait(
             [i],
-            lambda s: (
-                s[i] is not None
-                and s[i]["wsrep_local_state"] == SYNCED
-                and s[i]["wsrep_cluster_status"] == "Primary"
-                and s[i]["wsrep_ready"] == "ON"
-            ),
+            lambda s: synced_primary(s[i]),
             f"node {i} ({node.region}) to rejoin and reach Synced",
             timeout,
         )
@@ -450,15 +774,13 @@ class GaleraLab:
         seqnos = [int(p.rsplit(":", 1)[1]) if p else -1 for p in positions]
         leader = max(range(len(seqnos)), key=lambda i: (seqnos[i], -i))
         self._mark_safe_to_bootstrap(self._nodes[leader])
-        first = [f"--wsrep-start-position={positions[leader]}"] if positions[leader] else []
+        first = start_position(positions[leader])
         self._spawn(self._nodes[leader], ["--wsrep-new-cluster", *first])
         self._wait_synced([leader], size=1, timeout=timeout)
         for node in self._nodes:
             if node.index == leader:
                 continue
-            position = positions[node.index]
-            extra = [f"--wsrep-start-position={position}"] if position else []
-            self._spawn(node, extra)
+            self._spawn(node, start_position(positions[node.index]))
         self._wait_synced(range(len(self._nodes)), size=len(self._nodes), timeout=timeout)
         self.timings["recover_all"] = time.monotonic() - started
 
@@ -508,51 +830,19 @@ class GaleraLab:
     # ------------------------------------------------------------------ status
     def status(self, i: int) -> dict[str, Any] | None:
         """The node's wsrep health, or None when it is down or not accepting connections."""
-        node = self._node(i)
-        if not node.alive:
+        if not self._node(i).alive:
             return None
-        try:
-            conn = self.admin_connect(i, connect_timeout=1, read_timeout=3, write_timeout=3)
-        except pymysql.MySQLError:
-            return None
-        try:
-            with conn.cursor() as cur:
-                placeholders = ",".join(["%s"] * len(_STATUS_KEYS))
-                cur.execute(
-                    f"SHOW GLOBAL STATUS WHERE Variable_name IN ({placeholders})",
-                    _STATUS_KEYS,
-                )
-                rows = dict(cur.fetchall())
-        except pymysql.MySQLError:
-            return None
-        finally:
-            conn.close()
-        result: dict[str, Any] = {}
-        for key in _STATUS_KEYS:
-            value = rows.get(key)
-            if key in _INT_KEYS and value is not None:
-                value = int(value)
-            result[key] = value
-        return result
+        return read_status(
+            lambda: self.admin_connect(i, connect_timeout=1, read_timeout=3, write_timeout=3),
+            _STATUS_KEYS,
+        )
 
     def statuses(self) -> list[dict[str, Any] | None]:
         return [self.status(node.index) for node in self._nodes]
 
     def join_method(self, i: int) -> str | None:
         """How node ``i`` got its state at its last start: ``"IST"``, ``"SST"`` or None."""
-        node = self._node(i)
-        try:
-            with node.error_log.open("rb") as fh:
-                fh.seek(node.log_offset)
-                text = fh.read().decode(errors="replace")
-        except OSError:
-            return None
-        # The rsync SST script runs on every join; it says which transfer it did.
-        if "rsync SST completed on joiner" in text:
-            return "SST"
-        if "rsync IST completed on joiner" in text or "IST received" in text:
-            return "IST"
-        return None
+        return self._node(i).join_method()
 
     # ------------------------------------------------------------------ internals
     def _node(self, i: int) -> _Node:
@@ -593,57 +883,27 @@ class GaleraLab:
         atexit.register(self._atexit)
 
     def _config(self, node: _Node) -> str:
-        gcomm = ",".join(f"127.0.0.1:{n.gmcast_port}" for n in self._nodes)
-        provider_options = ";".join(
-            [
+        return render_config(
+            node,
+            user=self._run_as,
+            port=node.port,
+            bind_address="127.0.0.1",
+            cluster_name=f"loyalty-lab-{self.port_base}",
+            peers=[f"127.0.0.1:{n.gmcast_port}" for n in self._nodes],
+            node_address="127.0.0.1",
+            sst_port=node.sst_port,
+            network_options=[
                 f"gmcast.listen_addr=tcp://127.0.0.1:{node.gmcast_port}",
                 f"ist.recv_addr=127.0.0.1:{node.ist_port}",
-                f"gcache.size={self.gcache_size}",
-                *(f"evs.{key}={value}" for key, value in self.evs.items()),
-            ]
+            ],
+            gcache_size=self.gcache_size,
+            evs=self.evs,
+            buffer_pool_size=self.buffer_pool_size,
         )
-        lines = [
-            "[mariadbd]",
-            f"user={self._run_as}",
-            f"datadir={node.datadir}",
-            f"socket={node.socket}",
-            f"pid-file={node.home / 'mariadbd.pid'}",
-            f"log-error={node.error_log}",
-            # A private tmpdir: parallel install-db runs collided on temp tables in /tmp.
-            f"tmpdir={node.home / 'tmp'}",
-            f"port={node.port}",
-            "bind-address=127.0.0.1",
-            "skip-name-resolve",
-            "max_connections=300",
-            f"innodb_buffer_pool_size={self.buffer_pool_size}",
-            "innodb_log_file_size=32M",
-            # Jepsen lost committed writes with 0/2; the ledger needs durable commits.
-            "innodb_flush_log_at_trx_commit=1",
-            "innodb_autoinc_lock_mode=2",
-            "binlog_format=ROW",
-            "default_storage_engine=InnoDB",
-            "character_set_server=utf8mb4",
-            "collation_server=utf8mb4_unicode_ci",
-            "wsrep_on=ON",
-            f"wsrep_provider={GALERA_PROVIDER}",
-            f"wsrep_cluster_name=loyalty-lab-{self.port_base}",
-            f"wsrep_cluster_address=gcomm://{gcomm}",
-            f"wsrep_node_name={node.region}",
-            "wsrep_node_address=127.0.0.1",
-            f"wsrep_node_incoming_address=127.0.0.1:{node.port}",
-            f'wsrep_provider_options="{provider_options}"',
-            "wsrep_sst_method=rsync",
-            f"wsrep_sst_receive_address=127.0.0.1:{node.sst_port}",
-            "",
-        ]
-        return "\n".join(lines)
 
     def _chown_tree(self, root: Path) -> None:
-        if os.geteuid() != 0:
-            return
-        for path in [root, *root.rglob("*")]:
-            shutil.chown(path, self._run_as, self._run_as)
-        root.chmod(0o750)
+        if os.geteuid() == 0:
+            chown_tree(root, self._run_as)
 
     def _check_reachable_by_server(self, path: Path) -> None:
         """The server runs as ``mysql``: every parent of the lab dir must let it through."""
@@ -700,7 +960,7 @@ class GaleraLab:
             return
         if base_dir:
             stale = [
-                pid for pid in _all_pids() if pid != os.getpid() and base_dir in _proc_cmdline(pid)
+                pid for pid in _all_pids() if pid != os.getpid() and base_dir in proc_cmdline(pid)
             ]
             for pid in stale:
                 _kill_quietly(pid)
@@ -713,102 +973,23 @@ class GaleraLab:
             self._state_file.unlink()
 
     def _install_db(self, node: _Node) -> None:
-        tool = _find_binary("mariadb-install-db")
-        cmd = [
-            str(tool),
-            f"--defaults-file={node.cnf}",
-            f"--user={self._run_as}",
-            "--skip-test-db",
-            "--auth-root-authentication-method=socket",
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
-            raise LabError(f"mariadb-install-db failed for node {node.index}:\n{tail}")
+        node.install_db(self._run_as)
 
     def _spawn(self, node: _Node, extra: Sequence[str]) -> None:
-        server = _find_binary("mariadbd")
-        if server is None:
-            raise LabError("mariadbd not found")
-        node.log_offset = node.error_log.stat().st_size if node.error_log.exists() else 0
-        console = (node.home / "console.log").open("ab")
-        try:
-            node.proc = subprocess.Popen(
-                [server, f"--defaults-file={node.cnf}", *extra],
-                stdin=subprocess.DEVNULL,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            console.close()
+        node.spawn(extra)
+        assert node.proc is not None
         node.sessions.add(node.proc.pid)
         self._write_state()
 
-    def _wait_local_sql(self, node: _Node) -> None:
-        """Wait until the bootstrap node answers SQL on its socket (before accounts exist)."""
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            self._check_alive([node])
-            result = self._socket_sql(node, "SELECT 1", check=False)
-            if result.returncode == 0:
-                return
-            time.sleep(0.2)
-        raise LabError(
-            f"node {node.index} ({node.region}) did not accept connections within "
-            f"{self.timeout:.0f}s; error log tail:\n{_tail(node.error_log)}"
-        )
-
-    def _socket_sql(
-        self, node: _Node, sql: str, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        client = _find_binary("mariadb") or "mariadb"
+    def _socket_user(self) -> str:
         # unix_socket auth: the OS user that runs the lab is the server's superuser.
-        user = "root" if os.geteuid() == 0 else self._run_as
-        result = subprocess.run(
-            [
-                client,
-                "--no-defaults",
-                f"--socket={node.socket}",
-                f"--user={user}",
-                "--batch",
-                "-e",
-                sql,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        if check and result.returncode != 0:
-            raise LabError(f"SQL on node {node.index} failed: {result.stderr.strip()}")
-        return result
+        return "root" if os.geteuid() == 0 else self._run_as
 
     def _create_accounts(self, node: _Node) -> None:
-        admin = f"IDENTIFIED BY '{ADMIN_PASSWORD}'"
-        app = f"IDENTIFIED BY '{APP_PASSWORD}'"
-        statements = [
-            f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'127.0.0.1' {admin}",
-            f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'localhost' {admin}",
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION",
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'localhost' WITH GRANT OPTION",
-            f"CREATE DATABASE IF NOT EXISTS {APP_DATABASE} "
-            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-            f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%' {app}",
-            f"CREATE USER IF NOT EXISTS '{APP_USER}'@'localhost' {app}",
-            f"GRANT ALL PRIVILEGES ON {APP_DATABASE}.* TO '{APP_USER}'@'%'",
-            f"GRANT ALL PRIVILEGES ON {APP_DATABASE}.* TO '{APP_USER}'@'localhost'",
-        ]
-        self._socket_sql(node, ";\n".join(statements) + ";")
-
-    def _check_alive(self, nodes: Iterable[_Node]) -> None:
-        for node in nodes:
-            if node.proc is not None and node.proc.poll() is not None:
-                code = node.proc.returncode
-                raise LabError(
-                    f"node {node.index} ({node.region}) exited with code {code}; "
-                    f"error log tail ({node.error_log}):\n{_tail(node.error_log)}"
-                )
+        statements = account_statements(
+            admin_hosts=("127.0.0.1", "localhost"), app_hosts=("%", "localhost")
+        )
+        node.socket_sql(";\n".join(statements) + ";", self._socket_user())
 
     def _wait(
         self,
@@ -817,71 +998,34 @@ class GaleraLab:
         what: str,
         timeout: float | None = None,
     ) -> None:
-        nodes = [self._node(i) for i in indexes]
+        nodes = {i: self._node(i) for i in indexes}
         limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        statuses: dict[int, dict[str, Any] | None] = {}
-        while True:
-            self._check_alive(nodes)
-            statuses = {node.index: self.status(node.index) for node in nodes}
-            if done(statuses):
-                return
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)
-        logs = "\n".join(
-            f"--- node {node.index} ({node.region}) status {statuses.get(node.index)}; "
-            f"error log tail ({node.error_log}):\n{_tail(node.error_log)}"
-            for node in nodes
-        )
-        raise LabError(f"timed out after {limit:.0f}s waiting for {what}\n{logs}")
+        wait_for(nodes, self.status, done, what, limit)
 
     def _wait_synced(self, indexes: Iterable[int], size: int, timeout: float | None = None) -> None:
         wanted = list(indexes)
-
-        def done(statuses: dict[int, dict[str, Any] | None]) -> bool:
-            return all(
-                s is not None
-                and s["wsrep_local_state"] == SYNCED
-                and s["wsrep_cluster_status"] == "Primary"
-                and s["wsrep_ready"] == "ON"
-                and s["wsrep_cluster_size"] == size
-                for s in statuses.values()
-            )
-
-        self._wait(wanted, done, f"nodes {wanted} Synced in a Primary cluster of {size}", timeout)
+        self._wait(
+            wanted,
+            lambda s: all(synced_primary(status, size) for status in s.values()),
+            f"nodes {wanted} Synced in a Primary cluster of {size}",
+            timeout,
+        )
 
     def _recover_position(self, node: _Node) -> str | None:
-        """``uuid:seqno`` of the last transaction the node committed, read from InnoDB.
+        """The node's last committed ``uuid:seqno`` (see GaleraNode.wsrep_recover).
 
-        After SIGKILL grastate.dat says ``seqno: -1``; ``--wsrep-recover`` reads the real
-        position so the node can ask for just the missing writesets (IST).
+        When InnoDB has none, a clean shutdown's grastate.dat may still have it.
         """
-        server = _find_binary("mariadbd")
-        log = node.home / "recover.log"
-        with contextlib.suppress(FileNotFoundError):
-            log.unlink()
-        result = subprocess.run(
-            [str(server), f"--defaults-file={node.cnf}", "--wsrep-recover", f"--log-error={log}"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        text = log.read_text(errors="replace") if log.exists() else ""
-        found = _POSITION_RE.findall(text + result.stdout + result.stderr)
-        if found:
-            position = found[-1]
-            uuid, seqno = position.rsplit(":", 1)
-            if uuid != _NIL_UUID and int(seqno) >= 0:
-                return position
+        position, returncode = node.wsrep_recover()
+        if position:
+            return position
         grastate = self._read_grastate(node)
         if grastate.get("uuid", _NIL_UUID) != _NIL_UUID and int(grastate.get("seqno", -1)) >= 0:
             return f"{grastate['uuid']}:{grastate['seqno']}"
-        if result.returncode != 0:
+        if returncode != 0:
             raise LabError(
                 f"mariadbd --wsrep-recover failed on node {node.index} "
-                f"({result.returncode}):\n{_tail(log)}"
+                f"({returncode}):\n{tail(node.recover_log)}"
             )
         return None
 
@@ -954,7 +1098,7 @@ class GaleraLab:
                 leftovers = [
                     pid
                     for pid in _all_pids()
-                    if pid != os.getpid() and str(self.base_dir) in _proc_cmdline(pid)
+                    if pid != os.getpid() and str(self.base_dir) in proc_cmdline(pid)
                 ]
                 for pid in leftovers:
                     _kill_quietly(pid)

@@ -31,14 +31,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from db.lab import LabError
+from db.lab import LabError, StartStop, proc_cmdline, tail
 from regions import netns
 from regions.forwarder import ForwarderClient
 from regions.front import port_free
-from regions.galera import RegionGalera, tail
+from regions.galera import RegionGalera
+from regions.reaper import pid_alive
 from regions.topology import APP_PORT, REGIONS, Topology, format_rtts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,24 +60,7 @@ def _python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-def _proc_cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class RegionLab:
+class RegionLab(StartStop):
     def __init__(
         self,
         topology: Topology | None = None,
@@ -113,19 +96,6 @@ class RegionLab:
         self._state_file = (
             Path(tempfile.gettempdir()) / f"loyalty-regions-{self.topology.prefix}.json"
         )
-
-    # ------------------------------------------------------------------ context manager
-    def __enter__(self) -> RegionLab:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ addresses
     def app_url(self, region: str) -> str:
@@ -206,7 +176,7 @@ class RegionLab:
         with contextlib.suppress(OSError, ValueError):
             state = json.loads(state_file.read_text())
         owner = int(state.get("owner") or 0)
-        if owner and owner != os.getpid() and _pid_alive(owner) and not force:
+        if owner and owner != os.getpid() and pid_alive(owner) and not force:
             raise LabError(
                 f"a region lab with prefix {topology.prefix!r} is running (pid {owner}); "
                 "stop it, or use another prefix/net, or `python -m regions down --force`"
@@ -215,7 +185,7 @@ class RegionLab:
             netns.existing_namespaces() & {topology.netns(r) for r in REGIONS}
         )
         for pid in state.get("helpers", []):
-            if "regions." in _proc_cmdline(pid):
+            if "regions." in proc_cmdline(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         netns.teardown(topology)

@@ -19,7 +19,8 @@ from pathlib import Path
 from regions.topology import Topology
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether the pid exists (also for regions.lab: is a lab's recorded owner still there)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owner", type=int, required=True)
     parser.add_argument("--state", required=True)
     args = parser.parse_args(argv)
-    while _alive(args.owner):
+    while pid_alive(args.owner):
         time.sleep(1.0)
     state = {}
     with contextlib.suppress(OSError, ValueError):
