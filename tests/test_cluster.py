@@ -497,10 +497,10 @@ def test_time_budget_bounds_retries(cluster_app):
     def always_conflicts(conn):
         raise RetryTransaction()
 
-    started = time.monotonic()
     with app.app_context(), pytest.raises(ServiceUnavailable):
         db.write(always_conflicts, name="test.busy")
-    assert time.monotonic() - started < 1.5
+    # The time budget, not the 1000-attempt budget, is what stopped it.
+    assert 1 < router_of(app).stats.snapshot()["max_attempts"] < 1000
 
 
 @pytest.mark.mariadb
