@@ -17,6 +17,13 @@ $(BIN)/activate: requirements.txt
 
 venv: $(BIN)/activate
 
+# Test and measurement tools (pytest, Playwright, pyinstrument...) on top of the runtime.
+$(VENV)/.dev-installed: $(BIN)/activate requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+dev-venv: $(VENV)/.dev-installed
+
 run: venv  ## demo on SQLite at http://127.0.0.1:8000 (demo@example.com / demo-password-1)
 	LOYALTY_ENV=demo $(BIN)/flask --app webapp db upgrade
 	LOYALTY_ENV=demo $(BIN)/flask --app webapp demo seed
@@ -47,7 +54,7 @@ clean:
 	rm -rf $(VENV) .venv-deploy instance reports .pytest_cache .ruff_cache
 
 .PHONY: regions
-regions: venv  ## three regions in network namespaces over a delayed WAN: latency, partitions, region loss (root, ~5.5 min)
+regions: dev-venv  ## three regions in network namespaces over a delayed WAN: latency, partitions, region loss (root, ~5.5 min)
 	$(BIN)/python -m pytest tests/test_regions.py -m regions -v; \
 	status=$$?; cat reports/regions/summary.md 2>/dev/null; exit $$status
 
@@ -55,8 +62,10 @@ regions: venv  ## three regions in network namespaces over a delayed WAN: latenc
 jmeter: venv  ## JMeter, three regions at once (lab + 3 apps under gunicorn), ~5 min; reports/jmeter/
 	$(BIN)/python jmeter/run.py
 
-bench: venv  ## card page vs hello world, earns vs raw commits, p99 while a node dies; reports/bench/
+bench: dev-venv  ## card page vs hello world, earns vs raw commits, p99 while a node dies; reports/bench/
+	@command -v wrk >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/bench.py
 
-audit: venv  ## Lighthouse on the signed-in card page + axe-core on every page; reports/audit/
+audit: dev-venv  ## Lighthouse on the signed-in card page + axe-core on every page; reports/audit/
 	bash scripts/audit.sh
