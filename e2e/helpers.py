@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 
 import zxingcpp
 from playwright.sync_api import Page
+
+from db.seed import DEMO_PASSWORD
 
 
 def png_to_gray(data: bytes) -> memoryview:
@@ -86,3 +89,12 @@ def watch_console(page: Page) -> list[str]:
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(str(error)))
     return errors
+
+
+def login(page: Page, email: str) -> None:
+    """Signs in a demo account through the login form."""
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/(card|till)$"))

@@ -10,7 +10,6 @@ at the till.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from db.seed import DEMO_PASSWORD
+from e2e.helpers import login
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "tools" / "audit" / "node_modules" / "axe-core" / "axe.min.js"
@@ -66,14 +65,6 @@ def violations(page: Page) -> list[str]:
     ]
 
 
-def sign_in(page: Page, email: str) -> None:
-    page.goto("/login")
-    page.fill("#email", email)
-    page.fill("#password", DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/(card|till)$"))
-
-
 def test_register_page(audited: Page):
     audited.goto("/register")
     assert violations(audited) == []
@@ -93,7 +84,7 @@ def test_login_page(audited: Page):
 
 
 def test_card_page(audited: Page):
-    sign_in(audited, "demo@example.com")
+    login(audited, "demo@example.com")
     audited.goto("/card")
     assert violations(audited) == []
     # After the htmx history refresh, too.
@@ -103,13 +94,13 @@ def test_card_page(audited: Page):
 
 
 def test_family_page(audited: Page):
-    sign_in(audited, "demo@example.com")
+    login(audited, "demo@example.com")
     audited.goto("/family")
     assert violations(audited) == []
 
 
 def test_till_page(audited: Page, live_server):
-    sign_in(audited, "barista.ie@example.com")
+    login(audited, "barista.ie@example.com")
     assert violations(audited) == []
     audited.fill("#card", _demo_card_number(live_server.app))
     audited.get_by_role("button", name="Find card").click()

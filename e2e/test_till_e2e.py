@@ -20,23 +20,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from db.seed import DEMO_PASSWORD
 from e2e.conftest import CHROMIUM_ARGS
 from e2e.fixtures.camera import write_qr_y4m
-from e2e.helpers import scan_qr, watch_console
+from e2e.helpers import login, scan_qr, watch_console
 from webapp.card import codes
 
 CUSTOMER = "demo@example.com"
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1}
-
-
-def login(page: Page, email: str) -> None:
-    page.goto("/login")
-    page.fill("#email", email)
-    page.fill("#password", DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/(card|till)$"))
 
 
 @pytest.fixture

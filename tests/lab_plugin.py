@@ -11,7 +11,8 @@ against a real cluster.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -69,3 +70,13 @@ def galera_clean(galera_lab: GaleraLab) -> GaleraLab:
 def mariadb_url(galera_lab: GaleraLab) -> str:
     """SQLAlchemy URL of the ``us`` node for the application user."""
     return galera_lab.dsn(0)
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``check()`` until true; return the seconds it took (fail the test if never)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")

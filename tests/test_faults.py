@@ -24,7 +24,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from flask import g
 
 from db.seed import seed_stores
 from tests.conftest import AuthActions
+from tests.lab_plugin import wait_for
 from webapp import create_app
 from webapp.auth.services import register
 from webapp.card.queries import active_cards
@@ -104,15 +105,6 @@ def _write_report(section: str, data: Any) -> None:
     report[section] = data
     REPORT.write_text(json.dumps(report, indent=2, default=str))
     print(f"\n[{section}] {json.dumps(data, default=str)}")
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def sees(app, states: dict[str, MemberState]) -> bool:

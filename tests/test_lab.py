@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pymysql
 import pytest
 
 from db.lab import APP_PASSWORD, APP_USER, SYNCED, GaleraLab, LabError
+from tests.lab_plugin import wait_for
 
 pytestmark = pytest.mark.mariadb
 
@@ -50,16 +51,6 @@ def _ids(lab: GaleraLab, i: int) -> list[int]:
     with _connect(lab, i, causal=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM lab_probe ORDER BY id")
         return [row[0] for row in cur.fetchall()]
-
-
-def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check()`` until true; return the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def _assert_synced(lab: GaleraLab, size: int = 3) -> None:
@@ -117,7 +108,7 @@ def test_killed_node_leaves_survivors_primary_and_rejoins_by_ist(probe: GaleraLa
     lab = probe
     _insert(lab, 0, 1, "before the crash")
     lab.kill(1)
-    stall = _wait_for(
+    stall = wait_for(
         lambda: all(
             (s := lab.status(i)) is not None
             and s["wsrep_cluster_status"] == "Primary"
@@ -162,7 +153,7 @@ def test_last_survivor_is_non_primary_until_bootstrapped(probe: GaleraLab) -> No
     _insert(lab, 0, 1, "before")
     lab.kill(1)
     lab.kill(2)
-    _wait_for(
+    wait_for(
         lambda: (s := lab.status(0)) is not None and s["wsrep_cluster_status"] != "Primary",
         timeout=15,
         what="the lone survivor to lose quorum",
