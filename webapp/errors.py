@@ -105,3 +105,12 @@ class ServiceUnavailable(AppError):
     slug = "service-unavailable"
     title = "Loyalty service unavailable"
     retry_after = 5
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """The database lost the connection after COMMIT was sent, and the work could not be
+    safely re-run: it may or may not have been applied. Unlike a plain refusal, the client
+    must retry with the *same* idempotency key (never a new one), or it may book twice."""
+
+    slug = "outcome-unknown"
+    title = "Outcome unknown: retry with the same Idempotency-Key"
