@@ -23,7 +23,8 @@ from sqlalchemy import text
 
 from webapp import create_app
 from webapp.database import RetryTransaction
-from webapp.database.cluster import (
+from webapp.database.members import parse_members, preference_order
+from webapp.database.probes import (
     GALERA,
     GROUP_REPLICATION,
     STANDALONE,
@@ -31,8 +32,6 @@ from webapp.database.cluster import (
     detect_kind,
     galera_health,
     group_replication_health,
-    parse_members,
-    preference_order,
     probe_sql,
 )
 from webapp.database.routing import ClusterRouter, consistency

@@ -92,8 +92,10 @@ from sqlalchemy import exc as sa_exc
 from webapp.errors import ServiceUnavailable
 from webapp.telemetry import meter, tracer
 
-from .cluster import GALERA, GROUP_REPLICATION, Cluster, Member, build_members
+from .cluster import Cluster
 from .errors import Failure, RetryTransaction, classify
+from .members import Member, build_members
+from .probes import GALERA, GROUP_REPLICATION
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
