@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 
 from webapp.auth.services import register
+from webapp.database import after_unknown_commit
 from webapp.database.schema import accounts, stores
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
@@ -13,9 +14,18 @@ from webapp.ledger.queries import store_by_code
 
 def create_store(*, code: str, name: str, region: str, currency: str,
                  minor_per_coin: int) -> None:
-    db.write(lambda conn: conn.execute(insert(stores).values(
-        code=code, name=name, region=region, currency=currency, minor_per_coin=minor_per_coin)),
-        name="store.create")
+    values = {"code": code, "name": name, "region": region, "currency": currency,
+              "minor_per_coin": minor_per_coin}
+
+    def create(conn):
+        if after_unknown_commit(conn):
+            existing = store_by_code(conn, code)
+            if existing is not None and all(existing[k] == v for k, v in values.items()):
+                return  # written by the attempt whose COMMIT answer was lost
+        conn.execute(insert(stores).values(**values))
+
+    # Idempotent: a second run recognises the store it created (above).
+    db.write(create, name="store.create", idempotent=True)
 
 
 def create_staff(*, email: str, store_code: str, name: str, password: str,

@@ -43,6 +43,9 @@ class Operation:
     # declaration (401/403 from access, 400/422 from input, 429 from a rate limit).
     problems: tuple[int, ...] = ()
     idempotent: bool = False
+    # The Idempotency-Key may be left out (the server then makes one for the request, so
+    # its own retries are safe, but a client's re-send is a new request).
+    idempotency_optional: bool = False
     rate_limit: Callable[[], str] | None = None
     uses_database: bool = True
     description: str = ""
@@ -96,7 +99,7 @@ def _parse_request(op: Operation) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     steps: list[tuple[str, Callable[[], Any]]] = []
     if op.idempotent:
-        steps.append(("idempotency_key", _idempotency_key))
+        steps.append(("idempotency_key", lambda: _idempotency_key(op.idempotency_optional)))
     if op.query is not None:
         steps.append(("query", lambda: schemas.parse_query(op.query, request.args.to_dict())))
     if op.body is not None:
@@ -112,8 +115,10 @@ def _parse_request(op: Operation) -> dict[str, Any]:
     return parsed
 
 
-def _idempotency_key() -> str:
+def _idempotency_key(optional: bool = False) -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None and optional:
+        return None
     if not key:
         raise ValidationFailed({"idempotency_key": [
             f"Send an {IDEMPOTENCY_HEADER} header: any unique string per transaction, "
@@ -236,7 +241,8 @@ def document(app: Flask) -> dict[str, Any]:
         path, parameters = _path_and_parameters(rule_path)
         if op.idempotent:
             parameters.append({
-                "name": IDEMPOTENCY_HEADER, "in": "header", "required": True,
+                "name": IDEMPOTENCY_HEADER, "in": "header",
+                "required": not op.idempotency_optional,
                 "description": "Unique per transaction; send the same key to retry it safely. "
                                "A replay answers 200 with the first result.",
                 "schema": {"type": "string", "minLength": 1,

@@ -126,10 +126,17 @@ def family_list():
 
 @bp.post("/family")
 @operation(summary="Add a family member with their own card", tag="family",
-           body=FamilyMemberCreate, responses={201: FamilyMember}, problems=(409,))
-def family_add(body: FamilyMemberCreate):
-    card = family.add(current_principal().account_id, body.name, body.birthday)
-    return FamilyMember.of(card), 201
+           body=FamilyMemberCreate, idempotent=True, idempotency_optional=True,
+           responses={201: FamilyMember, 200: FamilyMember}, problems=(409,),
+           description="Send an Idempotency-Key to make the request safe to send again "
+                       "(after a timeout or a 503 outcome-unknown): a second request with "
+                       "it answers 200 with the member the first one added.")
+def family_add(body: FamilyMemberCreate, idempotency_key: str | None):
+    added = family.add(current_principal().account_id, body.name, body.birthday,
+                       request_id=idempotency_key)
+    if added.replayed:
+        return FamilyMember.of(added.card), 200, {REPLAYED_HEADER: "true"}
+    return FamilyMember.of(added.card), 201
 
 
 @bp.patch("/family/<int:card_id>")

@@ -10,6 +10,7 @@ from sqlalchemy import exc as sa_exc
 
 from webapp.card.numbers import new_card_number, new_code_secret
 from webapp.clock import utcnow
+from webapp.database import after_unknown_commit
 from webapp.errors import EmailTaken, InvalidCredentials
 from webapp.extensions import db
 
@@ -33,6 +34,11 @@ def register(*, name: str, email: str, password: str, region: str, role: str = "
     password_hash = hasher.hash(password)
 
     def create(conn):
+        if after_unknown_commit(conn):
+            # The hash has a fresh random salt: only this call's own row carries it.
+            existing = queries.account_by_email(conn, email)
+            if existing is not None and existing["password_hash"] == password_hash:
+                return existing
         now = utcnow()
         account_id = queries.insert_account(
             conn, email=email, name=name, password_hash=password_hash, home_region=region,
@@ -46,7 +52,9 @@ def register(*, name: str, email: str, password: str, region: str, role: str = "
         return queries.account_by_id(conn, account_id)
 
     try:
-        return db.write(create, name="account.register")
+        # Idempotent: a second run recognises its own row (above), so a lost COMMIT
+        # answer never turns into "this email is taken".
+        return db.write(create, name="account.register", idempotent=True)
     except sa_exc.IntegrityError as error:
         if db.read(lambda conn: queries.account_by_email(conn, email), name="account.email"):
             raise EmailTaken(
