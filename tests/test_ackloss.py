@@ -23,6 +23,7 @@ What must hold (the database layer's retry contract, ``db.write(idempotent=...)`
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from datetime import timedelta
 
@@ -374,3 +375,31 @@ def test_unknown_outcome_the_retries_cannot_settle_is_outcome_unknown_then_repla
     assert again.headers["Idempotent-Replayed"] == "true"
     assert (again.get_json()["coins"], again.get_json()["balance"]) == (10, 10)
     assert stack.on_every_node("SELECT SUM(balance) FROM loyalty.wallets") == [(10,)] * 3
+
+
+def test_family_page_after_an_unknown_outcome_keeps_the_request_and_adds_once(make_stack):
+    """Every member loses every answer of the add: the page says it cannot tell, keeps
+    the form's request id, and pressing Add again adds the member once."""
+    stack = make_stack(DB_RETRY_BUDGET=2)
+    auth = AuthActions(stack.client)
+    assert auth.register(email=f"page{next(_emails)}@example.com").status_code == 302
+    page = stack.client.get("/family").get_data(as_text=True)
+    request_id = re.search(r'name="request_id" type="hidden" value="([^"]+)"', page)[1]
+    form = {"csrf_token": csrf_token(page), "name": "Kid", "birthday": "", "request_id": request_id}
+
+    for proxy in stack.proxies.values():
+        # The add's own transactions (they look the request id up), not the page's reads.
+        proxy.arm(None, statement=rb"cards\.request_id = ")
+    response = stack.client.post("/family", data=form)
+
+    assert response.status_code == 503
+    html = response.get_data(as_text=True)
+    assert "couldn&#39;t confirm that Kid was added" in html
+    assert f'value="{request_id}"' in html
+    assert stack.on_every_node("SELECT COUNT(*) FROM loyalty.cards WHERE slot > 0") == [(1,)] * 3
+
+    for proxy in stack.proxies.values():
+        proxy.disarm()
+    again = stack.client.post("/family", data=form)
+    assert again.status_code == 302
+    assert stack.on_every_node("SELECT COUNT(*) FROM loyalty.cards WHERE slot > 0") == [(1,)] * 3

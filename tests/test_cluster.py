@@ -531,9 +531,10 @@ def test_unavailable_member_fails_over_and_comes_back(cluster_app, code, marked)
 
 @pytest.mark.mariadb
 def test_connection_lost_at_commit_is_retried_whole_on_the_next_member(cluster_app, lab):
-    """The answer to COMMIT never arrives (the server dropped the connection): the
-    outcome is unknown to the router, which runs the whole transaction again on the next
-    member. Here the first COMMIT did not happen, so the increment lands exactly once."""
+    """The connection dies before COMMIT is sent, so COMMIT fails: the outcome is
+    unknown to the router, which runs work declared idempotent again on the next member.
+    Here the first COMMIT did not happen, so the increment lands exactly once. (The hard
+    case, COMMIT applied and its answer lost, is ``test_ackloss.py``'s.)"""
     scratch_row(lab, 3, 0)
     app = cluster_app("us")
     router = router_of(app)
@@ -550,7 +551,7 @@ def test_connection_lost_at_commit_is_retried_whole_on_the_next_member(cluster_a
         return runs[-1]
 
     with app.app_context():
-        assert db.write(work, name="test.commit_lost") == "ie"
+        assert db.write(work, name="test.commit_lost", idempotent=True) == "ie"
     killer.close()
     assert runs == ["us", "ie"]
     stats = router.stats.snapshot()

@@ -8,7 +8,7 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from webapp.errors import AppError, ServiceUnavailable
+from webapp.errors import AppError, OutcomeUnknown, ServiceUnavailable
 from webapp.problems import problem_response
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,11 @@ FRIENDLY = {
     500: "Something went wrong on our side. Your coins are safe; please try again.",
     503: "We can't reach the loyalty service right now. Your card still works for scanning.",
 }
+# Not "nothing happened": the connection was lost while saving.
+OUTCOME_UNKNOWN = (
+    "We lost the connection while saving, so we can't tell whether it was saved. "
+    "Please check before you try again."
+)
 
 
 def _is_api() -> bool:
@@ -46,7 +51,12 @@ def init_app(app: Flask) -> None:
                                         **error.extra)
             response.headers.update(headers)
             return response
-        message = FRIENDLY[503] if isinstance(error, ServiceUnavailable) else error.detail
+        if isinstance(error, OutcomeUnknown):
+            message = OUTCOME_UNKNOWN
+        elif isinstance(error, ServiceUnavailable):
+            message = FRIENDLY[503]
+        else:
+            message = error.detail
         return _page(error.status, message, headers)
 
     @app.errorhandler(CSRFError)

@@ -169,7 +169,10 @@ _PROBLEM_NOTES = {
          "different request, or a card code that is no longer valid.",
     428: "Redeeming by the static card number needs `confirm_static: true`.",
     429: "Too many attempts; see Retry-After.",
-    503: "The loyalty database cannot be reached; see Retry-After.",
+    503: "The loyalty database cannot be reached; see Retry-After. `service-unavailable`: "
+         "refused, nothing happened. `outcome-unknown`: the connection was lost while "
+         "saving, so it may have happened; send the same request again with the same "
+         "Idempotency-Key (never a new one).",
 }
 
 
