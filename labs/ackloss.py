@@ -38,8 +38,8 @@ Use::
         ...  # the next transaction that inserts into the ledger loses its COMMIT ack
         assert proxy.drops[0].reply == "ok"
 
-Or from a shell: ``python -m labs.ackloss --listen 3400 --upstream 127.0.0.1:3306``
-(arms nothing; for watching the parser, with ``--verbose``).
+Or from a shell: ``python -m labs.ackloss --listen 3400 --upstream 127.0.0.1:3306
+--drop 1 --verbose`` loses the answer to the next COMMIT of a transaction that wrote.
 """
 
 from __future__ import annotations

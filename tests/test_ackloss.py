@@ -197,10 +197,13 @@ def test_earn_whose_commit_ack_was_lost_is_applied_once_and_answered_201(stack):
     assert "Idempotent-Replayed" not in response.headers
     receipt = response.get_json()
     assert (receipt["coins"], receipt["balance"]) == (10, 10)
-    assert stack.on_every_node(
-        "SELECT COUNT(*), SUM(coins) FROM loyalty.ledger WHERE idempotency_key LIKE %s",
-        f"%{key}",
-    ) == [(1, 10)] * 3
+    assert (
+        stack.on_every_node(
+            "SELECT COUNT(*), SUM(coins) FROM loyalty.ledger WHERE idempotency_key LIKE %s",
+            f"%{key}",
+        )
+        == [(1, 10)] * 3
+    )
     assert stack.on_every_node("SELECT SUM(balance) FROM loyalty.wallets") == [(10,)] * 3
 
     # A genuine second send is a replay.
@@ -224,9 +227,10 @@ def test_redeem_whose_commit_ack_was_lost_is_applied_once(stack):
     assert response.status_code == 201, response.get_data(as_text=True)
     assert "Idempotent-Replayed" not in response.headers
     assert response.get_json()["balance"] == 18
-    assert stack.on_every_node(
-        "SELECT COUNT(*), SUM(coins) FROM loyalty.ledger WHERE kind = 'redeem'"
-    ) == [(1, -7)] * 3
+    assert (
+        stack.on_every_node("SELECT COUNT(*), SUM(coins) FROM loyalty.ledger WHERE kind = 'redeem'")
+        == [(1, -7)] * 3
+    )
     assert stack.on_every_node("SELECT SUM(balance) FROM loyalty.wallets") == [(18,)] * 3
 
 
@@ -286,16 +290,15 @@ def test_registration_whose_commit_ack_was_lost_succeeds(stack):
     # Not "this email is taken": the retry recognised its own row.
     assert response.status_code == 201, response.get_data(as_text=True)
     assert response.get_json()["account"]["email"] == email
-    assert stack.on_every_node(
-        "SELECT COUNT(*) FROM loyalty.accounts WHERE email = %s", email
-    ) == [(1,)] * 3
+    assert (
+        stack.on_every_node("SELECT COUNT(*) FROM loyalty.accounts WHERE email = %s", email)
+        == [(1,)] * 3
+    )
     signed_in = stack.call("POST", "/auth/token", {"email": email, "password": PASSWORD})
     assert signed_in.status_code == 200
 
 
-def test_refresh_whose_commit_ack_was_lost_rotates_and_never_logs_out_later(
-    stack, monkeypatch
-):
+def test_refresh_whose_commit_ack_was_lost_rotates_and_never_logs_out_later(stack, monkeypatch):
     customer = stack.customer()
 
     stack.proxies["us"].arm(1, statement=rb"UPDATE refresh_tokens")
@@ -313,9 +316,12 @@ def test_refresh_whose_commit_ack_was_lost_rotates_and_never_logs_out_later(
     monkeypatch.setattr("webapp.auth.tokens.utcnow", lambda: later)
     again = stack.call("POST", "/auth/refresh", {"refresh_token": successor})
     assert again.status_code == 200, again.get_data(as_text=True)
-    assert stack.on_every_node(
-        "SELECT COUNT(*) FROM loyalty.refresh_tokens WHERE revoked_at IS NOT NULL"
-    ) == [(0,)] * 3
+    assert (
+        stack.on_every_node(
+            "SELECT COUNT(*) FROM loyalty.refresh_tokens WHERE revoked_at IS NOT NULL"
+        )
+        == [(0,)] * 3
+    )
 
 
 # ---------------------------------------------------------------------------- the contract
@@ -338,9 +344,7 @@ def test_work_not_marked_idempotent_is_not_run_again(stack):
         db.write(work, name="test.not_idempotent")
     assert runs == [1]
     assert stack.proxies["us"].drops[0].reply == "ok"
-    assert stack.on_every_node("SELECT n FROM loyalty.ackloss_scratch WHERE id = 1") == [
-        (1,)
-    ] * 3
+    assert stack.on_every_node("SELECT n FROM loyalty.ackloss_scratch WHERE id = 1") == [(1,)] * 3
     assert stack.router.stats.snapshot()["outcome_unknown"] == 1
 
 
@@ -363,10 +367,13 @@ def test_unknown_outcome_the_retries_cannot_settle_is_outcome_unknown_then_repla
     assert response.headers["Retry-After"]
     assert sum(len(p.drops) for p in stack.proxies.values()) == 4  # 1 + retry budget
     assert stack.router.stats.snapshot()["outcome_unknown"] == 1
-    assert stack.on_every_node(
-        "SELECT COUNT(*), SUM(coins) FROM loyalty.ledger WHERE idempotency_key LIKE %s",
-        f"%{key}",
-    ) == [(1, 10)] * 3
+    assert (
+        stack.on_every_node(
+            "SELECT COUNT(*), SUM(coins) FROM loyalty.ledger WHERE idempotency_key LIKE %s",
+            f"%{key}",
+        )
+        == [(1, 10)] * 3
+    )
 
     for proxy in stack.proxies.values():
         proxy.disarm()

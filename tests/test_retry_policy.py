@@ -193,13 +193,21 @@ def test_an_earn_whose_answer_was_lost_is_booked_once_and_is_no_replay(make_app)
         )
         with answer_lost(app):
             receipt = ledger.earn(
-                card=number, store_code="IE-DUB-01", amount_minor=1000, currency="EUR",
-                idempotency_key="k1", staff_id=None,
+                card=number,
+                store_code="IE-DUB-01",
+                amount_minor=1000,
+                currency="EUR",
+                idempotency_key="k1",
+                staff_id=None,
             )
         assert (receipt.coins, receipt.balance, receipt.replayed) == (10, 10, False)
         again = ledger.earn(
-            card=number, store_code="IE-DUB-01", amount_minor=1000, currency="EUR",
-            idempotency_key="k1", staff_id=None,
+            card=number,
+            store_code="IE-DUB-01",
+            amount_minor=1000,
+            currency="EUR",
+            idempotency_key="k1",
+            staff_id=None,
         )
         assert (again.transaction_id, again.replayed) == (receipt.transaction_id, True)
         rows = db.read(
@@ -212,9 +220,7 @@ def test_family_add_registration_and_removal_recognise_their_own_result(make_app
     app = make_app()
     with app.app_context():
         with answer_lost(app):
-            account = register(
-                name="Ana", email="ana@example.com", password="x" * 12, region="ie"
-            )
+            account = register(name="Ana", email="ana@example.com", password="x" * 12, region="ie")
         assert account["email"] == "ana@example.com"
         with answer_lost(app):
             added = family.add(account["id"], "Kid", None)

@@ -24,9 +24,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("cards", sa.Column("request_id", sa.String(length=64), nullable=True))
-    op.create_index(
-        "uq_cards_account_request", "cards", ["account_id", "request_id"], unique=True
-    )
+    op.create_index("uq_cards_account_request", "cards", ["account_id", "request_id"], unique=True)
 
 
 def downgrade() -> None:
