@@ -3,7 +3,8 @@
 ``RedisServer(port).start()`` runs ``redis-server`` (Debian's ``redis-server`` package,
 installed by scripts/install_test_deps.sh) in the foreground as a child process, bound to
 127.0.0.1, and waits until it answers PING. ``stop()`` ends it (SIGTERM, then SIGKILL);
-``kill()`` ends it at once, as a crash or a lost host would.
+``kill()`` ends it at once, as a crash would; ``freeze()`` leaves it listening but
+silent, as a hung server or an unreachable host would.
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ class RedisServer:
         path = self.workdir / "redis.log"
         return path.read_text() if path.exists() else ""
 
+    def freeze(self) -> None:
+        """SIGSTOP: the port still accepts connections (the kernel's backlog) but nothing
+        answers, as with a hung server or a host that stopped answering."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
@@ -72,6 +83,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.thaw()
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

@@ -10,6 +10,9 @@ import os
 from datetime import timedelta
 from typing import ClassVar
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 REGIONS = ("us", "ie", "in")
 
 
@@ -78,9 +81,12 @@ class Config:
     # store lets each gunicorn worker count separately. Required in production; memory://
     # there only when explicitly set (a single-process deployment).
     RATELIMIT_STORAGE_URI = _env("LOYALTY_RATELIMIT_STORAGE_URI")
-    # A store that does not answer within half a second counts as down (see below).
-    RATELIMIT_STORAGE_OPTIONS: ClassVar[dict] = {"socket_connect_timeout": 0.5,
-                                                 "socket_timeout": 0.5}
+    # A store that does not answer within half a second, tried twice, counts as down (see
+    # below): redis-py's default of 3 retries with backoff of up to 10 s would hold a
+    # sign-in for seconds when the store's host stops answering.
+    RATELIMIT_STORAGE_OPTIONS: ClassVar[dict] = {
+        "socket_connect_timeout": 0.5, "socket_timeout": 0.5,
+        "retry": Retry(NoBackoff(), 1)}
     # Store down: limits go on counting in each worker's memory (weaker, not gone) and
     # the store is retried with backoff; an error racing that switch is logged, not a 500.
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
