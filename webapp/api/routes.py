@@ -9,7 +9,7 @@ from flask import current_app
 
 from webapp import staff
 from webapp.auth import services as accounts
-from webapp.auth import tokens
+from webapp.auth import throttle, tokens
 from webapp.card import services as cards
 from webapp.errors import NotFound, Unauthorized, ValidationFailed
 from webapp.family import services as family
@@ -43,10 +43,6 @@ from .schemas import (
 )
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @bp.after_request
 def _api_headers(response):
     # Tokens, balances and card secrets: nothing here may be kept by a shared cache.
@@ -65,7 +61,7 @@ def _tokens(pair: tokens.TokenPair) -> dict:
 @bp.post("/auth/register")
 @operation(summary="Create a customer account (and sign in)", tag="auth", access="public",
            body=RegisterRequest, responses={201: Registered}, problems=(409,),
-           rate_limit=_login_limit)
+           rate_limit=throttle.sign_up_limited)
 def register(body: RegisterRequest):
     account = accounts.register(name=body.name, email=body.email, password=body.password,
                                 region=body.region)
@@ -76,9 +72,12 @@ def register(body: RegisterRequest):
 @bp.post("/auth/token")
 @operation(summary="Sign in: email and password for a token pair", tag="auth",
            access="public", body=TokenRequest, responses={200: TokenResponse},
-           problems=(401,), rate_limit=_login_limit)
+           problems=(401,), rate_limit=throttle.sign_in_limited,
+           description="Shares its per-address limit with the sign-in page. Repeated "
+                       "failures for one email from one address lock that pair for a "
+                       "growing time (429 `too-many-attempts`, see Retry-After).")
 def token(body: TokenRequest):
-    account = accounts.authenticate(body.email, body.password)
+    account = accounts.authenticate(body.email, body.password, client=throttle.client())
     return TokenResponse(**_tokens(tokens.issue_token_pair(account)))
 
 

@@ -46,6 +46,10 @@ _transactions = meter.create_counter(
     "loyalty.ledger.transactions", description="Ledger rows written, by kind and region")
 _coins = meter.create_counter(
     "loyalty.ledger.coins", unit="{coin}", description="Coins moved, by kind and region")
+_replays = meter.create_counter(
+    "loyalty.ledger.replays",
+    description="Requests answered from the ledger by their idempotency key, by kind and "
+                "region: a retry (client's or router's) that found the first write")
 
 MAX_AMOUNT_MINOR = 100_000_000  # a single purchase above 1,000,000.00 is a typo
 MAX_REDEEM_COINS = 1_000_000
@@ -169,6 +173,8 @@ def _append(conn: Connection, *, wallet_id: int, delta: int, now: datetime,
 
 def _recorded(receipt: Receipt) -> Receipt:
     """Counts first writes only: a replayed request moved no coins."""
+    if receipt.replayed:
+        _replays.add(1, {"kind": receipt.kind, "region": receipt.region})
     if not receipt.replayed:
         attributes = {"kind": receipt.kind, "region": receipt.region}
         _transactions.add(1, attributes)
