@@ -16,20 +16,20 @@ from webapp.staff import create_staff, create_store
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - published demo credentials
 STORES = [
-    # code, name, region, currency, minor units per coin
-    ("US-NYC-01", "New York, 5th Avenue", "us", "USD", 100),
-    ("US-SEA-01", "Seattle, Pike Place", "us", "USD", 100),
-    ("IE-DUB-01", "Dublin, Grafton Street", "ie", "EUR", 100),
-    ("IN-BLR-01", "Bengaluru, MG Road", "in", "INR", 8000),
+    # code, name, region, currency, minor units per coin, time zone
+    ("US-NYC-01", "New York, 5th Avenue", "us", "USD", 100, "America/New_York"),
+    ("US-SEA-01", "Seattle, Pike Place", "us", "USD", 100, "America/Los_Angeles"),
+    ("IE-DUB-01", "Dublin, Grafton Street", "ie", "EUR", 100, "Europe/Dublin"),
+    ("IN-BLR-01", "Bengaluru, MG Road", "in", "INR", 8000, "Asia/Kolkata"),
 ]
 BARISTAS = [("us", "US-NYC-01", "Sam"), ("ie", "IE-DUB-01", "Aoife"), ("in", "IN-BLR-01", "Priya")]
 
 
 def seed_stores() -> None:
-    for code, name, region, currency, rate in STORES:
+    for code, name, region, currency, rate, timezone in STORES:
         if db.read(lambda conn, code=code: store_by_code(conn, code), name="seed") is None:
             create_store(code=code, name=name, region=region, currency=currency,
-                         minor_per_coin=rate)
+                         minor_per_coin=rate, timezone=timezone)
 
 
 def seed_demo() -> str:

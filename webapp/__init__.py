@@ -52,7 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import compression, telemetry
+    from webapp import compression, i18n, telemetry
     from webapp.auth import session
     from webapp.extensions import csrf, db, limiter
 
@@ -62,12 +62,13 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     session.init_app(app)
+    i18n.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp import api, auth, card, family, health, pwa, till
+    from webapp import api, auth, card, family, health, i18n, pwa, till
 
-    for blueprint in (auth.bp, card.bp, family.bp, till.bp, pwa.bp, health.bp):
+    for blueprint in (auth.bp, card.bp, family.bp, till.bp, pwa.bp, health.bp, i18n.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
 

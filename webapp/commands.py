@@ -1,4 +1,5 @@
-"""CLI: ``flask --app webapp db upgrade``, ``demo seed``, ``staff create``, ``stores``."""
+"""CLI: ``flask --app webapp db upgrade``, ``demo seed``, ``staff create``, ``stores``,
+``coins expire``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from webapp.database.cli import cluster_cli
+from webapp.expiry.cli import coins_cli
 from webapp.extensions import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "migrations"
@@ -72,7 +74,8 @@ def list_stores_command() -> None:
 
     for store in db.read(all_stores, name="stores"):
         click.echo(f"{store['code']:<12} {store['region']} {store['currency']} "
-                   f"{store['minor_per_coin']} minor units per coin  {store['name']}")
+                   f"{store['minor_per_coin']} minor units per coin  {store['timezone']} "
+                   f"{store['locale']}  {store['name']}")
 
 
 @stores_cli.command("create")
@@ -81,18 +84,42 @@ def list_stores_command() -> None:
 @click.option("--region", type=click.Choice(["us", "ie", "in"]), required=True)
 @click.option("--currency", required=True)
 @click.option("--minor-per-coin", type=click.IntRange(min=1), required=True)
+@click.option("--timezone", default=None, help="IANA zone, e.g. Asia/Kolkata (default: "
+              "the region's)")
+@click.option("--locale", default=None, help="e.g. en_IN (default: the region's)")
 def create_store_command(code: str, name: str, region: str, currency: str,
-                         minor_per_coin: int) -> None:
+                         minor_per_coin: int, timezone: str | None,
+                         locale: str | None) -> None:
     from sqlalchemy.exc import IntegrityError
 
+    from webapp.errors import AppError
     from webapp.staff import create_store
 
     try:
         create_store(code=code, name=name, region=region, currency=currency.upper(),
-                     minor_per_coin=minor_per_coin)
+                     minor_per_coin=minor_per_coin, timezone=timezone, locale=locale)
     except IntegrityError as error:
         raise click.ClickException(f"a store with code {code} already exists") from error
+    except AppError as error:
+        raise click.ClickException(_describe(error)) from error
     click.echo(f"store {code} created")
+
+
+@stores_cli.command("set")
+@click.argument("code")
+@click.option("--timezone", default=None, help="IANA zone, e.g. America/Los_Angeles")
+@click.option("--locale", default=None, help="e.g. en_IE")
+def set_store_command(code: str, timezone: str | None, locale: str | None) -> None:
+    from webapp.errors import AppError
+    from webapp.staff import set_store_place
+
+    try:
+        found = set_store_place(code, timezone=timezone, locale=locale)
+    except AppError as error:
+        raise click.ClickException(_describe(error)) from error
+    if not found:
+        raise click.ClickException(f"no store with code {code}")
+    click.echo(f"store {code} updated")
 
 
 def _describe(error) -> str:
@@ -103,5 +130,5 @@ def _describe(error) -> str:
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, demo_cli, staff_cli, stores_cli, cluster_cli):
+    for group in (db_cli, demo_cli, staff_cli, stores_cli, cluster_cli, coins_cli):
         app.cli.add_command(group)

@@ -14,6 +14,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 REGIONS = ("us", "ie", "in")
+# Where a region's customers and stores are unless told otherwise: a new store's time zone
+# and number/date formats (a store can have its own, stores.timezone and stores.locale),
+# and the zone of a movement that has no store (an expiry is dated in the holder's region).
+REGION_TIMEZONES = {"us": "America/New_York", "ie": "Europe/Dublin", "in": "Asia/Kolkata"}
+REGION_LOCALES = {"us": "en_US", "ie": "en_IE", "in": "en_IN"}
+# What a customer can choose (Accept-Language or the card page's setting): Babel locale
+# ids. The language comes from the catalogs under webapp/translations (hi so far; English
+# is the source), the number, money and date formats from the locale itself.
+LOCALES = ("en_US", "en_IE", "en_IN", "hi_IN")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -107,6 +116,12 @@ class Config:
     REVERSAL_WINDOW = timedelta(minutes=_env_int("LOYALTY_REVERSAL_WINDOW_MINUTES", 60 * 24))
     STATIC_REDEEM_NEEDS_CONFIRMATION = _env_bool("LOYALTY_STATIC_REDEEM_CONFIRM", True)
     FAMILY_LIMIT = 4
+    # Coins expire after this many months without an earn, redeem or adjustment on the
+    # wallet (anyone in the family); 0 = never. Applied by `flask coins expire` (a daily
+    # timer, docs/operations.md); the card warns EXPIRY_WARNING_DAYS before.
+    COIN_EXPIRY_MONTHS = _env_int("LOYALTY_COIN_EXPIRY_MONTHS", 12)
+    EXPIRY_WARNING_DAYS = 30
+    BABEL_DEFAULT_LOCALE = "en_US"
     LOAD_DEMO_DATA = False
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session cookie
     MAX_CONTENT_LENGTH = 64 * 1024
@@ -135,6 +150,10 @@ class Config:
             raise RuntimeError("JWT_ACTIVE_KID must name one of JWT_KEYS")
         if any(len(secret) < 32 for secret in values["JWT_KEYS"].values()):
             raise RuntimeError("every JWT key must be at least 32 characters")
+        if not isinstance(values.get("COIN_EXPIRY_MONTHS"), int) or values[
+                "COIN_EXPIRY_MONTHS"] < 0:
+            raise RuntimeError("LOYALTY_COIN_EXPIRY_MONTHS must be a whole number of months, "
+                               "0 for never")
         if not values.get("RATELIMIT_STORAGE_URI"):
             raise RuntimeError(
                 "set LOYALTY_RATELIMIT_STORAGE_URI: redis://HOST:6379/0, the region's limiter "

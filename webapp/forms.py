@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from flask import request
+from flask_babel import get_translations
 from flask_wtf import FlaskForm
+
+
+class _CatalogTranslations:
+    """WTForms' own messages ("This field is required.") from our catalogs: WTForms
+    ships no Hindi, and Flask-WTF looks only in WTForms' (webapp/i18n/messages.py)."""
+
+    def gettext(self, string: str) -> str:
+        return get_translations().gettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return get_translations().ngettext(singular, plural, n)
 
 
 class PageForm(FlaskForm):
@@ -14,6 +26,10 @@ class PageForm(FlaskForm):
     was a 500. Pages send neither (the API parses its own JSON), so such a post is read
     as the plain form fields it has, and the missing ones get their field error (422).
     """
+
+    class Meta:
+        def get_translations(self, form):
+            return _CatalogTranslations()
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         if not args and "formdata" not in kwargs and (request.is_json or request.files):

@@ -26,6 +26,7 @@ from webapp.auth.forms import NAME_PATTERN
 from webapp.clock import utcnow
 from webapp.config import REGIONS
 from webapp.errors import AppError, ValidationFailed
+from webapp.ledger.kinds import KINDS
 from webapp.ledger.services import KEY_MAX_LENGTH, MAX_REDEEM_COINS
 
 # Ids are BIGINT: anything larger can't exist, and SQLite would overflow binding it.
@@ -293,7 +294,7 @@ class EntryCard(BaseModel):
 
 class LedgerEntry(BaseModel):
     id: int
-    kind: Literal["earn", "redeem", "reversal", "adjustment"]
+    kind: Literal[KINDS]  # type: ignore[valid-type]
     coins: int = Field(description="Signed: positive added to the wallet, negative taken.")
     balance_after: int
     card: EntryCard | None

@@ -4,9 +4,10 @@ from wtforms import EmailField, PasswordField, RadioField, SelectChoice, StringF
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Regexp
 
 from webapp.forms import PageForm
+from webapp.i18n.messages import lazy_gettext as _l
 
-REGION_CHOICES = [SelectChoice("us", "United States"), SelectChoice("ie", "Ireland"),
-                  SelectChoice("in", "India")]
+REGION_CHOICES = [SelectChoice("us", _l("United States")), SelectChoice("ie", _l("Ireland")),
+                  SelectChoice("in", _l("India"))]
 # Printable text only: no control characters (C0, C1, line separators) sneaking into
 # names shown at the till, and no bidi overrides/isolates that would make "Ana\u202eoB"
 # display as someone else. Scripts written right to left are fine; only the controls go.
@@ -20,29 +21,29 @@ def _strip(value: object) -> object:
 
 
 class LoginForm(PageForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
 
 
 class RegisterForm(PageForm):
     name = StringField(
-        "Your name",
+        _l("Your name"),
         validators=[
             DataRequired(),
             Length(min=1, max=60),
-            Regexp(NAME_PATTERN, message="Use letters, numbers and spaces, without < or >."),
+            Regexp(NAME_PATTERN, message=_l("Use letters, numbers and spaces, without < or >.")),
         ],
         filters=[_strip],
     )
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)],
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)],
                        filters=[_strip])
     password = PasswordField(
-        "Password",
+        _l("Password"),
         validators=[
             DataRequired(),
-            Length(min=10, max=128, message="Use 10 to 128 characters."),
+            Length(min=10, max=128, message=_l("Use 10 to 128 characters.")),
         ],
     )
     # InputRequired: a post without the field is refused, not quietly given the default.
-    region = RadioField("Home region", choices=REGION_CHOICES, default="us",
-                        validators=[InputRequired(message="Choose your home region.")])
+    region = RadioField(_l("Home region"), choices=REGION_CHOICES, default="us",
+                        validators=[InputRequired(message=_l("Choose your home region."))])

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import redirect, request, url_for
 
 from webapp.errors import EmailTaken, InvalidCredentials, TooManyAttempts
+from webapp.i18n.messages import page_text
 from webapp.pages import render_page
 
 from . import bp, services, throttle, tokens
@@ -38,10 +39,10 @@ def login():
             account = services.authenticate(form.email.data, form.password.data,
                                             client=throttle.client())
         except TooManyAttempts as exc:  # the form again, saying how long to wait
-            return render_page("auth/login.html", form=form, error=exc.detail), 429, {
+            return render_page("auth/login.html", form=form, error=page_text(exc.detail)), 429, {
                 "Retry-After": str(exc.retry_after)}
         except InvalidCredentials as exc:  # a database outage stays a 503, not a 401
-            error = exc.detail
+            error = page_text(exc.detail)
         else:
             target = _safe_next(request.args.get("next"))
             if account["role"] in ("staff", "admin") and not request.args.get("next"):
@@ -65,7 +66,7 @@ def register():
                 region=form.region.data,
             )
         except EmailTaken as exc:
-            error = exc.detail
+            error = page_text(exc.detail)
         else:
             response = redirect(url_for("card.show"))
             set_session_cookies(response, tokens.issue_token_pair(account))

@@ -35,7 +35,9 @@ _CARDS_WITH_BALANCE = (
 )
 _RECENT_ACTIVITY = (
     select(ledger.c.id, ledger.c.kind, ledger.c.coins, ledger.c.created_at,
-           cards.c.display_name.label("card_name"), stores.c.name.label("store_name"))
+           ledger.c.amount_minor, ledger.c.currency, ledger.c.region,
+           cards.c.display_name.label("card_name"), stores.c.name.label("store_name"),
+           stores.c.timezone.label("store_timezone"))
     .outerjoin(cards, cards.c.id == ledger.c.card_id)
     .outerjoin(stores, stores.c.id == ledger.c.store_id)
     .where(ledger.c.wallet_id == bindparam("wallet_id"))
@@ -55,7 +57,8 @@ def cards_with_balance(conn: Connection, account_id: int) -> list[dict[str, Any]
 
 
 def recent_activity(conn: Connection, wallet_id: int, limit: int) -> list[dict[str, Any]]:
-    """The card page's history: newest first, just what one line of it shows."""
+    """The card page's history: newest first, just what one line of it shows (with the
+    store's time zone: times are shown there)."""
     rows = conn.execute(_RECENT_ACTIVITY, {"wallet_id": wallet_id, "limit": limit}).mappings()
     return [dict(row) for row in rows]
 

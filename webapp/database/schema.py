@@ -102,6 +102,10 @@ stores = Table(
     Column("currency", String(3), nullable=False),
     # Money (in minor units: cents, paise) that earns one coin; earning rounds down.
     Column("minor_per_coin", Integer, nullable=False),
+    # IANA zone (the history shows a Bengaluru redemption in IST) and the Babel locale the
+    # till formats money and coins in. Defaults per region: webapp.config.
+    Column("timezone", String(40), nullable=False, server_default="UTC"),
+    Column("locale", String(10), nullable=False, server_default="en_US"),
     CheckConstraint("minor_per_coin > 0", name="rate_positive"),
 )
 
@@ -111,7 +115,7 @@ ledger = Table(
     _id(),
     Column("wallet_id", Id, nullable=False),
     Column("card_id", Id, nullable=True),
-    # earn | redeem | reversal | adjustment
+    # webapp.ledger.kinds: earn | redeem | reversal | adjustment | expiry
     Column("kind", String(12), nullable=False),
     # Signed: + adds to the wallet, - takes from it. The wallet balance is their sum.
     Column("coins", BigInteger, nullable=False),

@@ -7,26 +7,27 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 from webapp.auth.forms import NAME_PATTERN, PageForm
 from webapp.clock import utcnow
 from webapp.family.services import new_request_id
+from webapp.i18n.messages import lazy_gettext as _l
 
 
 def _not_in_future(form: FlaskForm, field: DateField) -> None:
     if field.data and field.data > utcnow().date():
-        raise ValidationError("A birthday can't be in the future.")
+        raise ValidationError(_l("A birthday can't be in the future."))
     if field.data and field.data.year < 1900:
-        raise ValidationError("Enter a birthday after 1900.")
+        raise ValidationError(_l("Enter a birthday after 1900."))
 
 
 class MemberForm(PageForm):
     name = StringField(
-        "Name",
+        _l("Name"),
         validators=[
             DataRequired(),
             Length(max=60),
-            Regexp(NAME_PATTERN, message="Use letters, numbers and spaces, without < or >."),
+            Regexp(NAME_PATTERN, message=_l("Use letters, numbers and spaces, without < or >.")),
         ],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )
-    birthday = DateField("Birthday (optional)", validators=[Optional(), _not_in_future])
+    birthday = DateField(_l("Birthday (optional)"), validators=[Optional(), _not_in_future])
 
 
 class AddMemberForm(MemberForm):
@@ -37,7 +38,8 @@ class AddMemberForm(MemberForm):
     request_id = HiddenField(
         validators=[
             Optional(),
-            Regexp(r"^[A-Za-z0-9_-]{1,64}$", message="This form is out of date: reload the page."),
+            Regexp(r"^[A-Za-z0-9_-]{1,64}$",
+                   message=_l("This form is out of date: reload the page.")),
         ]
     )
 

@@ -4,9 +4,11 @@ without JavaScript the same forms post and redirect."""
 from __future__ import annotations
 
 from flask import current_app, flash, redirect, url_for
+from flask_babel import gettext as _
 
 from webapp.auth.session import current_principal, login_required
 from webapp.errors import AppError, OutcomeUnknown
+from webapp.i18n.messages import page_text
 from webapp.pages import is_htmx_partial_request, render_page
 
 from . import bp, services
@@ -56,12 +58,12 @@ def add():
                              form.birthday.data, request_id=form.request_id.data)
     except OutcomeUnknown as error:
         # The form keeps its request id, so pressing Add again cannot add a second one.
-        message = (f"We couldn't confirm that {form.name.data} was added. Press "
-                   "Add member again: they will not be added twice.")
+        message = _("We couldn't confirm that %(name)s was added. Press Add member again: "
+                    "they will not be added twice.", name=form.name.data)
         return _family_page(form, error=message, status=error.status)
     except AppError as error:
-        return _family_page(form, error=error.detail, status=error.status)
-    return _done(f"{added.card['display_name']} now has a card.")
+        return _family_page(form, error=page_text(error.detail), status=error.status)
+    return _done(_("%(name)s now has a card.", name=added.card["display_name"]))
 
 
 @bp.route(f"/family/{MEMBER_ID}", methods=["POST"])
@@ -74,8 +76,8 @@ def rename(card_id: int):
         services.rename(current_principal().account_id, card_id, form.name.data,
                         form.birthday.data)
     except AppError as error:
-        return _family_page(error=error.detail, status=error.status)
-    return _done("Saved.")
+        return _family_page(error=page_text(error.detail), status=error.status)
+    return _done(_("Saved."))
 
 
 @bp.route(f"/family/{MEMBER_ID}/remove", methods=["POST"])
@@ -84,5 +86,5 @@ def remove(card_id: int):
     try:
         services.remove(current_principal().account_id, card_id)
     except AppError as error:
-        return _family_page(error=error.detail, status=error.status)
-    return _done("Family member removed. Their past purchases stay in your history.")
+        return _family_page(error=page_text(error.detail), status=error.status)
+    return _done(_("Family member removed. Their past purchases stay in your history."))

@@ -182,6 +182,13 @@ def _recorded(receipt: Receipt) -> Receipt:
     return receipt
 
 
+def count_movement(kind: str, region: str, coins: int) -> None:
+    """The same counters for a movement booked outside this module (an expiry)."""
+    attributes = {"kind": kind, "region": region}
+    _transactions.add(1, attributes)
+    _coins.add(abs(coins), attributes)
+
+
 def scan(conn: Connection, scanned_text: str, *, now: float | None = None) -> ScannedCard:
     """Resolves what the till scanned or typed to an active card."""
     scanned = codes.parse_scanned(scanned_text or "")

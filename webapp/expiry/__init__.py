@@ -1,0 +1,1 @@
+"""Coins expire after months without activity on the wallet (``flask coins expire``)."""

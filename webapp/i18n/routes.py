@@ -1,0 +1,38 @@
+"""The customer's language and formats setting (a form on the card page)."""
+
+from __future__ import annotations
+
+from flask import redirect, request, url_for
+from wtforms import HiddenField, SelectField
+
+from webapp.forms import PageForm
+
+from . import bp, locales
+
+ONE_YEAR = 365 * 86400
+
+
+class LanguageForm(PageForm):
+    locale = SelectField(choices=locales.choices)
+    next = HiddenField()
+
+
+@bp.route("/language", methods=["POST"])
+def choose():
+    """Remembers the choice in a cookie (no account needed: the login page can use it)."""
+    from webapp.auth.routes import _safe_next  # here: auth's pages import this package
+
+    form = LanguageForm()
+    response = redirect(_safe_next(form.next.data))
+    if form.validate():
+        response.set_cookie(locales.COOKIE, form.locale.data, max_age=ONE_YEAR, httponly=True,
+                            samesite="Lax", secure=request.is_secure)
+    return response
+
+
+def language_form() -> LanguageForm:
+    """For a page's template: the setting with the current choice selected."""
+    from flask_babel import get_locale
+
+    return LanguageForm(formdata=None, locale=str(get_locale()), next=request.full_path
+                        .rstrip("?") if request.method == "GET" else url_for("card.show"))

@@ -1,0 +1,14 @@
+"""The kinds of ledger movement, in one place (the schema stores them as plain text)."""
+
+from __future__ import annotations
+
+EARN = "earn"
+REDEEM = "redeem"
+REVERSAL = "reversal"
+ADJUSTMENT = "adjustment"
+EXPIRY = "expiry"
+
+KINDS = (EARN, REDEEM, REVERSAL, ADJUSTMENT, EXPIRY)
+# What keeps a wallet's coins alive (webapp/expiry): something a person in the family, or
+# an operator, did. A reversal only undoes one of these, and an expiry is the timer itself.
+ACTIVITY = (EARN, REDEEM, ADJUSTMENT)
