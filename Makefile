@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run venv dev-venv test test-fast lint format lab clean
+.PHONY: run venv dev-venv test test-fast lint format lab clean translations
 
 $(BIN)/activate: requirements.txt
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,17 @@ lint:
 format:
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format webapp db tests e2e
+
+# Texts for translators: extract from the code and templates, merge into every language's
+# catalog (webapp/translations/<lang>/LC_MESSAGES/messages.po), compile the .mo files.
+# The .po and the compiled .mo are both committed, so the app, its tests and the image
+# need no build step; tests/test_i18n.py fails when a catalog is behind the code.
+TRANSLATIONS := webapp/translations
+translations: venv  ## extract texts, update the catalogs, compile them (then translate the .po and run again)
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k N_ -c TRANSLATORS: --no-location \
+		--sort-output --project "Loyalty Card" -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel -q update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --ignore-obsolete
+	$(BIN)/pybabel compile --statistics -d $(TRANSLATIONS)
 
 lab: venv  ## a 3-node Galera cluster on localhost until Ctrl-C
 	$(BIN)/python -m labs.galera up

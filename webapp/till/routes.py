@@ -21,12 +21,14 @@ from webapp.card import codes
 from webapp.card.numbers import format_card_number
 from webapp.errors import AppError, Forbidden, IdempotencyMismatch, ServiceUnavailable
 from webapp.extensions import db
+from webapp.i18n import formatting
+from webapp.i18n.locales import use_locale
 from webapp.ledger import queries as ledger_queries
 from webapp.ledger import services as ledger
 from webapp.pages import render_page
 
 from . import bp
-from .forms import EarnForm, LookupForm, RedeemForm, ReverseForm, format_money, new_key
+from .forms import EarnForm, LookupForm, RedeemForm, ReverseForm, new_key
 
 TEMPLATE = "till/till.html"
 MISMATCH = ("This form was already submitted with different details, and that first "
@@ -105,12 +107,14 @@ def _till(store: dict[str, Any], *, customer: Customer | None = None,
           status: int = 200, **forms: FlaskForm) -> tuple[str, int]:
     scanned = {"card": customer.scanned} if customer else {}
     receipt_card = receipt.card_number if receipt else None
+    # Money and coins in the store's own formats, whoever's browser shows the till.
+    use_locale(store["locale"])
     context = {
         "store": store,
         "customer": customer,
         "receipt": receipt,
         "error": error,
-        "money": format_money,
+        "money": formatting.money,
         "needs_confirmation": bool(
             customer and not customer.rotating
             and current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]),
