@@ -461,11 +461,19 @@ def test_the_idempotency_key_is_required(staff_api, customer, nothing_written, h
     assert set(problem["errors"]) == {"idempotency_key"}
 
 
-def test_earn_by_another_store_and_redeem_with_confirmation(staff_api, customer):
+def test_earn_names_the_home_store_only_and_redeem_with_confirmation(app, staff_api,
+                                                                     customer):
     number = customer["card"]["number"]
-    earned = _earn(staff_api, number, amount="20.00", currency="USD", store="US-NYC-01")
+    # Another store (another region, currency and earn rate) is not the barista's to pick.
+    with app.app_context():
+        before = ledger_count()
+    _problem(_earn(staff_api, number, amount="20.00", currency="USD", store="US-NYC-01"),
+             403, "store-not-allowed")
+    with app.app_context():
+        assert ledger_count() == before
+    earned = _earn(staff_api, number, amount="20.00", store="IE-DUB-01")
     assert earned.status_code == 201
-    assert earned.get_json()["region"] == "us"
+    assert earned.get_json()["region"] == "ie"
     _problem(_redeem(staff_api, number, 5, confirm=False), 428, "confirmation-required")
     redeemed = _redeem(staff_api, number, 5)
     assert redeemed.status_code == 201
@@ -605,7 +613,7 @@ BAD_TRANSACTIONS = [
     ({"card": 123456789012}, 422, "validation-error", "card"),
     ({"card": None}, 422, "validation-error", "card"),
     ({"card": "LC1.000000000000.123456"}, 404, "not-found", None),
-    ({"store": "XX-NOPE-01"}, 422, "validation-error", "store"),
+    ({"store": "XX-NOPE-01"}, 403, "store-not-allowed", None),  # only the home store
     ({"store": "ie-dub-01"}, 422, "validation-error", "store"),
     ({"kind": "transfer"}, 422, "validation-error", "kind"),
     ({"kind": None}, 422, "validation-error", "kind"),

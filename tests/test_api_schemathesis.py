@@ -29,7 +29,7 @@ from webapp.staff import create_staff
 from .conftest import PASSWORD
 
 MAX_EXAMPLES = 30
-STAFF_OPERATIONS = ("/transactions",)
+STAFF_OPERATIONS = ("/transactions", "/lookup")
 CONFIG = {
     "generation": {
         "mode": "all",  # data that fits the schema and data that breaks it
