@@ -728,6 +728,15 @@ def test_openapi_document_describes_every_operation(app, api):
     assert transactions["security"] == [{"bearerAuth": []}]
     assert any(p["name"] == "Idempotency-Key" and p["required"]
                for p in transactions["parameters"])
+    # The store field and the 403s say what the staff rulebook refuses.
+    store = json.dumps(doc["components"]["schemas"]["EarnRequest"]["properties"]["store"])
+    assert "home store" in store
+    assert "403" in store
+    forbidden = doc["components"]["responses"]["Problem403"]["description"]
+    for slug in ("store-not-allowed", "not-your-transaction", "own-wallet", "purchase-limit"):
+        assert slug in forbidden
+        assert PROBLEM_BASE + slug in json.dumps(doc["components"]["schemas"]["Problem"])
+    assert "403" in doc["paths"]["/lookup"]["post"]["responses"]
     problem = doc["components"]["responses"]["Problem401"]
     assert "application/problem+json" in problem["content"]
     assert problem["headers"]["WWW-Authenticate"]["required"] is True
