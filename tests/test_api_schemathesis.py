@@ -37,7 +37,7 @@ from .conftest import PASSWORD
 MAX_EXAMPLES = 20
 SUCCESS_FLOOR = 0.8
 MIN_POSITIVE_CASES = 2  # operations without parameters generate only a couple
-STAFF_OPERATIONS = ("/transactions",)
+STAFF_OPERATIONS = ("/transactions", "/lookup")
 CUSTOMER_EMAIL = "ana@example.com"
 CONFIG = {
     "generation": {
@@ -166,8 +166,8 @@ def _aim_at_real_data(case, world: World) -> None:
     body = case.body if isinstance(case.body, dict) else None
     if case.operation.path.startswith(STAFF_OPERATIONS) or (
             label == "POST /family" and "Idempotency-Key" in (case.headers or {})):
-        # Every transaction (and family add) needs its own key: a generated one reused with another body
-        # is (rightly) refused as a mismatched replay.
+        # Every transaction (and family add) needs its own key: a generated one reused
+        # with another body is (rightly) refused as a mismatched replay.
         generated = (case.headers or {}).get("Idempotency-Key") or "k"
         serial = world.unique("-")
         case.headers = {**(case.headers or {}),
@@ -185,6 +185,8 @@ def _aim_at_real_data(case, world: World) -> None:
         case.path_parameters["card_id"] = world.member_id
     elif label == "DELETE /family/{card_id}":
         case.path_parameters["card_id"] = world.fresh_member()
+    elif label == "POST /lookup" and body is not None:
+        body["card"] = world.card
     elif label == "POST /transactions" and body is not None:
         body["card"] = world.card
         body.pop("store", None)  # the barista's own store

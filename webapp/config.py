@@ -29,6 +29,24 @@ def _env_bool(name: str, default: bool) -> bool:
     return (_env(name, "1" if default else "0") or "").lower() in ("1", "true", "yes", "on")
 
 
+def parse_amounts(raw: str | None) -> dict[str, str]:
+    """``"USD=500,INR=40000"`` -> ``{"USD": "500", "INR": "40000"}`` (decimal strings,
+    checked against each currency's decimals when used)."""
+    amounts: dict[str, str] = {}
+    for part in (raw or "").split(","):
+        if part.strip():
+            currency, _, amount = part.strip().partition("=")
+            amounts[currency.strip().upper()] = amount.strip()
+    return amounts
+
+
+# The largest purchase a barista may book, per currency, as a decimal string in that
+# currency's units. Above it a manager (an admin, until stores get editable limits)
+# books the sale. One dict: the till's and the API's messages are formatted from it.
+DEFAULT_MAX_PURCHASE = {"USD": "500.00", "EUR": "500.00", "GBP": "500.00",
+                        "INR": "40000.00", "JPY": "75000"}
+
+
 def parse_jwt_keys(raw: str | None) -> dict[str, str]:
     """``"kid1:secret1,kid2:secret2"`` -> ``{"kid1": "secret1", ...}``.
 
@@ -106,6 +124,9 @@ class Config:
     LOGIN_BACKOFF_MAX_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_MAX_SECONDS", 300)
     REVERSAL_WINDOW = timedelta(minutes=_env_int("LOYALTY_REVERSAL_WINDOW_MINUTES", 60 * 24))
     STATIC_REDEEM_NEEDS_CONFIRMATION = _env_bool("LOYALTY_STATIC_REDEEM_CONFIRM", True)
+    # "USD=500,INR=40000" overrides single currencies; the others keep their default.
+    MAX_PURCHASE: ClassVar[dict[str, str]] = {
+        **DEFAULT_MAX_PURCHASE, **parse_amounts(_env("LOYALTY_MAX_PURCHASE"))}
     FAMILY_LIMIT = 4
     LOAD_DEMO_DATA = False
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session cookie
@@ -139,6 +160,13 @@ class Config:
             raise RuntimeError(
                 "set LOYALTY_RATELIMIT_STORAGE_URI: redis://HOST:6379/0, the region's limiter "
                 "store shared by every worker (memory:// only for a single process)")
+        from webapp.money import AmountError, to_minor
+
+        for currency, amount in values.get("MAX_PURCHASE", {}).items():
+            try:
+                to_minor(amount, currency)
+            except AmountError as error:
+                raise RuntimeError(f"LOYALTY_MAX_PURCHASE {currency}={amount}: {error}") from None
 
 
 class DemoConfig(Config):

@@ -64,6 +64,30 @@ class Forbidden(AppError):
     title = "Not allowed"
 
 
+class StoreNotAllowed(Forbidden):
+    """A barista named a store other than the one they work at."""
+
+    slug = "store-not-allowed"
+    title = "Not your store"
+
+
+class NotYourTransaction(Forbidden):
+    slug = "not-your-transaction"
+    title = "Not your transaction"
+
+
+class OwnWallet(Forbidden):
+    """Staff booking on their own (or their family's) wallet: someone else must."""
+
+    slug = "own-wallet"
+    title = "Your own wallet"
+
+
+class PurchaseLimitExceeded(Forbidden):
+    slug = "purchase-limit"
+    title = "Above the purchase limit"
+
+
 class NotFound(AppError):
     status = 404
     slug = "not-found"

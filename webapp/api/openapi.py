@@ -163,7 +163,12 @@ _RESPONSE_HEADERS = {
 _PROBLEM_NOTES = {
     400: "The body is not JSON.",
     401: "No access token, or an invalid or expired one (see WWW-Authenticate).",
-    403: "The token is valid but the account may not do this (staff only).",
+    403: "The token is valid but the account may not do this: a customer calling a staff "
+         "operation (`forbidden`), a barista naming a store other than their home store "
+         "(`store-not-allowed`), reversing another barista's transaction "
+         "(`not-your-transaction`), booking on their own or their family's wallet "
+         "(`own-wallet`), or a purchase above the staff limit, which a manager books "
+         "(`purchase-limit`). Nothing is changed.",
     404: "Not found, or not yours: other accounts' resources look the same as missing ones.",
     409: "Conflicts with the current state (family full, not enough coins, already done).",
     422: "Invalid input; `errors` lists the fields. Also an idempotency key reused with a "
