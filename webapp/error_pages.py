@@ -8,7 +8,7 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from webapp.errors import AppError, ServiceUnavailable
+from webapp.errors import AppError, BadLink, ServiceUnavailable
 from webapp.problems import problem_response
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,10 @@ def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
-def _page(status: int, message: str, headers: dict | None = None):
-    return render_template("errors/error.html", status=status, message=message), status, (
-        headers or {})
+def _page(status: int, message: str, headers: dict | None = None, *, title: str | None = None,
+          action: str | None = None, action_label: str | None = None):
+    return render_template("errors/error.html", status=status, message=message, title=title,
+                           action=action, action_label=action_label), status, (headers or {})
 
 
 def init_app(app: Flask) -> None:
@@ -47,6 +48,10 @@ def init_app(app: Flask) -> None:
             response.headers.update(headers)
             return response
         message = FRIENDLY[503] if isinstance(error, ServiceUnavailable) else error.detail
+        if isinstance(error, BadLink):
+            return _page(error.status, message, headers, title=error.title,
+                         action=error.extra.get("action"),
+                         action_label=error.extra.get("action_label"))
         return _page(error.status, message, headers)
 
     @app.errorhandler(CSRFError)

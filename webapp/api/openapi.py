@@ -44,6 +44,8 @@ class Operation:
     problems: tuple[int, ...] = ()
     idempotent: bool = False
     rate_limit: Callable[[], str] | None = None
+    # A second limit keyed by the email address in the body (registration).
+    address_rate_limit: Callable[[], str] | None = None
     uses_database: bool = True
     description: str = ""
 
@@ -57,7 +59,7 @@ class Operation:
             statuses.add(400)
         if self.body is not None or self.query is not None or self.idempotent:
             statuses.add(422)
-        if self.rate_limit is not None:
+        if self.rate_limit is not None or self.address_rate_limit is not None:
             statuses.add(429)
         if self.uses_database:
             statuses.add(503)
@@ -84,6 +86,11 @@ def operation(**declaration: Any) -> Callable[[Callable[..., Reply]], Callable[.
         handle.api_operation = op  # type: ignore[attr-defined]
         if op.rate_limit is not None:
             handle = limiter.limit(op.rate_limit)(handle)
+            handle.api_operation = op  # type: ignore[attr-defined]
+        if op.address_rate_limit is not None:
+            from webapp.auth.limits import address_key
+
+            handle = limiter.limit(op.address_rate_limit, key_func=address_key)(handle)
             handle.api_operation = op  # type: ignore[attr-defined]
         return handle
 
