@@ -27,6 +27,7 @@ from webapp.extensions import db
 from webapp.staff import create_staff
 
 from .conftest import PASSWORD
+from .mail_helpers import verify_via_outbox
 
 MAX_EXAMPLES = 30
 STAFF_OPERATIONS = ("/transactions",)
@@ -62,8 +63,11 @@ def contract_app(tmp_path, monkeypatch):
         create_staff(email="barista@example.com", store_code="IE-DUB-01", name="Aoife",
                      password=PASSWORD)
     client = app.test_client()
-    customer = client.post("/api/v1/auth/register", json={
+    client.post("/api/v1/auth/register", json={
         "name": "Ana", "email": "ana@example.com", "password": PASSWORD, "region": "ie"})
+    verify_via_outbox(app.test_client(), "ana@example.com")
+    customer = client.post("/api/v1/auth/token", json={"email": "ana@example.com",
+                                                      "password": PASSWORD})
     staff = client.post("/api/v1/auth/token", json={"email": "barista@example.com",
                                                    "password": PASSWORD})
     tokens = {"customer": customer.get_json()["access_token"],
