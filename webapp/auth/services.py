@@ -222,6 +222,7 @@ def request_password_reset(email: str) -> None:
             return
         account = queries.account_by_email(conn, email)
         if account is None or account["email"] != email or account["erased_at"] is not None:
+            outbox.placeholder(conn, kind="reset", key=key, name="", url=url)
             return
         now = utcnow()
         queries.revoke_account_tokens(conn, account["id"], "reset", now)

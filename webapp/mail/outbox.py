@@ -66,3 +66,18 @@ def enqueue(conn: Connection, *, kind: str, recipient: str, key: str,
     if current_app.config["MAIL_BACKEND"] == "outbox":
         # No mail server in the demo: the log (and /demo/outbox) is where mail arrives.
         log.info("mail queued (demo outbox, not sent) to %s: %s\n%s", recipient, subject, text)
+
+
+def placeholder(conn: Connection, *, kind: str, key: str, **context: Any) -> None:
+    """What :func:`enqueue` costs, for a request that mails nobody (a reset for an
+    unknown address): the templates are rendered and one row committed, so the time
+    of the answer does not tell whether the address has an account. The row holds no
+    address, is born delivered, and goes with the next cleanup."""
+    subject = SUBJECTS[kind]
+    render_template(f"mail/{kind}.txt", subject=subject, **context)
+    render_template(f"mail/{kind}.html", subject=subject, **context)
+    now = utcnow()
+    queries.insert_message(
+        conn, message_key=key, account_id=None, recipient="", kind="none", subject="",
+        body_text="", body_html="", created_at=now, next_attempt_at=now, attempts=0,
+        sent_at=now)

@@ -69,7 +69,8 @@ def mark_failed(conn: Connection, message_id: int, *, next_attempt_at: datetime,
 
 
 def recent_messages(conn: Connection, limit: int) -> list[dict[str, Any]]:
-    query = select(mail_outbox).order_by(mail_outbox.c.id.desc()).limit(limit)
+    query = (select(mail_outbox).where(mail_outbox.c.kind != "none")
+             .order_by(mail_outbox.c.id.desc()).limit(limit))
     return [dict(row) for row in conn.execute(query).mappings()]
 
 
