@@ -104,7 +104,8 @@ def cleanup_command() -> None:
 
     done = cleanup()
     click.echo(f"deleted {done['accounts']} unverified accounts, {done['challenges']} "
-               f"expired passkey challenges, {done['mail']} delivered mails")
+               f"expired passkey challenges, {done['tokens']} expired tokens and links, "
+               f"{done['mail']} delivered mails")
 
 
 @accounts_cli.command("erase")

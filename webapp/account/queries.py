@@ -154,3 +154,10 @@ def delete_unverified(conn: Connection, account_id: int) -> bool:
     conn.execute(delete(wallets).where(wallets.c.account_id == account_id))
     delete_sign_in_data(conn, account_id)
     return True
+
+
+def delete_expired_sign_in_data(conn: Connection, now: datetime) -> int:
+    """Refresh tokens and mailed links past their expiry: they can do nothing more."""
+    deleted = conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at < now))
+    links = conn.execute(delete(account_tokens).where(account_tokens.c.expires_at < now))
+    return deleted.rowcount + links.rowcount

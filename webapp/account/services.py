@@ -199,7 +199,8 @@ def erase_now(account_id: int) -> int:
 
 def cleanup() -> dict[str, int]:
     """Deletes unverified accounts past UNVERIFIED_ACCOUNT_TTL, expired passkey
-    challenges and delivered mail older than a week (its bodies are already gone)."""
+    challenges, refresh tokens and mailed links, and delivered mail older than
+    MAIL_RETENTION (its bodies are already gone)."""
     from webapp.passkeys.queries import delete_challenges_before
 
     config = current_app.config
@@ -215,7 +216,9 @@ def cleanup() -> dict[str, int]:
                           name="cleanup.challenges")
     mail = db.write(lambda conn: mail_queries.delete_sent_before(
         conn, now - config["MAIL_RETENTION"]), name="cleanup.mail")
-    return {"accounts": deleted, "challenges": challenges, "mail": mail}
+    expired = db.write(lambda conn: queries.delete_expired_sign_in_data(conn, now),
+                       name="cleanup.tokens")
+    return {"accounts": deleted, "challenges": challenges, "mail": mail, "tokens": expired}
 
 
 def _delete_unverified(conn: Connection, account_id: int) -> bool:
