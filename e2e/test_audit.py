@@ -123,7 +123,7 @@ def test_account_pages(audited: Page):
     audited.goto("/account")
     assert violations(audited) == []
     audited.get_by_role("button", name="Change password").click()  # fields in error
-    audited.wait_for_selector(".error")
+    audited.wait_for_selector("#current_password-error")
     assert violations(audited) == []
     audited.goto("/account/delete")
     assert violations(audited) == []

@@ -75,13 +75,15 @@ class SmtpServer:
     """A real SMTP server on 127.0.0.1 for one test; ``stop()`` makes it refuse
     connections (a mail server that is down), ``start()`` brings it back."""
 
-    def __init__(self) -> None:
+    def __init__(self, **smtp_options) -> None:
         self.handler = _Handler()
         self.port = _free_port()
         self.controller: Controller | None = None
+        self.smtp_options = smtp_options  # aiosmtpd's: tls_context, authenticator...
 
     def start(self) -> SmtpServer:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     **self.smtp_options)
         self.controller.start()
         return self
 
@@ -100,6 +102,41 @@ class SmtpServer:
     def config(self) -> dict:
         return {"MAIL_BACKEND": "smtp", "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": self.port,
                 "MAIL_SECURITY": "none", "MAIL_USERNAME": None, "MAIL_TIMEOUT": 5.0}
+
+
+def tls_context(folder):
+    """A server context with a fresh self-signed certificate for localhost; returns it
+    and the certificate's path (the CA file a client must be told to trust)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
 
 
 def _free_port() -> int:

@@ -416,7 +416,7 @@ def test_change_password_keeps_this_device_and_signs_out_the_others(app, client,
 def _change_email(client, new, password=PASSWORD):
     page = client.get("/account").get_data(as_text=True)
     return client.post("/account/email", data={"csrf_token": csrf_token(page), "email": new,
-                                               "current_password": password})
+                                               "email_password": password})
 
 
 def test_change_email_is_confirmed_at_the_new_address_and_told_to_the_old(app, client, auth,
@@ -457,3 +457,50 @@ def test_change_email_to_a_taken_address_answers_the_same_and_tells_its_owner(ap
     assert "/email/confirm/" not in bob_mail[0].text
     [account] = _rows(app, accounts, accounts.c.email == "ana@example.com")
     assert account is not None
+
+
+def test_mail_goes_over_starttls_with_the_configured_login(app, client, tmp_path):
+    """TLS and credentials come from config: the relay requires STARTTLS and a login,
+    and trusts nothing but the CA file it is given."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from .mail_helpers import SmtpServer, tls_context
+
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login, auth_data.password) == (b"mailer", b"relay-secret")
+        logins.append((mechanism, ok))
+        return AuthResult(success=ok, handled=False)
+
+    context, ca_file = tls_context(tmp_path)
+    server = SmtpServer(tls_context=context, require_starttls=True,
+                        authenticator=authenticator, auth_required=True,
+                        auth_require_tls=True).start()
+    try:
+        app.config.update(server.config(), MAIL_SERVER="localhost", MAIL_SECURITY="starttls",
+                          MAIL_CA_FILE=str(ca_file), MAIL_USERNAME="mailer",
+                          MAIL_PASSWORD="wrong-secret")
+        _register_page(client, "ana@example.com")
+        assert send_mail(app) == "mail: 0 sent, 1 failed"  # a wrong password is not sent
+        assert "SMTPAuthenticationError" in outbox(app)[0]["last_error"]
+        app.config["MAIL_PASSWORD"] = "relay-secret"
+        _write(app, update(mail_outbox).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        assert send_mail(app) == "mail: 1 sent, 0 failed"
+        [received] = server.to("ana@example.com")
+        assert received.link("/verify/").startswith("http://localhost/verify/")
+        # smtplib tries PLAIN, then LOGIN, with the wrong password; then one good login.
+        assert [ok for _, ok in logins][-1] is True
+        assert [ok for _, ok in logins].count(True) == 1
+    finally:
+        server.stop()
+
+
+def test_openapi_documents_the_one_registration_answer(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    responses = document["paths"]["/auth/register"]["post"]["responses"]
+    assert "202" in responses
+    assert not {"201", "409"} & set(responses)
+    schema = document["components"]["schemas"]["RegistrationAccepted"]
+    assert schema["properties"]["status"]["const"] == "check-your-inbox"

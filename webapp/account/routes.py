@@ -90,10 +90,11 @@ def email():
     if form.validate():
         try:
             new_email = auth.request_email_change(current_principal().account_id,
-                                                  form.current_password.data, form.email.data)
+                                                  form.email_password.data, form.email.data)
         except ValidationFailed as error:
             for name, messages in error.errors.items():
-                getattr(form, name).errors = messages
+                field = form.email_password if name == "current_password" else form.email
+                field.errors = messages
         else:
             flash(f"We sent a link to {new_email}. Your address changes when you open it.")
             return redirect(url_for("account.show"))

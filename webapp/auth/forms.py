@@ -76,5 +76,6 @@ class ChangePasswordForm(PageForm):
 class ChangeEmailForm(PageForm):
     email = EmailField("New email", validators=[DataRequired(), Email(), Length(max=254)],
                        filters=[_strip])
-    current_password = PasswordField("Current password",
-                                     validators=[DataRequired(), Length(max=128)])
+    # Not "current_password": the password form on the same page has that id.
+    email_password = PasswordField("Current password",
+                                   validators=[DataRequired(), Length(max=128)])
