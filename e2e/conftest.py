@@ -42,6 +42,8 @@ class LiveServer:
         self.app = app
         self.server = make_server(host, 0, app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
+        # Mailed links lead back here (the port is known only now).
+        app.config["PUBLIC_BASE_URL"] = self.url
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -63,6 +65,8 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         "DATABASE_URL": f"sqlite:///{path}",
         "LOAD_DEMO_DATA": True,
         "LOGIN_RATE_LIMIT": "1000 per minute",
+        # Mail stays in the outbox and shows at /demo/outbox, as in `make run`.
+        "MAIL_BACKEND": "outbox",
     })
     with app.app_context():
         upgrade_schema()

@@ -18,7 +18,7 @@ from webapp.commands import upgrade_schema
 from webapp.database.schema import metadata
 from webapp.extensions import db
 
-pytest_plugins = ["tests.lab_plugin"]
+pytest_plugins = ["tests.lab_plugin", "tests.mail_helpers"]
 
 PASSWORD = "correct-horse-battery"
 
@@ -98,11 +98,18 @@ class AuthActions:
         self.client = client
 
     def register(self, email="ana@example.com", name="Ana Silva", password=PASSWORD,
-                 region="ie"):
+                 region="ie", verify=True):
+        """Registers through the page and, with ``verify``, opens the verification link
+        from the mail the app queued: the answer is then the signed-in redirect."""
         page = self.client.get("/register").get_data(as_text=True)
-        return self.client.post("/register", data={
+        response = self.client.post("/register", data={
             "csrf_token": csrf_token(page), "name": name, "email": email,
             "password": password, "region": region})
+        if not verify or response.status_code != 302:
+            return response
+        from tests.mail_helpers import verify_via_outbox
+
+        return verify_via_outbox(self.client, email)
 
     def login(self, email="ana@example.com", password=PASSWORD):
         page = self.client.get("/login").get_data(as_text=True)

@@ -17,6 +17,7 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 
+from webapp.api.routes import REGISTRATION_ACCEPTED
 from webapp.auth import tokens
 from webapp.card import codes
 from webapp.clock import utcnow
@@ -25,6 +26,7 @@ from webapp.staff import create_staff
 
 from .conftest import PASSWORD
 from .ledger_helpers import assert_invariants, ledger_count
+from .mail_helpers import outbox, verify_via_outbox
 
 API = "/api/v1"
 _emails = itertools.count()
@@ -81,12 +83,19 @@ class Api:
                                             "password": password, "region": region})
 
     def customer(self, **kwargs) -> dict:
-        """A new customer: tokens, account and holder card, with the client signed in."""
+        """A new customer: registered, verified through the mailed link (in a page
+        client of its own), signed in with /auth/token."""
+        email = kwargs.setdefault("email", f"api{next(_emails)}@example.com")
         response = self.register(**kwargs)
-        assert response.status_code == 201, response.get_data(as_text=True)
-        body = response.get_json()
+        assert response.status_code == 202, response.get_data(as_text=True)
+        verify_via_outbox(self.client.application.test_client(), email)
+        password = kwargs.get("password", PASSWORD)
+        signed_in = self.post("/auth/token", {"email": email, "password": password})
+        assert signed_in.status_code == 200, signed_in.get_data(as_text=True)
+        body = signed_in.get_json()
         me = self.as_(body["access_token"]).get("/me").get_json()
-        return {**body, "card": me["cards"][0], "api": self.as_(body["access_token"])}
+        return {**body, "account": me["account"], "card": me["cards"][0],
+                "api": self.as_(body["access_token"])}
 
 
 @pytest.fixture(autouse=True)
@@ -146,21 +155,29 @@ def nothing_written(app):
 # -- auth ---------------------------------------------------------------------------
 
 
-def test_register_signs_in_and_me_shows_the_account(api):
-    response = api.register(email="Zoe@Example.com", name="Zoë 山田 🙂", region="in")
-    assert response.status_code == 201
-    body = response.get_json()
+def test_register_answers_202_and_the_verified_account_signs_in(api):
+    response = api.register(email="Zoe@Example.com", name="Zoë 山田 🙂", region="in",
+                            password=PASSWORD)
+    assert response.status_code == 202
+    assert response.get_json() == {"status": "check-your-inbox",
+                                   "detail": REGISTRATION_ACCEPTED}
+    assert response.headers["Cache-Control"] == "no-store"
+    # Not verified yet: signing in answers exactly like a wrong password.
+    early = api.post("/auth/token", {"email": "zoe@example.com", "password": PASSWORD})
+    wrong = api.post("/auth/token", {"email": "zoe@example.com", "password": "x" * 12})
+    assert early.get_json() == _problem(wrong, 401, "invalid-credentials")
+    assert early.status_code == 401
+
+    verify_via_outbox(api.client.application.test_client(), "zoe@example.com")
+    body = api.post("/auth/token", {"email": "zoe@example.com", "password": PASSWORD}).get_json()
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 600
     assert body["refresh_token"]
-    assert body["account"]["email"] == "zoe@example.com"
-    assert body["account"]["role"] == "customer"
-    assert response.headers["Cache-Control"] == "no-store"
-
     me = api.as_(body["access_token"]).get("/me")
     assert me.status_code == 200
     data = me.get_json()
-    assert data["account"] == body["account"]
+    assert data["account"]["email"] == "zoe@example.com"
+    assert data["account"]["role"] == "customer"
     assert data["balance"] == 0
     [card] = data["cards"]
     assert card["slot"] == 0
@@ -169,9 +186,13 @@ def test_register_signs_in_and_me_shows_the_account(api):
     assert "password_hash" not in json.dumps(data)
 
 
-def test_register_twice_is_a_conflict(api):
-    assert api.register(email="dup@example.com").status_code == 201
-    _problem(api.register(email="DUP@example.com"), 409, "email-taken")
+def test_register_twice_answers_the_same_as_a_new_address(app, api):
+    first = api.register(email="dup@example.com")
+    again = api.register(email="DUP@example.com")
+    new = api.register(email="someone-new@example.com")
+    assert first.status_code == again.status_code == new.status_code == 202
+    assert first.get_data() == again.get_data() == new.get_data()
+    assert [m["kind"] for m in outbox(app, "dup@example.com")] == ["verify", "verify"]
 
 
 @pytest.mark.parametrize(
@@ -257,7 +278,7 @@ def test_token_endpoints_are_rate_limited_with_retry_after(app, api):
     limited = api.post("/auth/token", body)
     _problem(limited, 429, "http-429")
     assert int(limited.headers["Retry-After"]) > 0
-    assert [api.register().status_code for _ in range(3)] == [201, 201, 429]
+    assert [api.register().status_code for _ in range(3)] == [202, 202, 429]
 
 
 # -- authentication and authorization -------------------------------------------------

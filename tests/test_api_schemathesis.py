@@ -33,6 +33,7 @@ from webapp.extensions import db
 from webapp.staff import create_staff
 
 from .conftest import PASSWORD
+from .mail_helpers import verify_via_outbox
 
 MAX_EXAMPLES = 20
 SUCCESS_FLOOR = 0.8
@@ -63,8 +64,11 @@ class World:
     def __init__(self, client) -> None:
         self.client = client
         self._serial = itertools.count()
-        customer = self._ok("POST", "/auth/register", json={
+        self._ok("POST", "/auth/register", json={
             "name": "Ana", "email": CUSTOMER_EMAIL, "password": PASSWORD, "region": "ie"})
+        verify_via_outbox(client.application.test_client(), CUSTOMER_EMAIL)
+        customer = self._ok("POST", "/auth/token", json={"email": CUSTOMER_EMAIL,
+                                                        "password": PASSWORD})
         staff = self._ok("POST", "/auth/token", json={"email": "barista@example.com",
                                                      "password": PASSWORD})
         self.tokens = {"customer": customer["access_token"], "staff": staff["access_token"]}

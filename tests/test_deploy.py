@@ -132,10 +132,15 @@ def test_compose_config_renders_the_region_stack(compose_config: dict) -> None:
         "gr-init",
         "migrate",
         "app",
+        "mailer",
         "nginx",
         "otel-collector",
         "redis",
     }
+    mailer = services["mailer"]
+    assert mailer["command"][-4:] == ["mail", "send", "--watch", "--housekeeping"]
+    assert "ports" not in mailer
+    assert mailer["environment"]["LOYALTY_PUBLIC_BASE_URL"] == "https://loyalty.example.com"
 
     members = [services[f"mysql-{n}"] for n in (1, 2, 3)]
     assert all(m["image"] == "mysql:8.4" for m in members)

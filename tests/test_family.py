@@ -23,6 +23,7 @@ from webapp.extensions import db
 from webapp.ledger import services as ledger
 
 from .conftest import AuthActions, csrf_token
+from .mail_helpers import link_in, path_of
 
 HTMX = {"HX-Request": "true", "HX-Target": "family", "HX-Current-URL": "http://localhost/family"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,6 +308,20 @@ def _race(urls: list[str], cookies: dict, token: str, names: list[str]) -> list[
         return list(pool.map(one, range(len(names))))
 
 
+def _verify_from_lab_outbox(lab, session, url: str, email: str) -> None:
+    """Opens the verification link the app queued (registering no longer signs in)."""
+    with lab.admin_connect(0) as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION wsrep_sync_wait = 1")
+        cur.execute("SELECT body_text FROM loyalty.mail_outbox WHERE recipient = %s "
+                    "AND kind = 'verify'", (email,))
+        [(text,)] = cur.fetchall()
+    path = path_of(link_in(text, "/verify/"))
+    page = session.get(url + path, timeout=30).text
+    response = session.post(url + path, data={"csrf_token": csrf_token(page)},
+                            allow_redirects=False, timeout=30)
+    assert response.status_code == 302, response.text
+
+
 def _active_slots(lab, email: str) -> list[tuple[int, str]]:
     # Read on a third node, after it has applied everything committed anywhere.
     with lab.admin_connect(2) as conn, conn.cursor() as cur:
@@ -333,6 +348,7 @@ def test_concurrent_adds_on_two_nodes_never_exceed_four(galera_schema, galera_cl
                                           "password": "correct-horse-battery",
                                           "region": "us"})
             assert response.status_code == 302
+            _verify_from_lab_outbox(lab, session, urls[0], "race@example.com")
             family_page = session.get(f"{urls[1]}/family", timeout=30)  # the other node
             assert family_page.status_code == 200
             token = csrf_token(family_page.text)

@@ -128,7 +128,7 @@ def test_the_page_and_the_api_share_one_sign_in_bucket(tmp_path, redis_server, c
         # Registering has a bucket of its own; another address is not limited.
         assert me.client.post("/api/v1/auth/register", json={
             "name": "Bo", "email": "bo@example.com", "password": PASSWORD, "region": "ie"},
-            environ_base=me.environ).status_code == 201
+            environ_base=me.environ).status_code == 202
         assert SignIn(app, "198.51.100.8").api().status_code == 200
         # The count is in Redis, not in this process.
         assert redis.Redis.from_url(redis_server.url).keys("LIMITS*sign-in*")

@@ -15,6 +15,7 @@ from webapp.database.schema import accounts, cards, metadata
 from webapp.extensions import db
 
 from .conftest import PASSWORD, csrf_token
+from .mail_helpers import verify_via_outbox
 
 HTMX = {"HX-Request": "true", "HX-Target": "family"}
 
@@ -162,6 +163,7 @@ def test_register_with_everything_wrong_lists_every_field(app, client):
 def test_register_keeps_unusual_real_names_exactly(app, client, value, stored):
     response = _register(client, name=value)
     assert response.status_code == 302
+    verify_via_outbox(client, "ana@example.com")
     with app.app_context():
         account = db.read(lambda conn: conn.execute(select(accounts)).mappings().one(),
                           name="t")

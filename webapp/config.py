@@ -129,6 +129,41 @@ class Config:
         **DEFAULT_MAX_PURCHASE, **parse_amounts(_env("LOYALTY_MAX_PURCHASE"))}
     FAMILY_LIMIT = 4
     LOAD_DEMO_DATA = False
+
+    # Accounts (webapp/auth, webapp/account). Links in mail are built from this URL,
+    # never from the request's Host header (a forged Host would mail out a phishing link).
+    PUBLIC_BASE_URL = _env("LOYALTY_PUBLIC_BASE_URL")
+    VERIFY_TOKEN_TTL = timedelta(hours=_env_int("LOYALTY_VERIFY_TOKEN_HOURS", 48))
+    RESET_TOKEN_TTL = timedelta(minutes=30)
+    EMAIL_CHANGE_TOKEN_TTL = timedelta(hours=_env_int("LOYALTY_EMAIL_CHANGE_TOKEN_HOURS", 24))
+    # Unverified accounts are deleted this long after registering (flask accounts cleanup).
+    UNVERIFIED_ACCOUNT_TTL = timedelta(days=_env_int("LOYALTY_UNVERIFIED_ACCOUNT_DAYS", 7))
+    # Per email address (registration, password reset), on top of the per-client limit.
+    ADDRESS_RATE_LIMIT = _env("LOYALTY_ADDRESS_RATE_LIMIT", "5 per hour")
+    # Passkeys: the relying party is the site's registrable domain; the origin is where
+    # the pages are served. Both default to PUBLIC_BASE_URL's.
+    WEBAUTHN_RP_ID = _env("LOYALTY_WEBAUTHN_RP_ID")
+    WEBAUTHN_ORIGIN = _env("LOYALTY_WEBAUTHN_ORIGIN")
+    WEBAUTHN_RP_NAME = _env("LOYALTY_WEBAUTHN_RP_NAME", "Loyalty Card")
+    WEBAUTHN_CHALLENGE_TTL = timedelta(seconds=_env_int("LOYALTY_WEBAUTHN_CHALLENGE_SECONDS", 120))
+
+    # Mail (webapp/mail). "smtp" sends from the outbox over SMTP (flask mail send);
+    # "outbox" keeps mail in the outbox, logs it and shows it at /demo/outbox (demo only).
+    MAIL_BACKEND = _env("LOYALTY_MAIL_BACKEND", "smtp")
+    MAIL_SERVER = _env("LOYALTY_MAIL_SERVER", "localhost")
+    MAIL_PORT = _env_int("LOYALTY_MAIL_PORT", 587)
+    # starttls | ssl (implicit TLS, port 465) | none (a relay on localhost only)
+    MAIL_SECURITY = _env("LOYALTY_MAIL_SECURITY", "starttls")
+    MAIL_USERNAME = _env("LOYALTY_MAIL_USERNAME")
+    MAIL_PASSWORD = _env("LOYALTY_MAIL_PASSWORD")
+    # A CA bundle to trust instead of the system's (a private relay's certificate).
+    MAIL_CA_FILE = _env("LOYALTY_MAIL_CA_FILE")
+    MAIL_SENDER = _env("LOYALTY_MAIL_SENDER", "Loyalty Card <no-reply@loyalty.example>")
+    MAIL_TIMEOUT = float(_env("LOYALTY_MAIL_TIMEOUT", "10"))
+    # A message that fails this often is given up (and stays in the outbox with its error).
+    MAIL_MAX_ATTEMPTS = _env_int("LOYALTY_MAIL_MAX_ATTEMPTS", 12)
+    # Delivered mail (bodies already blanked) is deleted after this (flask accounts cleanup).
+    MAIL_RETENTION = timedelta(days=_env_int("LOYALTY_MAIL_RETENTION_DAYS", 7))
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session cookie
     MAX_CONTENT_LENGTH = 64 * 1024
     SEND_FILE_MAX_AGE_DEFAULT = timedelta(days=365)  # static URLs are cache-busted
@@ -178,6 +213,9 @@ class DemoConfig(Config):
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "30 per minute")
     # One process (make run): its memory is the shared store.
     RATELIMIT_STORAGE_URI = _env("LOYALTY_RATELIMIT_STORAGE_URI", "memory://")
+    # make run has no mail server: mail stays in the outbox, shown at /demo/outbox.
+    MAIL_BACKEND = _env("LOYALTY_MAIL_BACKEND", "outbox")
+    PUBLIC_BASE_URL = _env("LOYALTY_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 
 class TestConfig(Config):
@@ -191,7 +229,10 @@ class TestConfig(Config):
     CLUSTER = None
     LOGIN_RATE_LIMIT = "1000 per minute"
     RATELIMIT_STORAGE_URI = "memory://"
+    ADDRESS_RATE_LIMIT = "1000 per minute"
     HEALTH_CHECK_INTERVAL = 0.2
+    PUBLIC_BASE_URL = "http://localhost"
+    MAIL_SECURITY = "none"
 
 
 PROFILES = {"production": Config, "demo": DemoConfig, "test": TestConfig}

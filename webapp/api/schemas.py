@@ -148,8 +148,12 @@ class Account(BaseModel):
                    home_region=row["home_region"])
 
 
-class Registered(TokenResponse):
-    account: Account
+class RegistrationAccepted(BaseModel):
+    """The one answer to a registration, whether or not the address had an account."""
+
+    status: Literal["check-your-inbox"] = "check-your-inbox"
+    detail: str = Field(examples=["We have sent a message to the address you gave. Open the "
+                                  "link in it to finish."])
 
 
 # -- cards and family ---------------------------------------------------------------
@@ -318,7 +322,7 @@ class EntryCard(BaseModel):
 
 class LedgerEntry(BaseModel):
     id: int
-    kind: Literal["earn", "redeem", "reversal", "adjustment"]
+    kind: Literal["earn", "redeem", "reversal", "adjustment", "erasure"]
     coins: int = Field(description="Signed: positive added to the wallet, negative taken.")
     balance_after: int
     card: EntryCard | None
