@@ -55,7 +55,7 @@ clean:
 
 .PHONY: regions
 regions: dev-venv  ## three regions in network namespaces over a delayed WAN: latency, partitions, region loss (root, ~5.5 min)
-	$(BIN)/python -m pytest tests/test_regions.py -m regions -v; \
+	$(BIN)/python -m pytest tests/cluster/test_regions.py -m regions -v; \
 	status=$$?; cat reports/regions/summary.md 2>/dev/null; exit $$status
 
 .PHONY: jmeter bench audit

@@ -2,7 +2,7 @@
 
 The plan is plain JMeter XML (open it in the JMeter GUI to look at it), but it is written
 from this file so that every sampler is declared next to its assertions and nothing is
-copied by hand; tests/test_jmeter_plan.py checks that the committed .jmx is exactly what
+copied by hand; tests/ops/test_jmeter_plan.py checks that the committed .jmx is exactly what
 this script writes, and that every sampler asserts its status and its content.
 
 What one JMeter process does against one region's app (``-Jregion=us -Jport=...``):

@@ -156,9 +156,10 @@ class AppServer:
             command += ["--worker-class", self.worker_class]
         if self.app:
             command.append(self.app)
-        output = (self.log_dir / f"{self.name}-stdout.log").open("ab")
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        # The child keeps its own copy of the log's descriptor; ours is closed at once.
+        with (self.log_dir / f"{self.name}-stdout.log").open("ab") as output:
+            self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -11,12 +11,12 @@ against a real cluster.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from labs.galera import DEFAULT_PORT_BASE, GaleraLab
+from tests.helpers import wait_for as wait_for  # re-exported for the lab-driven tests
 
 # Ports a lab occupies plus room to spare, so each xdist worker gets its own lab.
 _WORKER_PORT_STRIDE = 20
@@ -70,13 +70,3 @@ def galera_clean(galera_lab: GaleraLab) -> GaleraLab:
 def mariadb_url(galera_lab: GaleraLab) -> str:
     """SQLAlchemy URL of the ``us`` node for the application user."""
     return galera_lab.dsn(0)
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check()`` until true; return the seconds it took (fail the test if never)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")

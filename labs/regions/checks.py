@@ -1,6 +1,6 @@
 """Measurements and fault drills over a running :class:`labs.regions.lab.RegionLab`.
 
-The tests in ``tests/test_regions.py`` call these and assert; :class:`Report` collects
+The tests in ``tests/cluster/test_regions.py`` call these and assert; :class:`Report` collects
 what they measured and writes ``reports/regions/summary.{md,json}``.
 """
 

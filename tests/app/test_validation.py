@@ -11,10 +11,9 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers import PASSWORD, csrf_token
 from webapp.database.schema import accounts, cards, metadata
 from webapp.extensions import db
-
-from .conftest import PASSWORD, csrf_token
 
 HTMX = {"HX-Request": "true", "HX-Target": "family"}
 

@@ -17,14 +17,13 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 
+from tests.helpers import PASSWORD
+from tests.ledger_helpers import assert_invariants, ledger_count
 from webapp.auth import tokens
 from webapp.card import codes
 from webapp.clock import utcnow
 from webapp.problems import PROBLEM_BASE
 from webapp.staff import create_staff
-
-from .conftest import PASSWORD
-from .ledger_helpers import assert_invariants, ledger_count
 
 API = "/api/v1"
 _emails = itertools.count()

@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,8 +33,7 @@ from flask import g
 
 from db.seed import seed_stores
 from labs.stack import cluster_app, cluster_apps, router_of
-from tests.conftest import AuthActions
-from tests.lab_plugin import wait_for
+from tests.helpers import ROOT, AuthActions, wait_for
 from webapp.auth.services import register
 from webapp.card.queries import active_cards
 from webapp.config import REGIONS
@@ -53,7 +51,7 @@ STORES = {
     "ie": ("IE-DUB-01", "EUR", 100),
     "in": ("IN-BLR-01", "INR", 8000),
 }
-REPORT = Path(__file__).resolve().parent.parent / "reports" / "faults.json"
+REPORT = ROOT / "reports" / "faults.json"
 STARTED = time.monotonic()
 
 

@@ -13,13 +13,12 @@ import pytest
 import zxingcpp
 from sqlalchemy import select
 
+from tests.helpers import AuthActions, csrf_token
 from webapp.card.numbers import format_card_number, is_valid_card_number
 from webapp.card.queries import active_cards
 from webapp.database.schema import accounts, wallets
 from webapp.extensions import db
 from webapp.ledger import services as ledger
-
-from .conftest import AuthActions, csrf_token
 
 # --- Decoding the inline SVG QR like a till's scanner would ---------------------------
 

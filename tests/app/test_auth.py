@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from db.seed import seed_stores
+from tests.helpers import PASSWORD, AuthActions, csrf_token
 from webapp import create_app
 from webapp.commands import upgrade_schema
 from webapp.database.schema import accounts, cards, refresh_tokens, wallets
 from webapp.extensions import db
-
-from .conftest import PASSWORD, AuthActions, csrf_token
 
 GENERIC_LOGIN_ERROR = "Email or password is incorrect."
 

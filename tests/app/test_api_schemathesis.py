@@ -5,7 +5,7 @@ type, headers, body schema; 401 without a token; missing required headers refuse
 unsupported methods answered 405 with Allow).
 
 SQLite only: this is about the HTTP contract, and the services under it are proven on
-both backends by tests/test_api.py. Bounded and derandomized, so it is the same run every
+both backends by tests/app/test_api.py. Bounded and derandomized, so it is the same run every
 time and takes seconds, not minutes.
 """
 
@@ -21,12 +21,11 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from db.seed import seed_stores
+from tests.helpers import PASSWORD
 from webapp import create_app
 from webapp.commands import upgrade_schema
 from webapp.extensions import db
 from webapp.staff import create_staff
-
-from .conftest import PASSWORD
 
 MAX_EXAMPLES = 30
 STAFF_OPERATIONS = ("/transactions",)

@@ -16,7 +16,7 @@ import pymysql
 import pytest
 
 from labs.galera import APP_PASSWORD, APP_USER, SYNCED, GaleraLab, LabError
-from tests.lab_plugin import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.mariadb
 
