@@ -25,6 +25,8 @@ import xml.dom.minidom
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from db.seed import DEMO_PASSWORD
+
 PLAN = Path(__file__).with_name("loyalty.jmx")
 
 PARAMETERS = [
@@ -38,7 +40,7 @@ PARAMETERS = [
     ("rampup", "5"),
     ("think_ms", "0"),
     ("customer_prefix", "load"),
-    ("password", "demo-password-1"),
+    ("password", DEMO_PASSWORD),
     ("staff_email", "barista.${__P(region,us)}@example.com"),
     ("cards_csv", "cards-${__P(region,us)}.csv"),  # one column "card": the region's cards
     ("currency", "USD"),

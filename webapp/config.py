@@ -10,7 +10,16 @@ import os
 from datetime import timedelta
 from typing import ClassVar
 
-REGIONS = ("us", "ie", "in")
+# The regions the product runs in, with the names people see. Everything that lists
+# regions (sign-up, the API, the CLI, the labs) reads them from here.
+REGION_NAMES = {"us": "United States", "ie": "Ireland", "in": "India"}
+REGIONS = tuple(REGION_NAMES)
+
+# Family cards the database can hold per account (slots 1..FAMILY_SLOTS; slot 0 is the
+# holder's own card): the cards table's CHECK is built from it. FAMILY_LIMIT, what the
+# app lets people add, may be lower and never higher (Config.check refuses that), so
+# raising the limit beyond this needs a migration first.
+FAMILY_SLOTS = 4
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -76,7 +85,7 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     REVERSAL_WINDOW = timedelta(minutes=_env_int("LOYALTY_REVERSAL_WINDOW_MINUTES", 60 * 24))
     STATIC_REDEEM_NEEDS_CONFIRMATION = _env_bool("LOYALTY_STATIC_REDEEM_CONFIRM", True)
-    FAMILY_LIMIT = 4
+    FAMILY_LIMIT = FAMILY_SLOTS
     LOAD_DEMO_DATA = False
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session cookie
     MAX_CONTENT_LENGTH = 64 * 1024
@@ -97,7 +106,8 @@ class Config:
 
     @classmethod
     def check(cls, values: dict) -> None:
-        """Refuse to start without real secrets rather than run with guessable ones."""
+        """Refuse to start without real secrets rather than run with guessable ones, or
+        with a family limit the database cannot hold."""
         missing = [k for k in ("SECRET_KEY", "JWT_KEYS", "JWT_ACTIVE_KID") if not values.get(k)]
         if missing:
             raise RuntimeError(f"missing required settings: {', '.join(missing)}")
@@ -105,6 +115,11 @@ class Config:
             raise RuntimeError("JWT_ACTIVE_KID must name one of JWT_KEYS")
         if any(len(secret) < 32 for secret in values["JWT_KEYS"].values()):
             raise RuntimeError("every JWT key must be at least 32 characters")
+        limit = values.get("FAMILY_LIMIT")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= FAMILY_SLOTS:
+            raise RuntimeError(
+                f"FAMILY_LIMIT must be a whole number from 0 to {FAMILY_SLOTS}, the family "
+                f"slots the database holds (not {limit!r}); more needs a migration first")
 
 
 class DemoConfig(Config):

@@ -20,6 +20,7 @@ from typing import Any
 
 import pymysql
 
+from db.seed import DEMO_PASSWORD
 from labs import ROOT
 from labs.galera.config import ADMIN_PASSWORD, ADMIN_USER
 from labs.proc import python
@@ -28,7 +29,6 @@ from labs.regions.lab import RegionLab
 from labs.regions.netns import in_ns
 from labs.regions.topology import REGIONS
 
-DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - the public demo accounts' password
 # One coin per earn in every region (stores' earn rates from db/seed.py).
 EARN = {"us": ("1.00", "USD"), "ie": ("1.00", "EUR"), "in": ("80.00", "INR")}
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-REGIONS: tuple[str, ...] = ("us", "ie", "in")
+from webapp.config import REGIONS
+
+__all__ = ["REGIONS"]  # re-exported: the lab's regions are the product's
 
 # Round-trip times between AWS us-east-1, eu-west-1 and ap-south-1 (DESIGN.md §5).
 DEFAULT_RTT_MS: dict[frozenset[str], float] = {

@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from labs.stack import router_of
+from webapp.config import REGIONS
 from webapp.database import RetryTransaction
 from webapp.database.cluster import GALERA, MemberState
 from webapp.database.routing import ClusterRouter, consistency
@@ -74,7 +75,7 @@ def wait_for_state(
 
 
 @pytest.mark.mariadb
-@pytest.mark.parametrize("region", ["us", "ie", "in"])
+@pytest.mark.parametrize("region", REGIONS)
 def test_each_region_reads_and_writes_on_its_own_member(cluster_apps, region):
     app = cluster_apps(region)
     with app.app_context():

@@ -48,3 +48,31 @@ def test_parse_coins_and_format_money():
     assert parse_coins("1000000") == 1_000_000
     assert format_money(123456, "EUR") == "1,234.56 EUR"
     assert format_money(8000, "INR") == "80.00 INR"
+
+
+def test_the_largest_purchase_is_named_in_the_store_currency():
+    from webapp.errors import ValidationFailed
+    from webapp.ledger import services as ledger
+
+    for currency, most in (("EUR", "1,000,000.00 EUR"), ("JPY", "100,000,000 JPY")):
+        with pytest.raises(ValidationFailed) as refused:
+            ledger.earn(card="400000000002", store_code="X", currency=currency,
+                        amount_minor=ledger.MAX_AMOUNT_MINOR + 1, idempotency_key="k",
+                        staff_id=None)
+        assert refused.value.errors["amount"] == [f"Enter an amount above 0 and at most {most}."]
+
+
+def test_limits_in_messages_come_from_the_constants(monkeypatch):
+    from webapp.errors import ValidationFailed
+    from webapp.ledger import services as ledger
+
+    monkeypatch.setattr(ledger, "MAX_REDEEM_COINS", 5)
+    monkeypatch.setattr(ledger, "MAX_AMOUNT_MINOR", 250)
+    with pytest.raises(ValidationFailed) as refused:
+        ledger.redeem(card="400000000002", store_code="X", coins=6, idempotency_key="k",
+                      staff_id=None)
+    assert refused.value.errors["coins"] == ["Enter whole coins above 0 and at most 5."]
+    with pytest.raises(ValidationFailed) as refused:
+        ledger.earn(card="400000000002", store_code="X", currency="USD", amount_minor=251,
+                    idempotency_key="k", staff_id=None)
+    assert refused.value.errors["amount"] == ["Enter an amount above 0 and at most 2.50 USD."]

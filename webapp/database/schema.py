@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
+from webapp.config import FAMILY_SLOTS
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -84,7 +86,7 @@ cards = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("removed_at", Timestamp, nullable=True),
     UniqueConstraint("account_id", "slot"),
-    CheckConstraint("slot IS NULL OR (slot >= 0 AND slot <= 4)", name="slot_range"),
+    CheckConstraint(f"slot IS NULL OR (slot >= 0 AND slot <= {FAMILY_SLOTS})", name="slot_range"),
 )
 
 stores = Table(
