@@ -68,3 +68,35 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
             return time.monotonic() - started
         time.sleep(0.05)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- Decoding the inline SVG QR like a till's scanner would ---------------------------
+
+
+def qr_modules(svg: str) -> list[list[bool]]:
+    """The dark modules of the card page's inline SVG (qrcode's single-path image): one
+    unit per module, each dark module a ``Mx,yHx+1Vy+1Hxz`` square in one path."""
+    view = re.search(r'viewBox="0 0 (\d+) (\d+)"', svg)
+    dark = re.search(r'<path d="([^"]*)"', svg)
+    assert view, "not the SVG shape qrcode makes"
+    assert dark, "not the SVG shape qrcode makes"
+    size = int(view.group(1))
+    grid = [[False] * size for _ in range(size)]
+    squares = re.findall(r"M(\d+),(\d+)H(\d+)V(\d+)H\d+z", dark.group(1))
+    for x0, y0, x1, y1 in squares:
+        for y in range(int(y0), int(y1)):
+            for x in range(int(x0), int(x1)):
+                grid[y][x] = True
+    return grid
+
+
+def decode_qr_svg(svg: str, pixels_per_module: int = 4) -> list[str]:
+    """Rasterizes the modules to a grayscale image and decodes it with zxing-cpp."""
+    import zxingcpp  # a test-only dependency (requirements-dev.txt)
+
+    rows = []
+    for row in qr_modules(svg):
+        line = bytes(0 if dark else 255 for dark in row for _ in range(pixels_per_module))
+        rows.extend([line] * pixels_per_module)
+    image = memoryview(b"".join(rows)).cast("B", (len(rows), len(rows[0])))
+    return [result.text for result in zxingcpp.read_barcodes(image)]
