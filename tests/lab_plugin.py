@@ -46,14 +46,20 @@ def galera_lab() -> Iterator[GaleraLab]:
 
 @pytest.fixture
 def galera_clean(galera_lab: GaleraLab) -> GaleraLab:
-    """The lab healed to three Synced nodes, every ``loyalty`` table emptied.
+    """The lab healed to three Synced nodes, every ``loyalty`` table emptied."""
+    galera_lab.heal()
+    empty_app_tables(galera_lab)
+    return galera_lab
+
+
+def empty_app_tables(lab: GaleraLab) -> None:
+    """TRUNCATE every ``loyalty`` table but ``alembic_version``.
 
     ``alembic_version`` is kept: emptying it would make the next migration run try to
     create tables that already exist. TRUNCATE is DDL on Galera (replicated in total
-    order), so the other nodes are empty too by the time the test starts.
+    order), so the other nodes are empty too by the time this returns.
     """
-    galera_lab.heal()
-    with galera_lab.admin_connect(0) as conn, conn.cursor() as cur:
+    with lab.admin_connect(0) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_schema = 'loyalty' AND table_type = 'BASE TABLE' "
@@ -63,7 +69,6 @@ def galera_clean(galera_lab: GaleraLab) -> GaleraLab:
         cur.execute("SET SESSION foreign_key_checks = 0")
         for table in tables:
             cur.execute(f"TRUNCATE TABLE `loyalty`.`{table}`")
-    return galera_lab
 
 
 @pytest.fixture
