@@ -41,11 +41,11 @@ test-fast: ## SQLite-only tests, no lab, no browser
 
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check webapp db tests e2e
+	$(BIN)/ruff format --check webapp db labs/galera labs/proc.py tests e2e
 
 format:
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format webapp db tests e2e
+	$(BIN)/ruff format webapp db labs/galera labs/proc.py tests e2e
 
 lab: venv  ## a 3-node Galera cluster on localhost until Ctrl-C
 	$(BIN)/python -m labs.galera up

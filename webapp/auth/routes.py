@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, request, url_for
+from flask import Blueprint, current_app, redirect, request, url_for
 
 from webapp.errors import EmailTaken, InvalidCredentials
 from webapp.extensions import limiter
 from webapp.pages import render_page
 
-from . import bp, services, tokens
+from . import services, tokens
 from .forms import LoginForm, RegisterForm
 from .session import REFRESH_COOKIE, clear_session_cookies, current_principal, set_session_cookies
+
+bp = Blueprint("auth", __name__)
 
 
 def _login_limit() -> str:
