@@ -2,7 +2,7 @@
 (SQLite file with demo data), and Debian's Chromium is driven by Playwright.
 
 Playwright's own browser download does not work here (no internet), so the launch uses
-/usr/bin/chromium with the flags measured in DESIGN.md §5.
+Debian's /usr/bin/chromium with the flags below (each one's reason beside it).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from webapp.commands import upgrade_schema
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
+    "--no-sandbox",  # the tests run as root in a container: no user namespace for it
+    "--disable-gpu",  # headless on a server with no GPU
+    # No internet: background fetches, updates and sync would only wait for timeouts.
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--disable-quic",
+    "--disable-quic",  # the app speaks HTTP/1.1 over TCP; nothing to race QUIC against
 ]
 
 

@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from webapp.config import REGIONS
 from webapp.database.cli import cluster_cli
 from webapp.extensions import db
 
@@ -79,7 +80,7 @@ def list_stores_command() -> None:
 @stores_cli.command("create")
 @click.argument("code")
 @click.option("--name", required=True)
-@click.option("--region", type=click.Choice(["us", "ie", "in"]), required=True)
+@click.option("--region", type=click.Choice(REGIONS), required=True)
 @click.option("--currency", required=True)
 @click.option("--minor-per-coin", type=click.IntRange(min=1), required=True)
 def create_store_command(code: str, name: str, region: str, currency: str,

@@ -13,7 +13,16 @@ from typing import ClassVar
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-REGIONS = ("us", "ie", "in")
+# The regions the product runs in, with the names people see. Everything that lists
+# regions (sign-up, the API, the CLI, the labs) reads them from here.
+REGION_NAMES = {"us": "United States", "ie": "Ireland", "in": "India"}
+REGIONS = tuple(REGION_NAMES)
+
+# Family cards the database can hold per account (slots 1..FAMILY_SLOTS; slot 0 is the
+# holder's own card): the cards table's CHECK is built from it. FAMILY_LIMIT, what the
+# app lets people add, may be lower and never higher (Config.check refuses that), so
+# raising the limit beyond this needs a migration first.
+FAMILY_SLOTS = 4
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -127,7 +136,7 @@ class Config:
     # "USD=500,INR=40000" overrides single currencies; the others keep their default.
     MAX_PURCHASE: ClassVar[dict[str, str]] = {
         **DEFAULT_MAX_PURCHASE, **parse_amounts(_env("LOYALTY_MAX_PURCHASE"))}
-    FAMILY_LIMIT = 4
+    FAMILY_LIMIT = FAMILY_SLOTS
     LOAD_DEMO_DATA = False
 
     # Accounts (webapp/auth, webapp/account). Links in mail are built from this URL,
@@ -183,7 +192,8 @@ class Config:
 
     @classmethod
     def check(cls, values: dict) -> None:
-        """Refuse to start without real secrets rather than run with guessable ones."""
+        """Refuse to start without real secrets rather than run with guessable ones, or
+        with a family limit the database cannot hold."""
         missing = [k for k in ("SECRET_KEY", "JWT_KEYS", "JWT_ACTIVE_KID") if not values.get(k)]
         if missing:
             raise RuntimeError(f"missing required settings: {', '.join(missing)}")
@@ -202,6 +212,11 @@ class Config:
                 to_minor(amount, currency)
             except AmountError as error:
                 raise RuntimeError(f"LOYALTY_MAX_PURCHASE {currency}={amount}: {error}") from None
+        limit = values.get("FAMILY_LIMIT")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= FAMILY_SLOTS:
+            raise RuntimeError(
+                f"FAMILY_LIMIT must be a whole number from 0 to {FAMILY_SLOTS}, the family "
+                f"slots the database holds (not {limit!r}); more needs a migration first")
 
 
 class DemoConfig(Config):

@@ -1,6 +1,6 @@
 """Measurements and fault drills over a running :class:`labs.regions.lab.RegionLab`.
 
-The tests in ``tests/test_regions.py`` call these and assert; :class:`Report` collects
+The tests in ``tests/cluster/test_regions.py`` call these and assert; :class:`Report` collects
 what they measured and writes ``reports/regions/summary.{md,json}``.
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 
 import pymysql
 
+from db.seed import DEMO_PASSWORD
 from labs import ROOT
 from labs.galera.config import ADMIN_PASSWORD, ADMIN_USER
 from labs.proc import python
@@ -29,7 +30,6 @@ from labs.regions.lab import RegionLab
 from labs.regions.netns import in_ns
 from labs.regions.topology import REGIONS
 
-DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - the public demo accounts' password
 # One coin per earn in every region (stores' earn rates from db/seed.py).
 EARN = {"us": ("1.00", "USD"), "ie": ("1.00", "EUR"), "in": ("80.00", "INR")}
 

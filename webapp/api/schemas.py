@@ -24,7 +24,7 @@ from pydantic import (
 from webapp import money
 from webapp.auth.forms import NAME_PATTERN
 from webapp.clock import utcnow
-from webapp.config import REGIONS
+from webapp.config import FAMILY_SLOTS, REGIONS
 from webapp.errors import AppError, ValidationFailed
 from webapp.ledger.services import KEY_MAX_LENGTH, MAX_REDEEM_COINS
 
@@ -163,7 +163,7 @@ class FamilyMember(BaseModel):
     id: int
     number: str
     display_name: str
-    slot: int = Field(ge=1, le=4)
+    slot: int = Field(ge=1, le=FAMILY_SLOTS)
     birthday: date | None
 
     @classmethod
@@ -173,7 +173,7 @@ class FamilyMember(BaseModel):
 
 
 class Card(FamilyMember):
-    slot: int = Field(ge=0, le=4, description="0 is the account holder's own card.")
+    slot: int = Field(ge=0, le=FAMILY_SLOTS, description="0 is the account holder's own card.")
     code_secret: str = Field(
         description="Base32 secret for the rotating QR code (RFC 6238: SHA-1, 30 s, 6 digits; "
                     "payload LC1.<number>.<code>), so the card works offline.")

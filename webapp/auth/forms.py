@@ -3,10 +3,10 @@ from __future__ import annotations
 from wtforms import EmailField, PasswordField, RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Regexp
 
+from webapp.config import REGION_NAMES
 from webapp.forms import PageForm
 
-REGION_CHOICES = [SelectChoice("us", "United States"), SelectChoice("ie", "Ireland"),
-                  SelectChoice("in", "India")]
+REGION_CHOICES = [SelectChoice(code, name) for code, name in REGION_NAMES.items()]
 # Printable text only: no control characters (C0, C1, line separators) sneaking into
 # names shown at the till, and no bidi overrides/isolates that would make "Ana\u202eoB"
 # display as someone else. Scripts written right to left are fine; only the controls go.

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import make_response, redirect, request, url_for
+from flask import Blueprint, make_response, redirect, request, url_for
 
 from webapp.errors import InvalidCredentials, TooManyAttempts
 from webapp.extensions import limiter
 from webapp.pages import render_page
 
-from . import bp, services, throttle, tokens
+from . import services, throttle, tokens
 from .forms import ConfirmForm, ForgotPasswordForm, LoginForm, RegisterForm, ResetPasswordForm
 from .limits import address_key, address_limit
 from .session import REFRESH_COOKIE, clear_session_cookies, current_principal, set_session_cookies
+
+bp = Blueprint("auth", __name__)
 
 # Mailed links carry 43 characters; anything much longer is not ours.
 LINK = "<string(maxlength=100):token>"

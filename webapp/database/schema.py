@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
+from webapp.config import FAMILY_SLOTS
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -95,7 +97,7 @@ cards = Table(
     # a second one. NULL for holders' cards.
     Column("request_id", String(64), nullable=True),
     UniqueConstraint("account_id", "slot"),
-    CheckConstraint("slot IS NULL OR (slot >= 0 AND slot <= 4)", name="slot_range"),
+    CheckConstraint(f"slot IS NULL OR (slot >= 0 AND slot <= {FAMILY_SLOTS})", name="slot_range"),
 )
 
 stores = Table(

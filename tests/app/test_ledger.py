@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.card import codes
 from webapp.errors import (
     AlreadyReversed,
@@ -22,9 +23,6 @@ from webapp.errors import (
     ValidationFailed,
 )
 from webapp.ledger import services as ledger
-from webapp.ledger.services import coins_for
-
-from .ledger_helpers import assert_invariants, ledger_count, new_customer
 
 _emails = itertools.count()
 
@@ -47,15 +45,6 @@ def earn(card, amount_minor=1000, store="US-NYC-01", currency="USD", key=None):
 def redeem(card, coins, key=None, confirmed=True, store="IE-DUB-01"):
     return ledger.redeem(card=card, store_code=store, coins=coins,
                          idempotency_key=key or _key(), staff_id=None, confirmed=confirmed)
-
-
-@pytest.mark.parametrize(
-    ("amount_minor", "minor_per_coin", "coins"),
-    [(799, 100, 7), (100, 100, 1), (99, 100, 0), (8000, 8000, 1), (15999, 8000, 1),
-     (16000, 8000, 2), (123456, 100, 1234)],
-)
-def test_earning_rounds_down(amount_minor, minor_per_coin, coins):
-    assert coins_for(amount_minor, {"minor_per_coin": minor_per_coin}) == coins
 
 
 def test_earn_redeem_and_balance(app, customer):

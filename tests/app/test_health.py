@@ -6,11 +6,10 @@ import socket
 
 import pytest
 
+from tests.helpers import csrf_token
 from webapp import create_app
 from webapp.auth import tokens
 from webapp.extensions import db
-
-from .conftest import csrf_token
 
 
 def test_healthz_is_json_ok(app, client):

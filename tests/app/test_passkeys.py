@@ -10,12 +10,11 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
+from tests.helpers import AuthActions, csrf_token
+from tests.webauthn_helpers import SoftAuthenticator
 from webapp.clock import utcnow
 from webapp.database.schema import passkeys, webauthn_challenges
 from webapp.extensions import db
-
-from .conftest import AuthActions, csrf_token
-from .webauthn_helpers import SoftAuthenticator
 
 ORIGIN = "https://loyalty.test"
 

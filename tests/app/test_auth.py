@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from db.seed import seed_stores
+from tests.helpers import PASSWORD, AuthActions, csrf_token
+from tests.mail_helpers import outbox
 from webapp import create_app
 from webapp.commands import upgrade_schema
+from webapp.config import REGIONS
 from webapp.database.schema import accounts, cards, refresh_tokens, wallets
 from webapp.extensions import db
-
-from .conftest import PASSWORD, AuthActions, csrf_token
-from .mail_helpers import outbox
 
 GENERIC_LOGIN_ERROR = "Email or password is incorrect."
 
@@ -39,7 +39,7 @@ def _alert(html: str) -> str | None:
     return match.group(1) if match else None
 
 
-@pytest.mark.parametrize("region", ["us", "ie", "in"])
+@pytest.mark.parametrize("region", REGIONS)
 def test_register_creates_account_wallet_and_holder_card(app, client, auth, region):
     response = auth.register(email="Ana.Silva@Example.COM", name="Ana Silva", region=region)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
 from jmeter import build_plan
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PLANS = sorted((ROOT / "jmeter").glob("*.jmx"))
 SAMPLER_TAGS = {"HTTPSamplerProxy", "JDBCSampler", "JSR223Sampler", "TCPSampler"}
 ASSERTION_TAGS = {"ResponseAssertion", "JSONPathAssertion", "JSONAssertion", "XPath2Assertion"}

@@ -27,13 +27,12 @@ from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
+from tests.helpers import PASSWORD
+from tests.mail_helpers import verify_via_outbox
 from webapp import create_app
 from webapp.api.schemas import IDEMPOTENCY_KEY_MAX
 from webapp.extensions import db
 from webapp.staff import create_staff
-
-from .conftest import PASSWORD
-from .mail_helpers import verify_via_outbox
 
 MAX_EXAMPLES = 20
 SUCCESS_FLOOR = 0.8

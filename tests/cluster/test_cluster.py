@@ -1,10 +1,7 @@
-"""The cluster layer: health interpretation, routing, retries and consistency.
-
-The first half needs no database: it pins how probe results map to member states for
-both Galera and MySQL Group Replication (GR has no server on this machine, so its code
-path is exercised here through the rows its SQL would return). The second half runs the
-router against the real three-node Galera lab, without killing anything (kills are in
-``test_faults.py``).
+"""The cluster router against the real three-node Galera lab: routing by region,
+health, retries and consistency, without killing anything (kills are in
+``test_faults.py``). How probe results map to member states, with no database:
+``tests/unit/test_cluster_probes.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pymysql
 import pytest
@@ -21,230 +17,19 @@ from flask import g
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from labs.stack import cluster_app as labs_cluster_app
 from labs.stack import router_of
+from webapp.config import REGIONS
 from webapp.database import RetryTransaction
-from webapp.database.members import parse_members, preference_order
-from webapp.database.probes import (
-    GALERA,
-    GROUP_REPLICATION,
-    STANDALONE,
-    MemberState,
-    detect_kind,
-    galera_health,
-    group_replication_health,
-    probe_sql,
-)
+from webapp.database.probes import GALERA, MemberState
 from webapp.database.routing import ClusterRouter, consistency
 from webapp.errors import ServiceUnavailable
 from webapp.extensions import db
 
-SYNCED = {
-    "wsrep_cluster_status": "Primary",
-    "wsrep_ready": "ON",
-    "wsrep_local_state": "4",
-    "wsrep_local_state_comment": "Synced",
-    "wsrep_local_recv_queue": "3",
-}
-
-
-# ---------------------------------------------------------------------------- no database
-@pytest.mark.parametrize(
-    ("status", "variables", "state", "role"),
-    [
-        ({}, {"read_only": "OFF"}, MemberState.NON_PRIMARY, "non-primary"),
-        (SYNCED, {"read_only": "OFF", "wsrep_on": "ON"}, MemberState.UP, "primary"),
-        (SYNCED, {"read_only": "ON"}, MemberState.READ_ONLY, "read-only"),
-        (SYNCED, {"wsrep_on": "OFF"}, MemberState.NON_PRIMARY, "wsrep-off"),
-        (
-            {
-                **SYNCED,
-                "wsrep_cluster_status": "non-Primary",
-                "wsrep_ready": "OFF",
-                "wsrep_local_state": "0",
-            },
-            {},
-            MemberState.NON_PRIMARY,
-            "non-primary",
-        ),
-        (
-            {**SYNCED, "wsrep_cluster_status": "Disconnected"},
-            {},
-            MemberState.NON_PRIMARY,
-            "non-primary",
-        ),
-        (
-            {
-                **SYNCED,
-                "wsrep_local_state": "1",
-                "wsrep_local_state_comment": "Joining",
-                "wsrep_ready": "OFF",
-            },
-            {},
-            MemberState.JOINING,
-            "joining",
-        ),
-        (
-            {**SYNCED, "wsrep_local_state": "3", "wsrep_local_state_comment": "Joined"},
-            {},
-            MemberState.JOINING,
-            "joined",
-        ),
-        (
-            {**SYNCED, "wsrep_local_state": "2", "wsrep_local_state_comment": "Donor/Desynced"},
-            {},
-            MemberState.JOINING,
-            "donor/desynced",
-        ),
-        ({**SYNCED, "wsrep_ready": "OFF"}, {}, MemberState.JOINING, "synced"),
-    ],
-)
-def test_galera_health(status, variables, state, role):
-    health = galera_health(status, variables)
-    assert (health.state, health.role) == (state, role)
-    if status:
-        assert health.queue == 3
-    assert (health.error is None) == (state in (MemberState.UP, MemberState.READ_ONLY))
-
-
-GR_ONLINE = {
-    "member_state": "ONLINE",
-    "member_role": "PRIMARY",
-    "group_size": 3,
-    "online": 3,
-    "queue": 2,
-    "applier_queue": 0,
-    "super_read_only": 0,
-    "read_only": 0,
-}
-
-
-@pytest.mark.parametrize(
-    ("row", "state", "role"),
-    [
-        (GR_ONLINE, MemberState.UP, "primary"),
-        (
-            {**GR_ONLINE, "member_role": "SECONDARY", "super_read_only": 1},
-            MemberState.READ_ONLY,
-            "read-only",
-        ),
-        ({**GR_ONLINE, "member_state": "RECOVERING"}, MemberState.JOINING, "primary"),
-        (
-            {**GR_ONLINE, "member_state": "ERROR", "super_read_only": 1},
-            MemberState.NON_PRIMARY,
-            "primary",
-        ),
-        ({**GR_ONLINE, "member_state": "OFFLINE"}, MemberState.NON_PRIMARY, "primary"),
-        # Cut off from the majority: still ONLINE in its own view, the others UNREACHABLE.
-        ({**GR_ONLINE, "online": 1}, MemberState.NON_PRIMARY, "primary"),
-        ({**GR_ONLINE, "group_size": 2, "online": 1}, MemberState.NON_PRIMARY, "primary"),
-        ({**GR_ONLINE, "group_size": 5, "online": 3}, MemberState.UP, "primary"),
-        (None, MemberState.NON_PRIMARY, None),
-    ],
-)
-def test_group_replication_health(row, state, role):
-    health = group_replication_health(row)
-    assert (health.state, health.role) == (state, role)
-    if row:
-        assert health.queue == 2
-
-
-class FakeCursor:
-    """Answers the probe's SQL like a server of the given kind would."""
-
-    def __init__(self, answers: list[tuple[str, list[tuple], list[str] | None]]) -> None:
-        self.answers = answers
-        self.executed: list[str] = []
-        self.description = None
-        self._rows: list[tuple] = []
-
-    def execute(self, sql, params=None):
-        self.executed.append(sql)
-        for needle, rows, columns in self.answers:
-            if needle in sql:
-                if isinstance(rows, Exception):
-                    raise rows
-                self._rows = list(rows)
-                self.description = [(c,) for c in columns] if columns else None
-                return len(self._rows)
-        raise AssertionError(f"unexpected SQL: {sql}")
-
-    def fetchall(self):
-        return self._rows
-
-    def fetchone(self):
-        return self._rows[0] if self._rows else None
-
-
-GR_COLUMNS = [
-    "MEMBER_STATE",
-    "MEMBER_ROLE",
-    "GROUP_SIZE",
-    "ONLINE",
-    "QUEUE",
-    "APPLIER_QUEUE",
-    "SUPER_READ_ONLY",
-    "READ_ONLY",
-]
-
-
-def test_group_replication_probe_reads_performance_schema():
-    row = ("ONLINE", "PRIMARY", 3, 3, 7, 1, 0, 0)
-    cursor = FakeCursor([("replication_group_members", [row], GR_COLUMNS)])
-    health = probe_sql(GROUP_REPLICATION, cursor)
-    assert health.state is MemberState.UP
-    assert health.queue == 7
-    assert health.details["applier_queue"] == 1
-    sql = cursor.executed[0]
-    for needle in (
-        "performance_schema.replication_group_members",
-        "MEMBER_STATE",
-        "COUNT_TRANSACTIONS_IN_QUEUE",
-        "super_read_only",
-        "@@server_uuid",
-    ):
-        assert needle in sql
-
-
-def test_kind_detection():
-    galera = FakeCursor([("SHOW GLOBAL VARIABLES", [("wsrep_on", "ON")], None)])
-    assert detect_kind(galera) == GALERA
-    gr = FakeCursor(
-        [
-            ("SHOW GLOBAL VARIABLES", [("wsrep_on", "OFF")], None),
-            ("replication_group_members", [(1,)], None),
-        ]
-    )
-    assert detect_kind(gr) == GROUP_REPLICATION
-    plain = FakeCursor(
-        [
-            ("SHOW GLOBAL VARIABLES", [], None),
-            ("replication_group_members", pymysql.err.ProgrammingError(1146), None),
-        ]
-    )
-    assert detect_kind(plain) == STANDALONE
-
-
-def test_members_and_preference_parse():
-    members = parse_members(
-        "us=mysql+pymysql://a@h1/db?x=1, ie=mysql+pymysql://a@h2/db,us=mysql+pymysql://a@h3/db"
-    )
-    assert members == [
-        ("us", "us", "mysql+pymysql://a@h1/db?x=1"),
-        ("ie", "ie", "mysql+pymysql://a@h2/db"),
-        ("us-2", "us", "mysql+pymysql://a@h3/db"),
-    ]
-    with pytest.raises(ValueError, match="region=dsn"):
-        parse_members("mysql+pymysql://a@h1/db")
-    regions = ["us", "ie", "in"]
-    assert preference_order(regions, "in", None) == ["in", "us", "ie"]
-    assert preference_order(regions, "us", "ie,us,in") == ["ie", "us", "in"]
-    assert preference_order(regions, "us", "in") == ["in", "us", "ie"]
-
 
 # ---------------------------------------------------------------------------- the lab
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def lab(request):
+    """The session lab, healed, with a scratch table the routing tests write to."""
     lab = request.getfixturevalue("galera_schema")
     lab.heal()
     with lab.admin_connect(0) as conn, conn.cursor() as cur:
@@ -256,21 +41,6 @@ def lab(request):
     lab.heal()
     with lab.admin_connect(0) as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS loyalty.routing_scratch")
-
-
-@pytest.fixture
-def cluster_app(lab) -> Iterator:
-    """``cluster_app(region, **settings)``: an app on the full cluster config."""
-    made = []
-
-    def make(region: str = "us", **settings):
-        app = labs_cluster_app(lab, region, **settings)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        router_of(app).dispose()
 
 
 def node_name(conn) -> str:
@@ -305,9 +75,9 @@ def wait_for_state(
 
 
 @pytest.mark.mariadb
-@pytest.mark.parametrize("region", ["us", "ie", "in"])
-def test_each_region_reads_and_writes_on_its_own_member(cluster_app, region):
-    app = cluster_app(region)
+@pytest.mark.parametrize("region", REGIONS)
+def test_each_region_reads_and_writes_on_its_own_member(cluster_apps, region):
+    app = cluster_apps(region)
     with app.app_context():
         assert db.write(node_name, name="test.where") == region
         assert g.db_member == region
@@ -316,16 +86,16 @@ def test_each_region_reads_and_writes_on_its_own_member(cluster_app, region):
 
 
 @pytest.mark.mariadb
-def test_region_preference_setting_orders_members(cluster_app):
-    app = cluster_app("us", REGION_PREFERENCE="in,ie")
+def test_region_preference_setting_orders_members(cluster_apps):
+    app = cluster_apps("us", REGION_PREFERENCE="in,ie")
     with app.app_context():
         assert [m["name"] for m in db.status()] == ["in", "ie", "us"]
         assert db.write(node_name, name="test.where") == "in"
 
 
 @pytest.mark.mariadb
-def test_kind_is_detected_and_every_member_reports_health(cluster_app):
-    app = cluster_app("ie", CLUSTER_KIND="auto")
+def test_kind_is_detected_and_every_member_reports_health(cluster_apps):
+    app = cluster_apps("ie", CLUSTER_KIND="auto")
     router = router_of(app)
     assert len(router.engines) == 3
     with app.app_context():
@@ -345,8 +115,8 @@ def test_kind_is_detected_and_every_member_reports_health(cluster_app):
 
 
 @pytest.mark.mariadb
-def test_cli_prints_every_member(cluster_app):
-    app = cluster_app("in")
+def test_cli_prints_every_member(cluster_apps):
+    app = cluster_apps("in")
     result = app.test_cli_runner().invoke(args=["cluster", "status"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -370,10 +140,10 @@ def test_cli_prints_every_member(cluster_app):
 
 
 @pytest.mark.mariadb
-def test_causal_barrier_waits_for_a_lagging_member(cluster_app, lab):
+def test_causal_barrier_waits_for_a_lagging_member(cluster_apps, lab):
     """The barrier really waits: with node ``in``'s applier paused (FTWRL), a fast read
     there misses a row committed on ``us``; the causal read blocks until it is applied."""
-    router = router_of(cluster_app("in"))
+    router = router_of(cluster_apps("in"))
     router.cluster.ensure_started()
     engine = router.cluster.member("in").engine
     with lab.admin_connect(0) as conn, conn.cursor() as cur:
@@ -409,8 +179,8 @@ def test_causal_barrier_waits_for_a_lagging_member(cluster_app, lab):
 
 
 @pytest.mark.mariadb
-def test_session_settings_do_not_leak_into_pooled_connections(cluster_app):
-    app = cluster_app("us", ALLOW_STALE_READS=True)
+def test_session_settings_do_not_leak_into_pooled_connections(cluster_apps):
+    app = cluster_apps("us", ALLOW_STALE_READS=True)
 
     def session(conn):
         return tuple(
@@ -432,12 +202,12 @@ def test_session_settings_do_not_leak_into_pooled_connections(cluster_app):
 
 
 @pytest.mark.mariadb
-def test_conflict_at_commit_is_retried_on_the_same_member(cluster_app, lab):
+def test_conflict_at_commit_is_retried_on_the_same_member(cluster_apps, lab):
     """A real certification conflict: our transaction on ``ie`` updates a row that ``us``
     updates and commits meanwhile; our COMMIT fails with 1213 and the whole transaction
     runs again on ``ie``. Both increments survive: no lost update."""
     scratch_row(lab, 1, 0)
-    app = cluster_app("ie")
+    app = cluster_apps("ie")
     router = router_of(app)
     other = lab.admin_connect(0)
     runs = []
@@ -462,8 +232,8 @@ def test_conflict_at_commit_is_retried_on_the_same_member(cluster_app, lab):
 
 
 @pytest.mark.mariadb
-def test_conflict_retries_are_bounded(cluster_app):
-    app = cluster_app("us", DB_RETRY_BUDGET=3)
+def test_conflict_retries_are_bounded(cluster_apps):
+    app = cluster_apps("us", DB_RETRY_BUDGET=3)
     runs = []
 
     def always_conflicts(conn):
@@ -480,8 +250,8 @@ def test_conflict_retries_are_bounded(cluster_app):
 
 
 @pytest.mark.mariadb
-def test_time_budget_bounds_retries(cluster_app):
-    app = cluster_app("us", DB_RETRY_BUDGET=1000, DB_RETRY_TIME_BUDGET=0.5)
+def test_time_budget_bounds_retries(cluster_apps):
+    app = cluster_apps("us", DB_RETRY_BUDGET=1000, DB_RETRY_TIME_BUDGET=0.5)
 
     def always_conflicts(conn):
         raise RetryTransaction()
@@ -501,10 +271,10 @@ def test_time_budget_bounds_retries(cluster_app):
         (1290, MemberState.READ_ONLY),
     ],
 )
-def test_unavailable_member_fails_over_and_comes_back(cluster_app, code, marked):
+def test_unavailable_member_fails_over_and_comes_back(cluster_apps, code, marked):
     """A member-level error moves the transaction to the next member at once; the
     checker then finds the member healthy and routing returns to it."""
-    app = cluster_app("us")
+    app = cluster_apps("us")
     router = router_of(app)
     states = []
     router.cluster.add_listener(lambda change: states.append((change.member, change.new)))
@@ -530,13 +300,13 @@ def test_unavailable_member_fails_over_and_comes_back(cluster_app, code, marked)
 
 
 @pytest.mark.mariadb
-def test_connection_lost_at_commit_is_retried_whole_on_the_next_member(cluster_app, lab):
+def test_connection_lost_at_commit_is_retried_whole_on_the_next_member(cluster_apps, lab):
     """The connection dies before COMMIT is sent, so COMMIT fails: the outcome is
     unknown to the router, which runs work declared idempotent again on the next member.
     Here the first COMMIT did not happen, so the increment lands exactly once. (The hard
     case, COMMIT applied and its answer lost, is ``test_ackloss.py``'s.)"""
     scratch_row(lab, 3, 0)
-    app = cluster_app("us")
+    app = cluster_apps("us")
     router = router_of(app)
     killer = lab.admin_connect(0)
     runs = []
@@ -562,8 +332,8 @@ def test_connection_lost_at_commit_is_retried_whole_on_the_next_member(cluster_a
 
 
 @pytest.mark.mariadb
-def test_permanent_errors_are_not_retried(cluster_app):
-    app = cluster_app("us")
+def test_permanent_errors_are_not_retried(cluster_apps):
+    app = cluster_apps("us")
     runs = []
 
     def broken(conn):
@@ -583,9 +353,9 @@ def _free_port() -> int:
 
 
 @pytest.mark.mariadb
-def test_unreachable_member_is_down_backed_off_and_never_routed_to(cluster_app, lab):
+def test_unreachable_member_is_down_backed_off_and_never_routed_to(cluster_apps, lab):
     dead = f"mysql+pymysql://loyalty:loyalty-lab@127.0.0.1:{_free_port()}/loyalty"
-    app = cluster_app("xx", CLUSTER=f"xx={dead},{lab.members_env()}")
+    app = cluster_apps("xx", CLUSTER=f"xx={dead},{lab.members_env()}")
     router = router_of(app)
     with app.app_context():
         members = {m["name"]: m for m in db.status()}
@@ -599,8 +369,8 @@ def test_unreachable_member_is_down_backed_off_and_never_routed_to(cluster_app, 
 
 
 @pytest.mark.mariadb
-def test_dispose_stops_the_health_checker(cluster_app):
-    app = cluster_app("us")
+def test_dispose_stops_the_health_checker(cluster_apps):
+    app = cluster_apps("us")
     router = router_of(app)
     with app.app_context():
         db.read(node_name, name="test.where")

@@ -40,7 +40,7 @@ from webapp.auth import services
 from webapp.commands import upgrade_schema
 from webapp.extensions import db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "ana@example.com"
 WRONG = "not-the-password-1"
 

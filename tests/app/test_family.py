@@ -1,32 +1,22 @@
 """Family members: up to four extra cards on one wallet; add, rename, remove; htmx gets
-the #family block alone, plain forms get the page or a redirect. And the limit holds
-when many phones add at once, on the real Galera lab through two app instances."""
+the #family block alone, plain forms get the page or a redirect. That the limit holds
+when many phones add at once through two app instances on two Galera nodes:
+``tests/cluster/test_family_race.py``."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-import threading
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-import requests
 from sqlalchemy import select
 
+from tests.helpers import AuthActions, csrf_token
 from webapp.database.schema import accounts, cards
 from webapp.errors import NotFound
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 
-from .conftest import AuthActions, csrf_token
-from .mail_helpers import link_in, path_of
-
 HTMX = {"HX-Request": "true", "HX-Target": "family", "HX-Current-URL": "http://localhost/family"}
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _token(client) -> str:
@@ -246,137 +236,3 @@ def test_family_pages_need_sign_in(client):
     response = client.get("/family", headers=HTMX)
     assert response.status_code == 204
     assert response.headers["HX-Redirect"].startswith("/login")
-
-
-# --- Many phones at once, on the real cluster ---------------------------------------
-
-_SERVER = """
-import sys
-from werkzeug.serving import make_server
-from webapp import create_app
-
-app = create_app({"PROFILE": "test", "DATABASE_URL": sys.argv[1]})
-server = make_server("127.0.0.1", 0, app, threaded=True)
-with open(sys.argv[2], "w") as f:
-    f.write(str(server.server_port))
-server.serve_forever()
-"""
-
-
-class _AppInstance:
-    """The app in its own process (its own pool and router), like a second gunicorn."""
-
-    def __init__(self, dsn: str, folder: Path, name: str) -> None:
-        self.port_file = folder / f"{name}.port"
-        self.log = (folder / f"{name}.log").open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, dsn, str(self.port_file)], cwd=ROOT,
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = ""
-
-    def wait(self) -> str:
-        deadline = time.monotonic() + 60
-        while not (self.port_file.exists() and self.port_file.read_text()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"app instance did not start: see {self.log.name}")
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
-        return self.url
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
-def _race(urls: list[str], cookies: dict, token: str, names: list[str]) -> list[int]:
-    barrier = threading.Barrier(len(names))
-
-    def one(i: int) -> int:
-        with requests.Session() as session:
-            session.cookies.update(cookies)
-            barrier.wait(30)
-            response = session.post(f"{urls[i % len(urls)]}/family", allow_redirects=False,
-                                    data={"csrf_token": token, "name": names[i]}, timeout=60)
-            return response.status_code
-
-    with ThreadPoolExecutor(len(names)) as pool:
-        return list(pool.map(one, range(len(names))))
-
-
-def _verify_from_lab_outbox(lab, session, url: str, email: str) -> None:
-    """Opens the verification link the app queued (registering no longer signs in)."""
-    with lab.admin_connect(0) as conn, conn.cursor() as cur:
-        cur.execute("SET SESSION wsrep_sync_wait = 1")
-        cur.execute("SELECT body_text FROM loyalty.mail_outbox WHERE recipient = %s "
-                    "AND kind = 'verify'", (email,))
-        [(text,)] = cur.fetchall()
-    path = path_of(link_in(text, "/verify/"))
-    page = session.get(url + path, timeout=30).text
-    response = session.post(url + path, data={"csrf_token": csrf_token(page)},
-                            allow_redirects=False, timeout=30)
-    assert response.status_code == 302, response.text
-
-
-def _active_slots(lab, email: str) -> list[tuple[int, str]]:
-    # Read on a third node, after it has applied everything committed anywhere.
-    with lab.admin_connect(2) as conn, conn.cursor() as cur:
-        cur.execute("SET SESSION wsrep_sync_wait = 1")
-        cur.execute(
-            "SELECT c.slot, c.display_name FROM loyalty.cards c "
-            "JOIN loyalty.accounts a ON a.id = c.account_id "
-            "WHERE a.email = %s AND c.slot > 0 ORDER BY c.slot", (email,))
-        return list(cur.fetchall())
-
-
-@pytest.mark.mariadb
-def test_concurrent_adds_on_two_nodes_never_exceed_four(galera_schema, galera_clean, tmp_path):
-    lab = galera_clean
-    instances = [_AppInstance(lab.dsn(0), tmp_path, "us"), _AppInstance(lab.dsn(1), tmp_path,
-                                                                          "ie")]
-    try:
-        urls = [instance.wait() for instance in instances]
-        with requests.Session() as session:
-            page = session.get(f"{urls[0]}/register", timeout=30).text
-            response = session.post(f"{urls[0]}/register", allow_redirects=False, timeout=30,
-                                    data={"csrf_token": csrf_token(page), "name": "Ana",
-                                          "email": "race@example.com",
-                                          "password": "correct-horse-battery",
-                                          "region": "us"})
-            assert response.status_code == 302
-            _verify_from_lab_outbox(lab, session, urls[0], "race@example.com")
-            family_page = session.get(f"{urls[1]}/family", timeout=30)  # the other node
-            assert family_page.status_code == 200
-            token = csrf_token(family_page.text)
-            cookies = session.cookies.get_dict()
-
-        statuses = _race(urls, cookies, token, [f"Racer {i}" for i in range(12)])
-        assert sorted(statuses) == [302] * 4 + [409] * 8, statuses
-        slots = _active_slots(lab, "race@example.com")
-        assert [slot for slot, _ in slots] == [1, 2, 3, 4]
-        assert len({name for _, name in slots}) == 4
-
-        # Two members leave; ten phones race for the two free slots.
-        with requests.Session() as session:
-            session.cookies.update(cookies)
-            page = session.get(f"{urls[0]}/family", timeout=30).text
-            ids = re.findall(r'action="/family/(\d+)/remove"', page)[:2]
-            for card_id in ids:
-                response = session.post(f"{urls[0]}/family/{card_id}/remove", timeout=30,
-                                        data={"csrf_token": token}, allow_redirects=False)
-                assert response.status_code == 302
-        statuses = _race(urls, cookies, token, [f"Second {i}" for i in range(10)])
-        assert sorted(statuses) == [302] * 2 + [409] * 8, statuses
-        slots = _active_slots(lab, "race@example.com")
-        assert [slot for slot, _ in slots] == [1, 2, 3, 4]
-        assert sum(name.startswith("Second") for _, name in slots) == 2
-    finally:
-        for instance in instances:
-            instance.stop()
-    for instance in instances:
-        log = instance.log.name
-        assert "Traceback" not in Path(log).read_text(), f"an app instance failed: {log}"

@@ -14,13 +14,12 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
+from tests.helpers import PASSWORD, AuthActions, csrf_token
+from tests.mail_helpers import confirm_link, outbox, path_of, verify_via_outbox
 from webapp.auth import links
 from webapp.clock import utcnow
 from webapp.database.schema import account_tokens, accounts, mail_outbox
 from webapp.extensions import db
-
-from .conftest import PASSWORD, AuthActions, csrf_token
-from .mail_helpers import confirm_link, outbox, path_of, verify_via_outbox
 
 NEW_PASSWORD = "a-brand-new-password"
 BASE = "https://loyalty.test"
@@ -464,7 +463,7 @@ def test_mail_goes_over_starttls_with_the_configured_login(app, client, tmp_path
     and trusts nothing but the CA file it is given."""
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    from .mail_helpers import SmtpServer, tls_context
+    from tests.mail_helpers import SmtpServer, tls_context
 
     logins = []
 

@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,8 +33,8 @@ from flask import g
 
 from db.seed import seed_stores
 from labs.stack import cluster_app, cluster_apps, router_of
-from tests.conftest import AuthActions
-from tests.lab_plugin import wait_for
+from tests.helpers import ROOT, AuthActions, wait_for
+from tests.lab_plugin import empty_app_tables
 from webapp.auth.services import register
 from webapp.card.queries import active_cards
 from webapp.config import REGIONS
@@ -53,7 +52,7 @@ STORES = {
     "ie": ("IE-DUB-01", "EUR", 100),
     "in": ("IN-BLR-01", "INR", 8000),
 }
-REPORT = Path(__file__).resolve().parent.parent / "reports" / "faults.json"
+REPORT = ROOT / "reports" / "faults.json"
 STARTED = time.monotonic()
 
 
@@ -62,13 +61,7 @@ STARTED = time.monotonic()
 def lab(request):
     lab = request.getfixturevalue("galera_schema")
     lab.heal()
-    with lab.admin_connect(0) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema ="
-            " 'loyalty' AND table_type = 'BASE TABLE' AND table_name <> 'alembic_version'"
-        )
-        for (table,) in cur.fetchall():
-            cur.execute(f"TRUNCATE TABLE loyalty.`{table}`")
+    empty_app_tables(lab)
     yield lab
     lab.heal()
 

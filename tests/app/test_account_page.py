@@ -11,6 +11,9 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
+from tests.helpers import PASSWORD, AuthActions, csrf_token
+from tests.ledger_helpers import assert_invariants
+from tests.mail_helpers import outbox
 from webapp.account import services as account_services
 from webapp.clock import utcnow
 from webapp.database.schema import accounts, cards, ledger, metadata, wallets
@@ -18,10 +21,6 @@ from webapp.errors import NotFound
 from webapp.extensions import db
 from webapp.family import services as family
 from webapp.ledger import services as ledger_services
-
-from .conftest import PASSWORD, AuthActions, csrf_token
-from .ledger_helpers import assert_invariants
-from .mail_helpers import outbox
 
 ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/131.0.0.0 Mobile Safari/537.36")

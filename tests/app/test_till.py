@@ -10,6 +10,8 @@ import re
 import pytest
 from sqlalchemy import select
 
+from tests.helpers import BAD_AMOUNTS, BAD_COINS, PASSWORD, SCARY, AuthActions, csrf_token
+from tests.ledger_helpers import assert_invariants, ledger_count, lost_commit_answer, new_customer
 from webapp.auth.queries import account_by_email
 from webapp.card import codes
 from webapp.database.schema import ledger as ledger_table
@@ -17,10 +19,6 @@ from webapp.database.schema import used_codes
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
-from webapp.till.forms import format_money, parse_amount, parse_coins
-
-from .conftest import PASSWORD, AuthActions, csrf_token
-from .ledger_helpers import assert_invariants, ledger_count, lost_commit_answer, new_customer
 
 STAFF_EMAIL = "sam.till@example.com"
 HX = {"HX-Request": "true", "HX-Target": "till-result"}
@@ -329,14 +327,6 @@ def test_form_keeps_its_key_after_an_error_so_a_retry_is_safe(till, customer):
     assert till.form_value("earn-key") == key
 
 
-SCARY = ["<script>alert(1)</script>", "1'; DROP TABLE ledger; --", "' OR '1'='1"]
-BAD_AMOUNTS = [
-    "", "   ", "abc", "-5", "-0.01", "0", "0.00", "12.345", "1e3", "NaN", "Infinity",
-    "99999999999999999999999999", "1000000.01", "12,50", "١٢", "0x10", "+5", "1 000",
-    "0.50",  # fine as money, but earns no coin at 1 USD a coin
-    *SCARY,
-]
-BAD_COINS = ["", "abc", "-1", "0", "1.5", "2e2", "99999999", "١", *SCARY]
 BAD_CARDS = [
     ("", 422), ("letters-not-digits", 422), ("1234", 422), ("LC1.123.456", 422),
     ("000000000001", 422),  # wrong Luhn check digit
@@ -488,39 +478,6 @@ def test_undo_is_only_for_ones_own_transactions(app, till, customer):
         "reverse-transaction": str(receipt.transaction_id)})
     assert response.status_code == 403
     assert _state(app) == before
-
-
-# --- Money parsing ----------------------------------------------------------------------
-
-@pytest.mark.parametrize(("text", "currency", "minor"), [
-    ("12.50", "USD", 1250), ("12.5", "USD", 1250), ("12", "EUR", 1200), ("0.29", "USD", 29),
-    ("007.10", "USD", 710), (" 80.00 ", "INR", 8000), ("1000000.00", "USD", 100_000_000),
-    ("0.01", "USD", 1), ("1250", "JPY", 1250),
-])
-def test_parse_amount_is_exact(text, currency, minor):
-    assert parse_amount(text, currency) == minor
-
-
-@pytest.mark.parametrize(("text", "currency"), [
-    *[(text, "USD") for text in BAD_AMOUNTS if text != "0.50"],
-    ("12.5", "JPY"), ("1" * 5000, "USD"), (".5", "USD"), ("5.", "USD"),
-])
-def test_parse_amount_refuses(text, currency):
-    with pytest.raises(ValueError, match=r"\w"):
-        parse_amount(text, currency)
-
-
-@pytest.mark.parametrize("text", [*BAD_COINS, "1.0", "1" * 100, "1000001"])
-def test_parse_coins_refuses(text):
-    with pytest.raises(ValueError, match=r"\w"):
-        parse_coins(text)
-
-
-def test_parse_coins_and_format_money():
-    assert parse_coins(" 15 ") == 15
-    assert parse_coins("1000000") == 1_000_000
-    assert format_money(123456, "EUR") == "1,234.56 EUR"
-    assert format_money(8000, "INR") == "80.00 INR"
 
 
 def assert_invariants_ok(app) -> None:

@@ -11,11 +11,10 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers import PASSWORD, csrf_token
+from tests.mail_helpers import verify_via_outbox
 from webapp.database.schema import accounts, cards, metadata
 from webapp.extensions import db
-
-from .conftest import PASSWORD, csrf_token
-from .mail_helpers import verify_via_outbox
 
 HTMX = {"HX-Request": "true", "HX-Target": "family"}
 

@@ -12,15 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import galera_config
+from tests.ledger_helpers import assert_invariants, new_customer
 from webapp import create_app
 from webapp.account import services as account_services
 from webapp.database.schema import ledger
 from webapp.errors import NotFound
 from webapp.extensions import db
 from webapp.ledger import services as ledger_services
-
-from .conftest import galera_config
-from .ledger_helpers import assert_invariants, new_customer
 
 EARNS = 12
 EMAIL = "erase.me@example.com"

@@ -19,14 +19,13 @@ import pytest
 from sqlalchemy import select
 
 from db.seed import seed_stores
+from tests.helpers import AuthActions
 from webapp import create_app
 from webapp.auth import tokens
 from webapp.clock import utcnow
 from webapp.commands import upgrade_schema
 from webapp.database.schema import refresh_tokens
 from webapp.extensions import db
-
-from .conftest import AuthActions
 
 ACCESS, REFRESH = "access_token", "refresh_token"
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from labs.galera import APP_PASSWORD, APP_USER, SYNCED, GaleraLab, LabError
-from tests.lab_plugin import wait_for
+from labs.galera import APP_PASSWORD, APP_USER, REGIONS, SYNCED, GaleraLab, LabError
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.mariadb
 
@@ -84,7 +84,7 @@ def test_members_env_names_every_region(galera_lab: GaleraLab, mariadb_url: str)
     assert mariadb_url == f"mysql+pymysql://loyalty:loyalty-lab@127.0.0.1:{base}/loyalty"
     assert galera_lab.members_env() == ",".join(
         f"{region}=mysql+pymysql://loyalty:loyalty-lab@127.0.0.1:{base + i}/loyalty"
-        for i, region in enumerate(("us", "ie", "in"))
+        for i, region in enumerate(REGIONS)
     )
 
 

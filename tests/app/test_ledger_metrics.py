@@ -18,11 +18,10 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from tests.helpers import PASSWORD
 from webapp.staff import create_staff
 
-from .conftest import PASSWORD
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _reader: InMemoryMetricReader | None = None
 
 

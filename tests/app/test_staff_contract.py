@@ -26,15 +26,14 @@ from datetime import timedelta
 import pytest
 from argon2 import PasswordHasher
 
+from tests.helpers import PASSWORD, AuthActions, csrf_token
+from tests.ledger_helpers import assert_invariants, ledger_count, lost_commit_answer, new_customer
 from webapp.card import codes
 from webapp.card.queries import active_cards
 from webapp.clock import utcnow
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
-
-from .conftest import PASSWORD, AuthActions, csrf_token
-from .ledger_helpers import assert_invariants, ledger_count, lost_commit_answer, new_customer
 
 HOME = "US-NYC-01"
 OTHER_STORE = "US-SEA-01"  # same currency: only the store differs

@@ -9,14 +9,13 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers import PASSWORD, AuthActions, csrf_token
 from webapp import create_app
 from webapp.card.queries import active_cards
 from webapp.database.schema import accounts, metadata, refresh_tokens
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
-
-from .conftest import PASSWORD, AuthActions, csrf_token
 
 
 class InlineCodeFinder(HTMLParser):

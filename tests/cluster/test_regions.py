@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from db.seed import DEMO_PASSWORD
 from labs.regions import checks
 from labs.regions import client as http
 from labs.regions.lab import RegionLab
@@ -267,7 +268,7 @@ def test_partition_isolates_one_region(healthy: RegionLab, report: checks.Report
         # The isolated app degrades clearly: problem+json for the API, a page for people.
         till = http.Client(lab.app_url(ISOLATED), timeout=60)
         front = http.Client(lab.front_url("us"))
-        token = http.api_token(front, "barista.in@example.com", checks.DEMO_PASSWORD)
+        token = http.api_token(front, "barista.in@example.com", DEMO_PASSWORD)
         front.close()
         answer = http.earn(till, token, customer["card"], "80.00", "INR", http.new_key("iso"))
         assert answer.status == 503, answer.text[:300]

@@ -17,16 +17,15 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 
+from tests.helpers import PASSWORD
+from tests.ledger_helpers import assert_invariants, ledger_count
+from tests.mail_helpers import outbox, verify_via_outbox
 from webapp.api.routes import REGISTRATION_ACCEPTED
 from webapp.auth import tokens
 from webapp.card import codes
 from webapp.clock import utcnow
 from webapp.problems import PROBLEM_BASE
 from webapp.staff import create_staff
-
-from .conftest import PASSWORD
-from .ledger_helpers import assert_invariants, ledger_count
-from .mail_helpers import outbox, verify_via_outbox
 
 API = "/api/v1"
 _emails = itertools.count()

@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Writes one warning while handling a request, prints the request's trace id, then exits
 # (the SDK flushes its batch at exit, as a gunicorn worker's does).
