@@ -18,9 +18,12 @@ from . import routes  # noqa: E402,F401
 
 
 def init_app(app: Flask) -> None:
+    from .cli import passes_cli
+
     configure(app)
     app.register_blueprint(bp)
     app.register_blueprint(apple_ws)
+    app.cli.add_command(passes_cli)
 
     @app.context_processor
     def wallet_buttons():

@@ -235,3 +235,24 @@ def google_save_url(account_id: int, card_id: int, *, origin: str, logo_url: str
         loyalty_classes=[google.loyalty_class(keys.google, keys.organization, logo_url)],
         issued_at=int((now - EPOCH).total_seconds()))
     return google.save_url(token)
+
+
+@dataclass(frozen=True)
+class PushTargets:
+    push_tokens: list[str]
+    next_tag: str
+
+
+def push_targets(since_tag: str | None) -> PushTargets:
+    """The push tokens of phones holding a pass that changed after ``since_tag``: what a
+    push sender notifies (an empty APNs push per token; docs/operations.md). Its next run
+    passes ``next_tag``, which looks CLOCK_SKEW back like the phones' own tag."""
+    keys = wallet_keys()
+    if keys.apple is None:
+        raise NotFound("Apple Wallet passes are not set up here.")
+    since = _parse_tag(since_tag) or EPOCH
+    now = clock.utcnow()
+    rows = db.read(lambda conn: queries.push_targets(conn, keys.apple.pass_type_id, since),
+                   name="passes.push_targets", causal=True)
+    tokens = list(dict.fromkeys(row["push_token"] for row in rows))
+    return PushTargets(tokens, _format_tag(max(since, now - CLOCK_SKEW)))
