@@ -58,7 +58,7 @@ def pass_json(content: PassContent, keys: AppleKeys, organization: str) -> dict[
         "teamIdentifier": keys.team_id,
         "serialNumber": content.serial,
         "organizationName": organization,
-        "description": f"{organization} card of {content.holder}",
+        "description": f"{organization}: the card of {content.holder}",
         "logoText": organization,
         "foregroundColor": WHITE,
         "labelColor": PALE,
