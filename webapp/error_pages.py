@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from webapp.errors import AppError, OutcomeUnknown, ServiceUnavailable
+from webapp.errors import AppError, OutcomeUnknown, ServiceUnavailable, TooManyAttempts
+from webapp.extensions import limiter
 from webapp.problems import problem_response
 
 log = logging.getLogger(__name__)
@@ -40,11 +43,22 @@ def _page(status: int, message: str, headers: dict | None = None):
         headers or {})
 
 
+def _limit_retry_after() -> int:
+    """Seconds until the breached per-address limit lets one more attempt through."""
+    try:
+        breached = limiter.current_limit
+        if breached is not None:
+            return max(1, math.ceil(breached.window.reset_time - time.time()))
+    except Exception:  # the limiter's store went away meanwhile: the longest window
+        log.warning("could not read the breached limit's reset time", exc_info=True)
+    return 60
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def app_error(error: AppError):
         headers = {}
-        if isinstance(error, ServiceUnavailable):
+        if isinstance(error, ServiceUnavailable | TooManyAttempts):
             headers["Retry-After"] = str(error.retry_after)
         if _is_api():
             response = problem_response(error.status, error.slug, error.title, error.detail,
@@ -73,7 +87,7 @@ def init_app(app: Flask) -> None:
         # it), Retry-After on a 429.
         headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         if isinstance(error, TooManyRequests):
-            headers.setdefault("Retry-After", "60")
+            headers["Retry-After"] = str(_limit_retry_after())
         if _is_api():
             response = problem_response(status, f"http-{status}", error.name,
                                         error.description)

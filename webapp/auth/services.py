@@ -14,7 +14,7 @@ from webapp.database import after_unknown_commit
 from webapp.errors import EmailTaken, InvalidCredentials
 from webapp.extensions import db
 
-from . import queries
+from . import queries, throttle
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended cost
 
@@ -64,9 +64,22 @@ def register(*, name: str, email: str, password: str, region: str, role: str = "
         raise
 
 
-def authenticate(email: str, password: str) -> dict:
-    """Returns the account or raises one generic :class:`InvalidCredentials`."""
+def authenticate(email: str, password: str, *, client: str) -> dict:
+    """Returns the account or raises one generic :class:`InvalidCredentials`, or
+    :class:`TooManyAttempts` while ``email`` is locked for the ``client`` address after
+    repeated failures (see :mod:`webapp.auth.throttle`)."""
     email = email.strip().lower()
+    throttle.check(email, client)
+    try:
+        account = _verify(email, password)
+    except InvalidCredentials:
+        throttle.failed(email, client)
+        raise
+    throttle.succeeded(email, client)
+    return account
+
+
+def _verify(email: str, password: str) -> dict:
     account = db.read(lambda conn: queries.account_by_email(conn, email), name="account.login")
     if account is not None and account["email"] != email:
         # MariaDB/MySQL collations ignore accents and control characters, so the query

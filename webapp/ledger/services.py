@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,10 @@ _transactions = meter.create_counter(
     "loyalty.ledger.transactions", description="Ledger rows written, by kind and region")
 _coins = meter.create_counter(
     "loyalty.ledger.coins", unit="{coin}", description="Coins moved, by kind and region")
+_replays = meter.create_counter(
+    "loyalty.ledger.replays",
+    description="Requests answered from the ledger by their idempotency key, by kind and "
+                "region: a retry (client's or router's) that found the first write")
 
 MAX_AMOUNT_MINOR = 100_000_000  # a single purchase above 1,000,000.00 is a typo
 MAX_REDEEM_COINS = 1_000_000
@@ -79,6 +84,7 @@ class Receipt:
 class ScannedCard:
     card_id: int
     wallet_id: int
+    account_id: int  # the wallet's owner (the holder, for a family member's card)
     number: str
     display_name: str
     account_name: str
@@ -123,9 +129,14 @@ class _Attempts:
         return entry["id"] in self.written and after_unknown_commit(conn)
 
 
-def _replay(conn: Connection, key: str, request_hash: str,
-            attempts: _Attempts) -> Receipt | None:
+def _replay(conn: Connection, key: str, request_hash: str, attempts: _Attempts, *,
+            legacy_keys: Sequence[str] = (), staff_id: int | None = None) -> Receipt | None:
     entry = queries.entry_by_key(conn, key)
+    if entry is None and legacy_keys:
+        # A request first sent before its key's scheme changed, retried after: it was
+        # stored under its old key. Old keys were not scoped per staff member, so only
+        # the same staff member's entry counts.
+        entry = queries.entry_by_legacy_key(conn, legacy_keys, staff_id)
     if entry is None:
         return None
     if entry["request_hash"] != request_hash:
@@ -169,6 +180,8 @@ def _append(conn: Connection, *, wallet_id: int, delta: int, now: datetime,
 
 def _recorded(receipt: Receipt) -> Receipt:
     """Counts first writes only: a replayed request moved no coins."""
+    if receipt.replayed:
+        _replays.add(1, {"kind": receipt.kind, "region": receipt.region})
     if not receipt.replayed:
         attributes = {"kind": receipt.kind, "region": receipt.region}
         _transactions.add(1, attributes)
@@ -190,8 +203,8 @@ def scan(conn: Connection, scanned_text: str, *, now: float | None = None) -> Sc
         if step is None:
             raise CardCodeRejected(
                 "This card code has expired. Ask the customer to show the live card.")
-    return ScannedCard(card["id"], card["wallet_id"], card["number"], card["display_name"],
-                       card["account_name"], card["balance"], step)
+    return ScannedCard(card["id"], card["wallet_id"], card["account_id"], card["number"],
+                       card["display_name"], card["account_name"], card["balance"], step)
 
 
 def lookup(scanned_text: str) -> ScannedCard:
@@ -206,7 +219,8 @@ def _store(conn: Connection, store_code: str) -> dict[str, Any]:
 
 
 def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
-         idempotency_key: str, staff_id: int | None) -> Receipt:
+         idempotency_key: str, staff_id: int | None,
+         legacy_keys: Sequence[str] = ()) -> Receipt:
     """Coins for a purchase at ``store_code``: the amount is in the store's currency."""
     key = _check_key(idempotency_key)
     if (not isinstance(amount_minor, int) or isinstance(amount_minor, bool)
@@ -217,7 +231,8 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         store = _store(conn, store_code)
@@ -241,7 +256,8 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
 
 
 def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
-           staff_id: int | None, confirmed: bool = False) -> Receipt:
+           staff_id: int | None, confirmed: bool = False,
+           legacy_keys: Sequence[str] = ()) -> Receipt:
     """Spends whole coins from the shared wallet of the scanned card.
 
     A rotating code's step is recorded with the redemption, so the same code (say, a
@@ -257,7 +273,8 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         store = _store(conn, store_code)
@@ -289,7 +306,7 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
 
 
 def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
-            store_code: str | None = None) -> Receipt:
+            store_code: str | None = None, legacy_keys: Sequence[str] = ()) -> Receipt:
     """A compensating row for an earn or redeem, once, within the reversal window."""
     key = _check_key(idempotency_key)
     digest = _request_hash(kind="reversal", reverses=transaction_id)
@@ -297,7 +314,8 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         original = queries.entry_by_id(conn, transaction_id)

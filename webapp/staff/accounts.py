@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from webapp.auth.services import register
 from webapp.database import after_unknown_commit
-from webapp.database.schema import accounts, stores
+from webapp.database.schema import stores
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
 from webapp.ledger.queries import store_by_code
+
+from . import queries
 
 
 def create_store(*, code: str, name: str, region: str, currency: str,
@@ -38,13 +40,5 @@ def create_staff(*, email: str, store_code: str, name: str, password: str,
 
 
 def home_store(account_id: int) -> dict | None:
-    """The store a staff account works at (accounts.store_id), or None: one joined query,
-    as every till transaction through the API asks for it."""
-    query = (select(stores).join(accounts, accounts.c.store_id == stores.c.id)
-             .where(accounts.c.id == account_id))
-
-    def work(conn):
-        row = conn.execute(query).mappings().first()
-        return dict(row) if row else None
-
-    return db.read(work, name="staff.home_store")
+    """The store a staff account works at (accounts.store_id), or None."""
+    return db.read(lambda conn: queries.home_store(conn, account_id), name="staff.home_store")
