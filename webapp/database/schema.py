@@ -238,5 +238,20 @@ webauthn_challenges = Table(
     Column("used_at", Timestamp, nullable=True),
 )
 
+apple_pass_registrations = Table(
+    "apple_pass_registrations",
+    metadata,
+    # A phone that installed a card's Apple Wallet pass and wants to hear when it changes
+    # (Apple's pass web service). The key is the protocol's own: device, pass type, serial.
+    Column("device_id", String(100), primary_key=True),
+    Column("pass_type_id", String(100), primary_key=True),
+    Column("serial", String(20), primary_key=True),
+    Column("card_id", Id, nullable=False, index=True),
+    # Where Apple's push service reaches this device for this pass type.
+    Column("push_token", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
 Index("uq_cards_account_request", cards.c.account_id, cards.c.request_id, unique=True)
