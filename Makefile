@@ -41,11 +41,11 @@ test-fast: ## SQLite-only tests, no lab, no browser
 
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check webapp db tests e2e
+	$(BIN)/ruff format --check webapp db labs/galera labs/proc.py tests e2e
 
 format:
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format webapp db tests e2e
+	$(BIN)/ruff format webapp db labs/galera labs/proc.py tests e2e
 
 # Texts for translators: extract from the code and templates, merge into every language's
 # catalog (webapp/translations/<lang>/LC_MESSAGES/messages.po), compile the .mo files.
@@ -66,7 +66,7 @@ clean:
 
 .PHONY: regions
 regions: dev-venv  ## three regions in network namespaces over a delayed WAN: latency, partitions, region loss (root, ~5.5 min)
-	$(BIN)/python -m pytest tests/test_regions.py -m regions -v; \
+	$(BIN)/python -m pytest tests/cluster/test_regions.py -m regions -v; \
 	status=$$?; cat reports/regions/summary.md 2>/dev/null; exit $$status
 
 .PHONY: jmeter bench audit

@@ -54,6 +54,7 @@ WTFORMS = (
     N_("Not a valid choice."),
     N_("Not a valid date value."),
 )
+REGIONS = (N_("United States"), N_("Ireland"), N_("India"))  # webapp.config.REGION_NAMES
 SERVICES = (
     N_("Email or password is incorrect."),
     N_("We could not create an account with these details. If you already have one, "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from flask import current_app
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
+from webapp import money
 from webapp.card import codes
 from webapp.clock import utcnow
 from webapp.database import RetryTransaction, after_unknown_commit
@@ -83,6 +85,7 @@ class Receipt:
 class ScannedCard:
     card_id: int
     wallet_id: int
+    account_id: int  # the wallet's owner (the holder, for a family member's card)
     number: str
     display_name: str
     account_name: str
@@ -127,9 +130,14 @@ class _Attempts:
         return entry["id"] in self.written and after_unknown_commit(conn)
 
 
-def _replay(conn: Connection, key: str, request_hash: str,
-            attempts: _Attempts) -> Receipt | None:
+def _replay(conn: Connection, key: str, request_hash: str, attempts: _Attempts, *,
+            legacy_keys: Sequence[str] = (), staff_id: int | None = None) -> Receipt | None:
     entry = queries.entry_by_key(conn, key)
+    if entry is None and legacy_keys:
+        # A request first sent before its key's scheme changed, retried after: it was
+        # stored under its old key. Old keys were not scoped per staff member, so only
+        # the same staff member's entry counts.
+        entry = queries.entry_by_legacy_key(conn, legacy_keys, staff_id)
     if entry is None:
         return None
     if entry["request_hash"] != request_hash:
@@ -203,8 +211,8 @@ def scan(conn: Connection, scanned_text: str, *, now: float | None = None) -> Sc
         if step is None:
             raise CardCodeRejected(
                 "This card code has expired. Ask the customer to show the live card.")
-    return ScannedCard(card["id"], card["wallet_id"], card["number"], card["display_name"],
-                       card["account_name"], card["balance"], step)
+    return ScannedCard(card["id"], card["wallet_id"], card["account_id"], card["number"],
+                       card["display_name"], card["account_name"], card["balance"], step)
 
 
 def lookup(scanned_text: str) -> ScannedCard:
@@ -218,19 +226,29 @@ def _store(conn: Connection, store_code: str) -> dict[str, Any]:
     return store
 
 
+def _largest_amount(currency: object) -> str:
+    """MAX_AMOUNT_MINOR for messages: in the currency when it is one we know."""
+    if isinstance(currency, str) and currency in money.CURRENCY_DECIMALS:
+        return money.format_money(MAX_AMOUNT_MINOR, currency)
+    return f"{MAX_AMOUNT_MINOR // 100:,}"
+
+
 def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
-         idempotency_key: str, staff_id: int | None) -> Receipt:
+         idempotency_key: str, staff_id: int | None,
+         legacy_keys: Sequence[str] = ()) -> Receipt:
     """Coins for a purchase at ``store_code``: the amount is in the store's currency."""
     key = _check_key(idempotency_key)
     if (not isinstance(amount_minor, int) or isinstance(amount_minor, bool)
             or not 0 < amount_minor <= MAX_AMOUNT_MINOR):
-        raise ValidationFailed({"amount": ["Enter an amount above 0 and at most 1,000,000."]})
+        most = _largest_amount(currency)
+        raise ValidationFailed({"amount": [f"Enter an amount above 0 and at most {most}."]})
     digest = _request_hash(kind="earn", card=card, store=store_code, amount=amount_minor,
                            currency=currency)
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         store = _store(conn, store_code)
@@ -254,7 +272,8 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
 
 
 def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
-           staff_id: int | None, confirmed: bool = False) -> Receipt:
+           staff_id: int | None, confirmed: bool = False,
+           legacy_keys: Sequence[str] = ()) -> Receipt:
     """Spends whole coins from the shared wallet of the scanned card.
 
     A rotating code's step is recorded with the redemption, so the same code (say, a
@@ -264,13 +283,15 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
     key = _check_key(idempotency_key)
     if (not isinstance(coins, int) or isinstance(coins, bool)
             or not 0 < coins <= MAX_REDEEM_COINS):
-        raise ValidationFailed({"coins": ["Enter whole coins above 0 and at most 1,000,000."]})
+        raise ValidationFailed(
+            {"coins": [f"Enter whole coins above 0 and at most {MAX_REDEEM_COINS:,}."]})
     digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins)
     needs_confirmation = current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         store = _store(conn, store_code)
@@ -302,7 +323,7 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
 
 
 def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
-            store_code: str | None = None) -> Receipt:
+            store_code: str | None = None, legacy_keys: Sequence[str] = ()) -> Receipt:
     """A compensating row for an earn or redeem, once, within the reversal window."""
     key = _check_key(idempotency_key)
     digest = _request_hash(kind="reversal", reverses=transaction_id)
@@ -310,7 +331,8 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         original = queries.entry_by_id(conn, transaction_id)

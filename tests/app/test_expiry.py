@@ -1,0 +1,348 @@
+"""Coins expire after COIN_EXPIRY_MONTHS without activity, with a warning on the card.
+
+Every test runs on SQLite and on the Galera lab (the ``app`` fixture) and drives time with
+a controllable clock: :func:`webapp.clock.utcnow` (expiry, the card's warning) and the
+ledger's own ``utcnow`` (when an earn or redeem is booked). The expiry is made through
+the real command (``flask coins expire``) or its service, and checked in the ledger, in
+the balance (== the ledger's sum, never negative), on the card page and in the API.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.helpers import AuthActions
+from tests.ledger_helpers import assert_invariants, new_customer
+from webapp import create_app
+from webapp.card.queries import active_cards
+from webapp.database.schema import accounts, ledger
+from webapp.errors import InsufficientCoins
+from webapp.expiry import services as expiry
+from webapp.extensions import db
+from webapp.family import services as family
+from webapp.ledger import services as ledger_service
+
+START = datetime(2025, 1, 12, 10, 0)  # coins earned now expire on 12 Jan 2026, 10:00 UTC
+EXPIRES = datetime(2026, 1, 12, 10, 0)
+
+
+class Clock:
+    """What every ``utcnow`` in the app answers, until the test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock(START)
+    monkeypatch.setattr("webapp.clock.utcnow", fake)
+    monkeypatch.setattr("webapp.ledger.services.utcnow", fake)
+    return fake
+
+
+def earn(card: str, coins: int, store: str = "IE-DUB-01", currency: str = "EUR"):
+    return ledger_service.earn(card=card, store_code=store, amount_minor=coins * 100,
+                               currency=currency, idempotency_key=uuid.uuid4().hex,
+                               staff_id=None)
+
+
+def redeem(card: str, coins: int):
+    return ledger_service.redeem(card=card, store_code="IE-DUB-01", coins=coins,
+                                 idempotency_key=uuid.uuid4().hex, staff_id=None,
+                                 confirmed=True)
+
+
+def rows(wallet_id: int, kind: str | None = None) -> list[dict]:
+    query = select(ledger).where(ledger.c.wallet_id == wallet_id).order_by(ledger.c.id)
+    if kind:
+        query = query.where(ledger.c.kind == kind)
+    return db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()],
+                   name="test.rows", causal=True)
+
+
+def balance(wallet_id: int) -> int:
+    return assert_invariants().get(wallet_id, 0)
+
+
+def run_command(app, *args: str):
+    result = app.test_cli_runner().invoke(args=["coins", "expire", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+# ------------------------------------------------------------------------ the movement
+def test_idle_wallet_expires_once_through_the_command(app, clock):
+    with app.app_context():
+        customer = new_customer("idle@example.com")
+        earn(customer["number"], 40)
+        wallet_id = customer["wallet_id"]
+
+        clock.set(EXPIRES - timedelta(seconds=1))
+        result = run_command(app)
+        assert result.exit_code == 0
+        assert result.output.startswith("0 wallets expired"), result.output
+        assert balance(wallet_id) == 40
+
+        clock.set(EXPIRES)  # exactly 12 months after the last activity
+        result = run_command(app)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("1 wallets expired (40 coins)"), result.output
+        [row] = rows(wallet_id, "expiry")
+        assert (row["coins"], row["balance_after"], row["created_at"]) == (-40, 0, EXPIRES)
+        assert row["idempotency_key"] == expiry.idempotency_key(wallet_id, START)
+        assert row["region"] == "us"  # the holder's home region dates it
+        assert balance(wallet_id) == 0
+
+        # Again (tomorrow's timer, or the same run retried): nothing more.
+        clock.set(EXPIRES + timedelta(days=1))
+        assert run_command(app).output.startswith("0 wallets expired")
+        assert expiry.expire_wallet(wallet_id).status == expiry.ALREADY
+        assert len(rows(wallet_id, "expiry")) == 1
+        assert balance(wallet_id) == 0
+
+
+def test_the_same_period_expires_once_and_a_new_period_again(app, clock):
+    """The key is the wallet and its last activity: activity after an expiry starts a
+    new period, which expires in its turn; the old one never twice."""
+    with app.app_context():
+        customer = new_customer("twice@example.com")
+        earn(customer["number"], 40)
+        clock.set(EXPIRES)
+        first = expiry.expire_wallet(customer["wallet_id"])
+        assert (first.status, first.coins) == (expiry.EXPIRED, 40)
+        assert expiry.expire_wallet(customer["wallet_id"]).status == expiry.ALREADY
+
+        clock.set(EXPIRES + timedelta(days=10))
+        earn(customer["number"], 7)
+        clock.set(EXPIRES + timedelta(days=10 + 365))
+        second = expiry.expire_wallet(customer["wallet_id"])
+        assert (second.status, second.coins) == (expiry.EXPIRED, 7)
+        keys = [r["idempotency_key"] for r in rows(customer["wallet_id"], "expiry")]
+        assert keys == [expiry.idempotency_key(customer["wallet_id"], START),
+                        expiry.idempotency_key(customer["wallet_id"],
+                                               EXPIRES + timedelta(days=10))]
+        assert balance(customer["wallet_id"]) == 0
+
+
+def test_two_runs_at_the_same_moment_expire_once(app, clock):
+    """Two timers firing together (here two threads of one app): every wallet once."""
+    with app.app_context():
+        customers = [new_customer(f"pair{n}@example.com") for n in range(4)]
+        for n, customer in enumerate(customers):
+            earn(customer["number"], 10 + n)
+    clock.set(EXPIRES + timedelta(hours=1))
+    summaries: list[expiry.Summary] = []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        with app.app_context():
+            start.wait()
+            summaries.append(expiry.expire_due())
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(summaries) == 2
+    assert not any(s.failed for s in summaries)
+    with app.app_context():
+        for n, customer in enumerate(customers):
+            assert [r["coins"] for r in rows(customer["wallet_id"], "expiry")] == [-(10 + n)]
+        assert assert_invariants()
+    assert sum(s.count(expiry.EXPIRED) for s in summaries) == len(customers)
+
+
+def test_any_family_members_activity_keeps_the_coins(app, clock):
+    with app.app_context():
+        customer = new_customer("fam@example.com")
+        member = family.add(customer["account"]["id"], "Zoë", None)
+        earn(customer["number"], 40)
+        clock.set(START + timedelta(days=200))
+        redeem(member["number"], 5)  # the member's redemption is the wallet's activity
+
+        clock.set(EXPIRES + timedelta(days=1))
+        assert expiry.expire_due().count(expiry.EXPIRED) == 0
+        assert balance(customer["wallet_id"]) == 35
+
+        clock.set(START + timedelta(days=200 + 366))
+        assert expiry.expire_due().coins() == 35
+        assert balance(customer["wallet_id"]) == 0
+
+
+def test_a_reversal_is_not_activity(app, clock):
+    with app.app_context():
+        customer = new_customer("rev@example.com")
+        earn(customer["number"], 40)
+        clock.set(START + timedelta(hours=1))
+        mistake = earn(customer["number"], 10)
+        clock.set(START + timedelta(hours=23))
+        ledger_service.reverse(transaction_id=mistake.transaction_id,
+                               idempotency_key=uuid.uuid4().hex, staff_id=None)
+        # Due 12 months after the last earn (01:00 later), not after the reversal.
+        clock.set(EXPIRES + timedelta(hours=1))
+        outcome = expiry.expire_wallet(customer["wallet_id"])
+        assert (outcome.status, outcome.coins) == (expiry.EXPIRED, 40)
+        assert balance(customer["wallet_id"]) == 0
+
+
+def test_zero_months_means_never(app, clock):
+    app.config["COIN_EXPIRY_MONTHS"] = 0
+    with app.app_context():
+        customer = new_customer("never@example.com")
+        earn(customer["number"], 40)
+    clock.set(START + timedelta(days=3650))
+    result = run_command(app)
+    assert result.output.strip() == "coin expiry is off (LOYALTY_COIN_EXPIRY_MONTHS=0)"
+    with app.app_context():
+        assert expiry.expire_wallet(customer["wallet_id"]).status == expiry.ACTIVE
+        assert rows(customer["wallet_id"], "expiry") == []
+        assert balance(customer["wallet_id"]) == 40
+
+
+def test_the_setting_is_months_and_a_dry_run_changes_nothing(app, clock):
+    app.config["COIN_EXPIRY_MONTHS"] = 3
+    with app.app_context():
+        customer = new_customer("dry@example.com")
+        earn(customer["number"], 40)
+    clock.set(datetime(2025, 4, 12, 10, 0))
+    result = run_command(app, "--dry-run")
+    assert f"wallet {customer['wallet_id']}: 40 coins, last activity 2025-01-12 10:00" in (
+        result.output)
+    assert "1 wallets due (40 coins); dry run, nothing changed" in result.output
+    with app.app_context():
+        assert rows(customer["wallet_id"], "expiry") == []
+    assert run_command(app).output.startswith("1 wallets expired (40 coins)")
+
+
+def test_add_months_keeps_the_day_or_takes_the_months_last():
+    assert expiry.add_months(datetime(2025, 1, 31, 9), 1) == datetime(2025, 2, 28, 9)
+    assert expiry.add_months(datetime(2024, 2, 29), 12) == datetime(2025, 2, 28)
+    assert expiry.add_months(datetime(2025, 11, 30), 3) == datetime(2026, 2, 28)
+    assert expiry.add_months(datetime(2025, 3, 15), -3) == datetime(2024, 12, 15)
+
+
+@pytest.mark.parametrize("value", ["-1", "twelve"])
+def test_a_bad_setting_refuses_to_start(monkeypatch, value):
+    if value == "twelve":
+        with pytest.raises(RuntimeError, match="whole number of months"):
+            create_app({"PROFILE": "test", "COIN_EXPIRY_MONTHS": value})
+    else:
+        with pytest.raises(RuntimeError, match="whole number of months"):
+            create_app({"PROFILE": "test", "COIN_EXPIRY_MONTHS": int(value)})
+
+
+# ------------------------------------------------------------- never both with a redeem
+def test_a_redeem_before_the_run_cancels_the_expiry(app, clock):
+    with app.app_context():
+        customer = new_customer("first@example.com")
+        earn(customer["number"], 40)
+        clock.set(EXPIRES + timedelta(minutes=5))
+        redeem(customer["number"], 5)  # late, but before the timer: the coins live on
+        assert expiry.expire_due().candidates == 0
+        assert expiry.expire_wallet(customer["wallet_id"]).status == expiry.ACTIVE
+        assert rows(customer["wallet_id"], "expiry") == []
+        assert balance(customer["wallet_id"]) == 35
+
+
+def test_a_redeem_after_the_run_finds_no_coins(app, clock):
+    with app.app_context():
+        customer = new_customer("second@example.com")
+        earn(customer["number"], 40)
+        clock.set(EXPIRES + timedelta(minutes=5))
+        assert expiry.expire_wallet(customer["wallet_id"]).status == expiry.EXPIRED
+        with pytest.raises(InsufficientCoins):
+            redeem(customer["number"], 5)
+        assert [r["kind"] for r in rows(customer["wallet_id"])] == ["earn", "expiry"]
+        assert balance(customer["wallet_id"]) == 0
+
+
+# ----------------------------------------------------------------- on the card, the API
+def _signed_in(app, client) -> dict:
+    AuthActions(client).register(email="card@example.com", name="Ana Silva", region="ie")
+    with app.app_context():
+        account_id = db.read(lambda conn: conn.execute(
+            select(accounts.c.id).where(accounts.c.email == "card@example.com")).scalar(),
+            name="test.account")
+        return db.read(lambda conn: active_cards(conn, account_id)[0], name="test.card")
+
+
+def _notice(html: str) -> str | None:
+    match = re.search(r'<p class="notice" id="expiry">([^<]*)</p>', html)
+    return match.group(1) if match else None
+
+
+def test_the_card_warns_thirty_days_before(app, client, clock):
+    card = _signed_in(app, client)
+    with app.app_context():
+        earn(card["number"], 40)
+
+    clock.set(EXPIRES - timedelta(days=30, seconds=1))
+    assert _notice(client.get("/card").get_data(as_text=True)) is None
+
+    clock.set(EXPIRES - timedelta(days=30))
+    html = client.get("/card").get_data(as_text=True)
+    assert _notice(html) == "Your 40 coins expire on Jan 12 unless you earn or redeem."
+    page = client.get("/card", headers={"Accept-Language": "en-IE"}).get_data(as_text=True)
+    assert _notice(page) == "Your 40 coins expire on 12 Jan unless you earn or redeem."
+    # The htmx refresh of the wallet carries it too.
+    partial = client.get("/card?fresh=1", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert _notice(partial) == "Your 40 coins expire on Jan 12 unless you earn or redeem."
+
+    with app.app_context():
+        earn(card["number"], 1)  # activity: a new year starts
+    assert _notice(client.get("/card").get_data(as_text=True)) is None
+
+
+def test_the_warning_finds_activity_older_than_the_page_shows(app, client, clock):
+    """Eleven reversals push the last earn out of the page's ten rows: the warning
+    asks the ledger rather than miss it (or warn about a date that is not the one)."""
+    card = _signed_in(app, client)
+    with app.app_context():
+        earn(card["number"], 40)
+        clock.set(START + timedelta(minutes=1))
+        mistakes = [earn(card["number"], 1) for _ in range(11)]
+        clock.set(START + timedelta(hours=2))
+        for receipt in mistakes:
+            ledger_service.reverse(transaction_id=receipt.transaction_id,
+                                   idempotency_key=uuid.uuid4().hex, staff_id=None)
+    clock.set(EXPIRES - timedelta(days=1))
+    html = client.get("/card").get_data(as_text=True)
+    assert _notice(html) == "Your 40 coins expire on Jan 12 unless you earn or redeem."
+
+
+def test_expired_coins_in_the_history_and_the_api(app, client, clock):
+    card = _signed_in(app, client)
+    with app.app_context():
+        earn(card["number"], 40)
+    clock.set(EXPIRES + timedelta(hours=3))
+    with app.app_context():
+        assert expiry.expire_due().coins() == 40
+    html = client.get("/card").get_data(as_text=True)
+    lines = re.findall(r'<li class="tx tx-(\w+)">\s*<span class="tx-coins">([^<]+)</span>\s*'
+                       r'<span class="tx-what">([^<]+)</span>\s*<time[^>]*>([^<]+)</time>', html)
+    assert lines[0][:3] == ("expiry", "-40", "Expired")
+    assert lines[0][3] == "Jan 12, 1:00 PM GMT"  # the holder's region, Ireland
+    assert '<strong id="balance">0</strong>' in html
+    assert _notice(html) is None
+
+    token = client.post("/api/v1/auth/token", json={
+        "email": "card@example.com", "password": "correct-horse-battery"}).get_json()
+    response = client.get("/api/v1/wallet/transactions",
+                          headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    newest = response.get_json()["items"][0]
+    assert (newest["kind"], newest["coins"], newest["balance_after"]) == ("expiry", -40, 0)
