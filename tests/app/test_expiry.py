@@ -169,7 +169,7 @@ def test_two_runs_at_the_same_moment_expire_once(app, clock):
 def test_any_family_members_activity_keeps_the_coins(app, clock):
     with app.app_context():
         customer = new_customer("fam@example.com")
-        member = family.add(customer["account"]["id"], "Zoë", None)
+        member = family.add(customer["account"]["id"], "Zoë", None).card
         earn(customer["number"], 40)
         clock.set(START + timedelta(days=200))
         redeem(member["number"], 5)  # the member's redemption is the wallet's activity
@@ -335,7 +335,7 @@ def test_expired_coins_in_the_history_and_the_api(app, client, clock):
     lines = re.findall(r'<li class="tx tx-(\w+)">\s*<span class="tx-coins">([^<]+)</span>\s*'
                        r'<span class="tx-what">([^<]+)</span>\s*<time[^>]*>([^<]+)</time>', html)
     assert lines[0][:3] == ("expiry", "-40", "Expired")
-    assert lines[0][3] == "Jan 12, 1:00 PM GMT"  # the holder's region, Ireland
+    assert lines[0][3] == "Jan 12, 1:00\u202fPM GMT"  # the holder's region, Ireland (CLDR: NNBSP)
     assert '<strong id="balance">0</strong>' in html
     assert _notice(html) is None
 
