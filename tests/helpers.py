@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,22 @@ class AuthActions:
     def logout(self):
         page = self.client.get("/card").get_data(as_text=True)
         return self.client.post("/logout", data={"csrf_token": csrf_token(page)})
+
+
+class Clock:
+    """A controllable ``utcnow``: what the app's clock answers until the test moves it.
+
+    Install it over :func:`webapp.clock.utcnow` and every module that imported the name
+    (``monkeypatch.setattr("webapp.ledger.services.utcnow", clock)``)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import AuthActions
+from tests.helpers import AuthActions, Clock
 from tests.ledger_helpers import assert_invariants, new_customer
 from webapp import create_app
 from webapp.card.queries import active_cards
@@ -30,19 +30,6 @@ from webapp.ledger import services as ledger_service
 
 START = datetime(2025, 1, 12, 10, 0)  # coins earned now expire on 12 Jan 2026, 10:00 UTC
 EXPIRES = datetime(2026, 1, 12, 10, 0)
-
-
-class Clock:
-    """What every ``utcnow`` in the app answers, until the test moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment
 
 
 @pytest.fixture
