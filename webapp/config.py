@@ -230,8 +230,8 @@ class Config:
             raise RuntimeError("JWT_ACTIVE_KID must name one of JWT_KEYS")
         if any(len(secret) < 32 for secret in values["JWT_KEYS"].values()):
             raise RuntimeError("every JWT key must be at least 32 characters")
-        if not isinstance(values.get("COIN_EXPIRY_MONTHS"), int) or values[
-                "COIN_EXPIRY_MONTHS"] < 0:
+        months = values.get("COIN_EXPIRY_MONTHS")
+        if not isinstance(months, int) or isinstance(months, bool) or months < 0:
             raise RuntimeError("LOYALTY_COIN_EXPIRY_MONTHS must be a whole number of months, "
                                "0 for never")
         if not values.get("RATELIMIT_STORAGE_URI"):

@@ -222,14 +222,10 @@ def test_add_months_keeps_the_day_or_takes_the_months_last():
     assert expiry.add_months(datetime(2025, 3, 15), -3) == datetime(2024, 12, 15)
 
 
-@pytest.mark.parametrize("value", ["-1", "twelve"])
-def test_a_bad_setting_refuses_to_start(monkeypatch, value):
-    if value == "twelve":
-        with pytest.raises(RuntimeError, match="whole number of months"):
-            create_app({"PROFILE": "test", "COIN_EXPIRY_MONTHS": value})
-    else:
-        with pytest.raises(RuntimeError, match="whole number of months"):
-            create_app({"PROFILE": "test", "COIN_EXPIRY_MONTHS": int(value)})
+@pytest.mark.parametrize("value", [-1, "12", True])
+def test_a_bad_setting_refuses_to_start(value):
+    with pytest.raises(RuntimeError, match="whole number of months"):
+        create_app({"PROFILE": "test", "COIN_EXPIRY_MONTHS": value})
 
 
 # ------------------------------------------------------------- never both with a redeem
