@@ -196,3 +196,32 @@ def test_the_till_formats_in_its_stores_locale(app, client, clock):
     assert "Added 1,543 coins" in html
     assert "for a purchase of ₹1,23,456.00" in html
     assert '<strong id="receipt-balance">1,543</strong>' in html
+
+
+def test_stores_get_a_time_zone_and_locale_from_the_cli(app, runner):
+    listed = runner.invoke(args=["stores", "list"]).output
+    assert re.search(r"IN-BLR-01\s+in INR 8000 minor units per coin  Asia/Kolkata en_IN", listed)
+    assert "America/Los_Angeles en_US  Seattle, Pike Place" in listed
+
+    made = runner.invoke(args=["stores", "create", "IN-MUM-01", "--name", "Mumbai",
+                               "--region", "in", "--currency", "INR", "--minor-per-coin",
+                               "8000"])
+    assert made.exit_code == 0, made.output
+    changed = runner.invoke(args=["stores", "set", "IE-DUB-01", "--timezone",
+                                  "Europe/London", "--locale", "en_GB"])
+    assert changed.output.strip() == "store IE-DUB-01 updated"
+    bad_zone = runner.invoke(args=["stores", "set", "IE-DUB-01", "--timezone", "Mars/Base"])
+    assert bad_zone.exit_code != 0
+    assert "Unknown time zone 'Mars/Base'" in bad_zone.output
+    bad_locale = runner.invoke(args=["stores", "create", "IE-COR-01", "--name", "Cork",
+                                     "--region", "ie", "--currency", "EUR",
+                                     "--minor-per-coin", "100", "--locale", "xx_YY"])
+    assert bad_locale.exit_code != 0
+    assert "Unknown locale 'xx_YY'" in bad_locale.output
+    unknown = runner.invoke(args=["stores", "set", "NOPE-01", "--timezone", "UTC"])
+    assert "no store with code NOPE-01" in unknown.output
+
+    listed = runner.invoke(args=["stores", "list"]).output
+    assert re.search(r"IN-MUM-01\s+in INR 8000 minor units per coin  Asia/Kolkata en_IN", listed)
+    assert "Europe/London en_GB  Dublin" in listed
+    assert "IE-COR-01" not in listed

@@ -2,7 +2,7 @@
 seed) and the rulebook for what they may do at the till (:mod:`.services`), which the
 till pages and the API both call."""
 
-from .accounts import create_staff, create_store, home_store
+from .accounts import create_staff, create_store, home_store, set_store_place
 from .services import (
     CardSummary,
     earn,
@@ -16,5 +16,5 @@ from .services import (
 
 __all__ = [
     "CardSummary", "create_staff", "create_store", "earn", "home_store", "lookup",
-    "purchase_limit", "redeem", "reverse", "scoped_key", "working_store",
+    "purchase_limit", "redeem", "reverse", "scoped_key", "set_store_place", "working_store",
 ]
