@@ -55,6 +55,9 @@ accounts = Table(
     Column("role", String(10), nullable=False, server_default="customer"),
     Column("store_id", Id, nullable=True),
     Column("created_at", Timestamp, nullable=False),
+    # role "member": a family member's own sign-in, showing only this card of the
+    # owner's wallet; NULL for everyone else and once the owner revoked the access.
+    Column("member_card_id", Id, nullable=True),
 )
 
 wallets = Table(
@@ -153,5 +156,22 @@ refresh_tokens = Table(
     Column("revoked_at", Timestamp, nullable=True),
 )
 
+# An owner's invitation for a family member to use their card on their own phone: single
+# use, expires, revocable; only the SHA-256 of the token is kept.
+family_invites = Table(
+    "family_invites",
+    metadata,
+    _id(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", Id, nullable=False),  # the owner
+    Column("card_id", Id, nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+    Column("member_account_id", Id, nullable=True),
+)
+
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
 Index("uq_cards_account_request", cards.c.account_id, cards.c.request_id, unique=True)
+Index("uq_accounts_member_card_id", accounts.c.member_card_id, unique=True)
