@@ -19,3 +19,11 @@ def card_qr_svg(number: str) -> str:
         scale=8, border=4, dark="#000", light="#fff", omitsize=True,
         title=None, desc=None, svgclass="qr", lineclass=None,
     )
+
+
+def link_qr_svg(url: str) -> str:
+    """A link as a QR for another phone's camera (an invite: not cached, shown once)."""
+    return segno.make(url, error="m", micro=False).svg_inline(
+        scale=4, border=4, dark="#000", light="#fff", omitsize=True,
+        title=None, desc=None, svgclass="qr", lineclass=None,
+    )
