@@ -3,7 +3,7 @@ conditional endpoint its script polls so a till's earn shows without a click."""
 
 from __future__ import annotations
 
-from flask import make_response, request
+from flask import Blueprint, make_response, request
 from jinja2_fragments.flask import render_block
 
 from webapp.auth.session import (
@@ -14,9 +14,11 @@ from webapp.auth.session import (
 )
 from webapp.pages import render_page
 
-from . import bp, services
+from . import services
 from .numbers import format_card_number
 from .qr import card_qr_svg
+
+bp = Blueprint("card", __name__)
 
 CARD_COOKIE = "card"
 

@@ -123,6 +123,9 @@ def accept(token: str, *, email: str, password: str) -> dict:
             conn, email=email, name=card["display_name"], password_hash=password_hash,
             home_region=owner["home_region"], role="member", member_card_id=card["id"],
             created_at=now,
+            # Signs in at once: the owner's single-use link is what vouches for this
+            # phone. The address itself is not proven by a mailed link (yet).
+            email_verified_at=now,
         )
         queries.set_invite_member(conn, invite["id"], member_id)
         return account_queries.account_by_id(conn, member_id)

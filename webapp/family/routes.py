@@ -3,7 +3,7 @@ without JavaScript the same forms post and redirect."""
 
 from __future__ import annotations
 
-from flask import current_app, flash, make_response, redirect, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, url_for
 
 from webapp.auth import tokens
 from webapp.auth.session import (
@@ -17,8 +17,10 @@ from webapp.card.qr import link_qr_svg
 from webapp.errors import AppError, Forbidden, OutcomeUnknown
 from webapp.pages import is_htmx_partial_request, render_page
 
-from . import bp, invites, services
+from . import invites, services
 from .forms import AddMemberForm, JoinForm, MemberForm
+
+bp = Blueprint("family", __name__)
 
 # Ids are BIGINT: a longer number in the URL is a 404, not an overflow in the driver.
 MEMBER_ID = "<int(max=9223372036854775807):card_id>"

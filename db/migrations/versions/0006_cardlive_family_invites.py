@@ -5,7 +5,7 @@ account has role ``member`` and ``accounts.member_card_id`` names the one card i
 A unique index keeps one sign-in per card (NULLs never collide, on every database).
 
 Revision ID: 0006_cardlive
-Revises: 0002_dbcontract
+Revises: 0003_passes
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0006_cardlive"
-down_revision = "0002_dbcontract"
+down_revision = "0003_passes"
 branch_labels = None
 depends_on = None
 
