@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from e2e.helpers import login, scan_qr, wait_until, watch_console
+from e2e.helpers import login, scan_qr, verify_in_demo_mailbox, wait_until, watch_console
 
 PASSWORD = "family-phone-pass-1"
 _runs = itertools.count(1)
@@ -37,7 +37,8 @@ def _register_owner(page: Page) -> str:
     page.fill("#password", PASSWORD)
     page.check("input[name=region][value=ie]")
     page.get_by_role("button", name="Create card").click()
-    page.wait_for_url(re.compile(r"/card$"))
+    page.wait_for_url(re.compile(r"/register/sent$"))
+    verify_in_demo_mailbox(page, email)  # the link in the mail signs in
     return email
 
 
