@@ -246,6 +246,14 @@ def sign_in(base_url: str, email: str, password: str = PASSWORD) -> str:
 
 def page_cookie(base_url: str, email: str, password: str = PASSWORD) -> str:
     """Signs in through the login form; returns the ``Cookie`` header a browser would send."""
+    return "; ".join(f"{c['name']}={c['value']}"
+                     for c in page_cookies(base_url, email, password))
+
+
+def page_cookies(base_url: str, email: str, password: str = PASSWORD) -> list[dict[str, Any]]:
+    """Signs in through the login form; returns the session cookies as a browser stores
+    them (name, value, url, path, secure, httpOnly, sameSite), ready for a real browser's
+    cookie jar, so that the page's own ``fetch`` calls carry them too."""
     import http.cookiejar
     import re
 
@@ -261,10 +269,16 @@ def page_cookie(base_url: str, email: str, password: str = PASSWORD) -> str:
     except urllib.error.HTTPError as redirect:
         if redirect.code != 302:
             raise
-    cookies = {c.name: c.value for c in jar}
-    if "access_token" not in cookies:
+    # The Flask session only carried the login form's CSRF token: not part of signing in.
+    cookies = [c for c in jar if c.name != "session"]
+    if not any(c.name == "access_token" for c in cookies):
         raise RuntimeError(f"signing in as {email} set no session cookie")
-    return "; ".join(f"{k}={v}" for k, v in cookies.items() if k != "session")
+    return [{"name": c.name, "value": c.value, "url": base_url, "path": c.path or "/",
+             "secure": bool(c.secure),
+             # Werkzeug spells the attributes "HttpOnly" and "SameSite".
+             "httpOnly": c.has_nonstandard_attr("HttpOnly"),
+             "sameSite": (c.get_nonstandard_attr("SameSite") or "Lax").capitalize()}
+            for c in cookies]
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
