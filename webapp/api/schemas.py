@@ -139,7 +139,7 @@ class Account(BaseModel):
     id: int
     email: str
     name: str
-    role: Literal["customer", "staff", "admin"]
+    role: Literal["customer", "staff", "manager", "admin"]
     home_region: str
 
     @classmethod

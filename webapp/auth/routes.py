@@ -44,7 +44,7 @@ def login():
             error = exc.detail
         else:
             target = _safe_next(request.args.get("next"))
-            if account["role"] in ("staff", "admin") and not request.args.get("next"):
+            if account["role"] in ("staff", "manager", "admin") and not request.args.get("next"):
                 target = url_for("till.show")
             response = redirect(target)
             set_session_cookies(response, tokens.issue_token_pair(account))

@@ -45,7 +45,7 @@ class Principal:
 
     @property
     def is_staff(self) -> bool:
-        return self.role in ("staff", "admin")
+        return self.role in ("staff", "manager", "admin")
 
 
 @dataclass(frozen=True)
