@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 
 from db.seed import seed_stores
 from webapp import create_app
 from webapp.commands import upgrade_schema
-from webapp.database.schema import metadata
+from webapp.database.schema import APPEND_ONLY_TABLES, metadata
 from webapp.extensions import db
 
 pytest_plugins = ["tests.lab_plugin"]
@@ -68,7 +68,11 @@ def app(request, tmp_path):
         else:
             with db.engine.begin() as conn:
                 for table in reversed(metadata.sorted_tables):
-                    conn.execute(delete(table))
+                    if table.name in APPEND_ONLY_TABLES:
+                        # Triggers refuse DELETE; TRUNCATE (DDL) is the test's reset.
+                        conn.execute(text(f"TRUNCATE TABLE {table.name}"))
+                    else:
+                        conn.execute(delete(table))
         seed_stores()
     yield app
     db.dispose()

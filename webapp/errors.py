@@ -114,6 +114,13 @@ class StaleEdit(Conflict):
     title = "Changed by someone else"
 
 
+class PasswordChangeRequired(Forbidden):
+    """A staff account still on its temporary password: change it first."""
+
+    slug = "password-change-required"
+    title = "Change your temporary password"
+
+
 class StaffLimitExceeded(Forbidden):
     """Above a barista's coins-per-hour limit at their store: a manager books it."""
 

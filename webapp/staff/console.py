@@ -11,7 +11,7 @@ record read causally at this request) and checks the actor's scope:
 | stores: create, edit | - | - | region | all |
 | staff: list, create, reset, change, disable | - | baristas of own store | region | all |
 | rewards: list, create, edit | - | - | region | all |
-| support: search, open, adjust, reverse, block, new number | - | yes (adjust up to MANAGER_MAX_ADJUST) | customers of region | all |
+| support: search, open, adjust, reverse, block, reissue | - | yes (bounded adjust) | region | all |
 | audit log | - | own store | region | all |
 | store's day | - | own store | region | all |
 """
@@ -55,6 +55,38 @@ def _forbid(message: str = "You can't do that with your role.") -> None:
 def _audit_in(conn: Connection, actor: Actor, action: str, **fields: Any) -> None:
     audit.record_in(conn, actor_id=actor.account_id, actor_role=actor.role, action=action,
                     **fields)
+
+
+def change_own_password(principal: Principal | None, *, current: str, new: str) -> None:
+    """A staff member replaces their (temporary) password; clears must_change_password."""
+    from webapp.auth.services import _verify
+
+    from .queries import staff_record
+    from .roles import actor_from
+
+    if principal is None:
+        raise Forbidden("Sign in first.")
+    record = db.read(lambda conn: staff_record(conn, principal.account_id),
+                     name="staff.record", causal=True)
+    actor = actor_from(record, password_ok=True)
+    if len(new or "") < 12:
+        raise ValidationFailed({"new": ["Use at least 12 characters."]})
+    if new == current:
+        raise ValidationFailed({"new": ["Choose a password different from the temporary one."]})
+    email = db.read(lambda conn: conn.execute(select(accounts.c.email).where(
+        accounts.c.id == actor.account_id)).scalar(), name="account")
+    try:
+        _verify(email, current)
+    except Exception as error:
+        raise ValidationFailed({"current": ["That is not your current password."]}) from error
+    password_hash = hasher.hash(new)
+
+    def change(conn: Connection) -> None:
+        conn.execute(update(accounts).where(accounts.c.id == actor.account_id).values(
+            password_hash=password_hash, must_change_password=False))
+
+    # Idempotent: writing the same hash again is the same state.
+    db.write(change, name="staff.password", idempotent=True)
 
 
 # -- stores -------------------------------------------------------------------------
@@ -201,7 +233,7 @@ def _staff_in_scope(actor: Actor, member: dict[str, Any], store: dict[str, Any] 
     if actor.is_admin:
         if member["role"] == ADMIN:
             return actor.is_global  # only a global admin manages admins
-        return store is not None and actor.covers_region(store["region"]) or actor.is_global
+        return (store is not None and actor.covers_region(store["region"])) or actor.is_global
     return (actor.is_manager and member["role"] == BARISTA and store is not None
             and actor.store is not None and store["id"] == actor.store["id"])
 
@@ -438,7 +470,7 @@ def save_reward(principal: Principal | None, values: dict[str, Any],
 # -- customer support ----------------------------------------------------------------
 
 
-def _support_actor(principal: Principal | None) -> Actor:
+def support_actor(principal: Principal | None) -> Actor:
     actor = current_actor(principal)
     require(actor.is_admin or actor.is_manager, "Customer support is for managers and admins.")
     return actor
@@ -451,7 +483,7 @@ def _covers_customer(actor: Actor, customer: dict[str, Any]) -> bool:
 
 
 def search_customers(principal: Principal | None, text: str) -> list[dict[str, Any]]:
-    actor = _support_actor(principal)
+    actor = support_actor(principal)
     text = (text or "").strip()
     if len(text) < 3:
         raise ValidationFailed({"q": ["Enter at least 3 characters: an email, a card "
@@ -475,7 +507,7 @@ def open_customer(principal: Principal | None, account_id: int, *,
                   before_id: int | None = None) -> dict[str, Any]:
     """The account, its cards, the wallet and a page of history. Opening a customer's
     record is itself audited (by id)."""
-    actor = _support_actor(principal)
+    actor = support_actor(principal)
 
     def read(conn: Connection) -> dict[str, Any]:
         customer = conn.execute(select(accounts).where(accounts.c.id == account_id)
@@ -514,7 +546,7 @@ def adjust(principal: Principal | None, account_id: int, *, coins: int, reason: 
            label: str, key: str) -> ledger_services.Receipt:
     """+/- coins on a customer's wallet with a reason (staff-facing) and a label (shown
     to the customer). A manager's adjustments are bounded by MANAGER_MAX_ADJUST."""
-    actor = _support_actor(principal)
+    actor = support_actor(principal)
     errors: dict[str, list[str]] = {}
     reason, label = (reason or "").strip(), (label or "").strip()
     if not 3 <= len(reason) <= 200:
@@ -548,7 +580,7 @@ def adjust(principal: Principal | None, account_id: int, *, coins: int, reason: 
 def set_card_blocked(principal: Principal | None, card_id: int, *, blocked: bool,
                      reason: str) -> dict[str, Any]:
     """Block a card (a lost phone: the till refuses it) or unblock it."""
-    actor = _support_actor(principal)
+    actor = support_actor(principal)
     reason = (reason or "").strip()
     if blocked and not 3 <= len(reason) <= 200:
         raise ValidationFailed({"reason": ["Say why, in 3 to 200 characters."]})
@@ -576,7 +608,7 @@ def set_card_blocked(principal: Principal | None, card_id: int, *, blocked: bool
 def reissue_card(principal: Principal | None, card_id: int) -> dict[str, Any]:
     """A new card number for a blocked card (the old number stops working for good;
     history stays on the same card row). The customer shows the new number."""
-    actor = _support_actor(principal)
+    actor = support_actor(principal)
     number = new_card_number()
 
     def change(conn: Connection) -> dict[str, Any]:
@@ -604,7 +636,7 @@ def support_reverse(principal: Principal | None, transaction_id: int, *, reason:
                     key: str) -> ledger_services.Receipt:
     from .services import reverse
 
-    _support_actor(principal)
+    support_actor(principal)
     reason = (reason or "").strip()
     if not 3 <= len(reason) <= 200:
         raise ValidationFailed({"reason": ["Say why, in 3 to 200 characters."]})

@@ -14,7 +14,8 @@ _STORE_COLUMNS = [column.label(f"store_{column.name}") for column in stores.c]
 # The staff record: one primary-key read joined to the home store.
 _STAFF_RECORD = (
     select(accounts.c.id, accounts.c.role, accounts.c.name, accounts.c.admin_region,
-           accounts.c.disabled_at, accounts.c.home_region, *_STORE_COLUMNS)
+           accounts.c.disabled_at, accounts.c.home_region,
+           accounts.c.must_change_password, *_STORE_COLUMNS)
     .outerjoin(stores, stores.c.id == accounts.c.store_id)
     .where(accounts.c.id == bindparam("account_id"))
 )
@@ -39,7 +40,7 @@ def staff_record(conn: Connection, account_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     record = {key: row[key] for key in ("id", "role", "name", "admin_region", "disabled_at",
-                                        "home_region")}
+                                        "home_region", "must_change_password")}
     store = {column.name: row[f"store_{column.name}"] for column in stores.c}
     record["store"] = store if store["id"] is not None else None
     return record

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from webapp.errors import Forbidden
+from webapp.errors import Forbidden, PasswordChangeRequired
 
 BARISTA = "staff"
 MANAGER = "manager"
@@ -87,12 +87,15 @@ class Actor:
         return self.store["id"] if self.store else -1
 
 
-def actor_from(record: dict[str, Any] | None) -> Actor:
-    """The :class:`Actor` of a staff record, or 403 when it is not (or no longer) staff."""
+def actor_from(record: dict[str, Any] | None, *, password_ok: bool = False) -> Actor:
+    """The :class:`Actor` of a staff record, or 403 when it is not (or no longer) staff,
+    or still on a temporary password (unless ``password_ok``: changing it)."""
     if record is None or record["role"] not in STAFF_ROLES:
         raise Forbidden("This is for café staff.")
     if record["disabled_at"] is not None:
         raise Forbidden(DISABLED)
+    if record.get("must_change_password") and not password_ok:
+        raise PasswordChangeRequired("Change your temporary password before you start.")
     return Actor(record["id"], record["role"], record["name"], record["store"],
                  record["admin_region"])
 

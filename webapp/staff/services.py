@@ -55,6 +55,7 @@ from webapp.money import format_money, to_minor
 
 from . import queries
 from .roles import ADMIN, BARISTA, MANAGER, Actor, actor_from
+
 # Till forms made keys "till-…" before keys were scoped; see _legacy_keys.
 LEGACY_TILL_KEY_PREFIX = "till-"
 NO_STORE = "Your staff account is not assigned to a store; ask an admin."
