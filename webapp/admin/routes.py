@@ -19,7 +19,6 @@ from webapp.errors import AppError, ValidationFailed
 from webapp.pages import render_page
 from webapp.staff import console
 from webapp.staff.roles import ROLE_NAMES
-from webapp.staff.services import current_actor
 
 from . import bp
 
@@ -37,7 +36,7 @@ def _errors(error: AppError) -> tuple[str, dict[str, list[str]]]:
 
 
 def _page(template: str, status: int = 200, **context: Any):
-    actor = current_actor(current_principal())
+    actor = console.console_actor(current_principal())
     return render_page(template, partial="main", actor=actor, roles=ROLE_NAMES,
                        done=request.args.get("done"), new_key=secrets.token_urlsafe(16),
                        **context), status
@@ -65,6 +64,7 @@ def _day(name: str) -> date | None:
 @bp.get("")
 @staff_required
 def index():
+    console.console_actor(current_principal())
     return _page("admin/index.html")
 
 

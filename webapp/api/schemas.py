@@ -289,7 +289,7 @@ class Receipt(BaseModel):
     """A ledger entry as the till sees it; a replay returns the same document."""
 
     id: int
-    kind: Literal["earn", "redeem", "reversal"]
+    kind: Literal["earn", "redeem", "reversal", "adjustment"]
     coins: int = Field(description="Signed: positive added to the wallet, negative taken.")
     balance: int = Field(description="The wallet's balance right after this transaction.")
     card_number: str | None

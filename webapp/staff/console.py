@@ -57,6 +57,13 @@ def _audit_in(conn: Connection, actor: Actor, action: str, **fields: Any) -> Non
                     **fields)
 
 
+def console_actor(principal: Principal | None) -> Actor:
+    """The console is for managers and admins (baristas have the till)."""
+    actor = current_actor(principal)
+    require(actor.is_admin or actor.is_manager, "The console is for managers and admins.")
+    return actor
+
+
 def change_own_password(principal: Principal | None, *, current: str, new: str) -> None:
     """A staff member replaces their (temporary) password; clears must_change_password."""
     from webapp.auth.services import _verify
