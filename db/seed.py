@@ -63,7 +63,7 @@ def seed_demo() -> str:
              ("IN-BLR-01", 96000, "INR"), ("IE-DUB-01", 2200, "EUR")]):
         ledger.earn(card=holder, store_code=store, amount_minor=amount, currency=currency,
                     idempotency_key=f"demo-seed-h{day}", staff_id=None)
-    return ("demo data loaded: demo@example.com / demo-password-1 (+ barista.us/.ie/.in, "
+    return (f"demo data loaded: demo@example.com / {DEMO_PASSWORD} (+ barista.us/.ie/.in, "
             "manager.us, admin)")
 
 
