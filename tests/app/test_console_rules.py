@@ -28,9 +28,9 @@ def test_audit_log_refuses_update_and_delete(app):
     with app.app_context():
         record(actor_id=1, actor_role="admin", action="store.update", event_key="k1")
         for statement in (update(audit_log).values(action="edited"), delete(audit_log)):
-            with pytest.raises(sa_exc.DBAPIError, match="append-only"):
-                with db.engine.begin() as conn:
-                    conn.execute(statement)
+            with pytest.raises(sa_exc.DBAPIError, match="append-only"), \
+                    db.engine.begin() as conn:
+                conn.execute(statement)
         rows = db.read(lambda conn: conn.execute(select(audit_log)).mappings().all(),
                        name="test", causal=True)
         assert [(r["action"], r["event_key"]) for r in rows] == [("store.update", "k1")]
@@ -85,7 +85,8 @@ def test_blocked_card_refused_at_till_and_adjustment_label_in_history(app):
                                  reason="Machine broke", label="Sorry, on us", key="adj-1")
         again = console.adjust(_principal(admin), customer["id"], coins=7,
                                reason="Machine broke", label="Sorry, on us", key="adj-1")
-        assert again.transaction_id == receipt.transaction_id and again.replayed
+        assert again.transaction_id == receipt.transaction_id
+        assert again.replayed
         history = ledger.history(card["wallet_id"], causal=True)
         assert [(h["kind"], h["coins"], h["label"]) for h in history] == [
             ("adjustment", 7, "Sorry, on us")]

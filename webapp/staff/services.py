@@ -223,8 +223,8 @@ def _check_purchase_limit(actor: Actor, store: dict[str, Any], amount_minor: int
 def _check_hourly_limit(context: _Context, store: dict[str, Any], amount_minor: int) -> None:
     # A soft limit: read before the write, so two tills racing may pass it by one sale.
     # It catches a runaway till or a barista paying themselves, not a coin's worth.
-    if context.actor.role != BARISTA or amount_minor <= 0:
-        return
+    if context.actor.role != BARISTA or not 0 < amount_minor <= ledger.MAX_AMOUNT_MINOR:
+        return  # not a valid amount at all: the ledger's 422 says why
     limit = coins_per_hour(store)
     if context.earned_last_hour + ledger.coins_for(amount_minor, store) > limit:
         raise StaffLimitExceeded(
