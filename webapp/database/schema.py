@@ -66,6 +66,9 @@ accounts = Table(
     Column("email_verified_at", Timestamp, nullable=True),
     # Set when the owner erased the account: its personal fields are blank from then on.
     Column("erased_at", Timestamp, nullable=True),
+    # role "member": a family member's own sign-in, showing only this card of the
+    # owner's wallet; NULL for everyone else and once the owner revoked the access.
+    Column("member_card_id", Id, nullable=True),
     # An admin's scope: one region, or NULL for the whole chain (docs/staff.md).
     Column("admin_region", String(2), nullable=True),
     # Staff accounts are disabled, never deleted: the ledger and the audit log name them.
@@ -260,6 +263,37 @@ webauthn_challenges = Table(
     Column("used_at", Timestamp, nullable=True),
 )
 
+apple_pass_registrations = Table(
+    "apple_pass_registrations",
+    metadata,
+    # A phone that installed a card's Apple Wallet pass and wants to hear when it changes
+    # (Apple's pass web service). The key is the protocol's own: device, pass type, serial.
+    Column("device_id", String(100), primary_key=True),
+    Column("pass_type_id", String(100), primary_key=True),
+    Column("serial", String(20), primary_key=True),
+    Column("card_id", Id, nullable=False, index=True),
+    # Where Apple's push service reaches this device for this pass type.
+    Column("push_token", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# An owner's invitation for a family member to use their card on their own phone: single
+# use, expires, revocable; only the SHA-256 of the token is kept.
+family_invites = Table(
+    "family_invites",
+    metadata,
+    _id(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", Id, nullable=False),  # the owner
+    Column("card_id", Id, nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+    Column("member_account_id", Id, nullable=True),
+)
+
 rewards = Table(
     "rewards",
     metadata,
@@ -295,6 +329,7 @@ APPEND_ONLY_TABLES = ("audit_log",)
 
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
 Index("uq_cards_account_request", cards.c.account_id, cards.c.request_id, unique=True)
+Index("uq_accounts_member_card_id", accounts.c.member_card_id, unique=True)
 Index("ix_ledger_store_created", ledger.c.store_id, ledger.c.created_at)
 Index("ix_ledger_staff_created", ledger.c.staff_id, ledger.c.created_at)
 Index("ix_audit_log_created", audit_log.c.created_at)

@@ -13,7 +13,7 @@ adjustment reasons on the ledger, and the append-only audit log
   MariaDB and MySQL alike, so the application cannot rewrite history even by mistake.
 
 Revision ID: 0005_console
-Revises: 0002_accounts
+Revises: 0006_cardlive
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0005_console"
-down_revision = "0002_accounts"
+down_revision = "0006_cardlive"
 branch_labels = None
 depends_on = None
 
