@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 
 from db.seed import seed_stores
 from labs.stack import cluster_app, router_of
@@ -20,7 +20,7 @@ from tests.helpers import AuthActions as AuthActions
 from tests.helpers import csrf_token as csrf_token
 from webapp import create_app
 from webapp.commands import upgrade_schema
-from webapp.database.schema import metadata
+from webapp.database.schema import APPEND_ONLY_TABLES, metadata
 from webapp.extensions import db
 
 pytest_plugins = ["tests.lab_plugin", "tests.mail_helpers"]
@@ -71,7 +71,11 @@ def app(request, tmp_path):
         else:
             with db.engine.begin() as conn:
                 for table in reversed(metadata.sorted_tables):
-                    conn.execute(delete(table))
+                    if table.name in APPEND_ONLY_TABLES:
+                        # Triggers refuse DELETE; TRUNCATE (DDL) is the test's reset.
+                        conn.execute(text(f"TRUNCATE TABLE {table.name}"))
+                    else:
+                        conn.execute(delete(table))
         seed_stores()
     yield app
     db.dispose()

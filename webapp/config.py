@@ -132,6 +132,14 @@ class Config:
     LOGIN_BACKOFF_BASE_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_BASE_SECONDS", 2)
     LOGIN_BACKOFF_MAX_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_MAX_SECONDS", 300)
     REVERSAL_WINDOW = timedelta(minutes=_env_int("LOYALTY_REVERSAL_WINDOW_MINUTES", 60 * 24))
+    # A manager (or admin) reverses any transaction of their store within this window.
+    MANAGER_REVERSAL_WINDOW = timedelta(
+        days=_env_int("LOYALTY_MANAGER_REVERSAL_WINDOW_DAYS", 30))
+    # Coins a barista may issue per hour at a store (a store may set its own).
+    COINS_PER_BARISTA_HOUR = _env_int("LOYALTY_COINS_PER_BARISTA_HOUR", 5000)
+    # The largest support adjustment a manager may make (an admin: ADMIN_MAX_ADJUST).
+    MANAGER_MAX_ADJUST = _env_int("LOYALTY_MANAGER_MAX_ADJUST", 100)
+    ADMIN_MAX_ADJUST = _env_int("LOYALTY_ADMIN_MAX_ADJUST", 10000)
     STATIC_REDEEM_NEEDS_CONFIRMATION = _env_bool("LOYALTY_STATIC_REDEEM_CONFIRM", True)
     # "USD=500,INR=40000" overrides single currencies; the others keep their default.
     MAX_PURCHASE: ClassVar[dict[str, str]] = {

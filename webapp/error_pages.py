@@ -6,11 +6,18 @@ import logging
 import math
 import time
 
-from flask import Flask, render_template, request
+from flask import Flask, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from webapp.errors import AppError, BadLink, OutcomeUnknown, ServiceUnavailable, TooManyAttempts
+from webapp.errors import (
+    AppError,
+    BadLink,
+    OutcomeUnknown,
+    PasswordChangeRequired,
+    ServiceUnavailable,
+    TooManyAttempts,
+)
 from webapp.extensions import limiter
 from webapp.problems import problem_response
 
@@ -66,6 +73,8 @@ def init_app(app: Flask) -> None:
                                         **error.extra)
             response.headers.update(headers)
             return response
+        if isinstance(error, PasswordChangeRequired) and request.method == "GET":
+            return redirect(url_for("admin.password"))
         if isinstance(error, OutcomeUnknown):
             message = OUTCOME_UNKNOWN
         elif isinstance(error, ServiceUnavailable):

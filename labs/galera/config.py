@@ -77,6 +77,9 @@ def render_config(
         "innodb_flush_log_at_trx_commit=1",
         "innodb_autoinc_lock_mode=2",
         "binlog_format=ROW",
+        # Migrations create triggers (append-only tables) as the app's schema user, which
+        # has no SUPER: with binary logging on, MariaDB allows that only with this set.
+        "log_bin_trust_function_creators=1",
         "default_storage_engine=InnoDB",
         "character_set_server=utf8mb4",
         "collation_server=utf8mb4_unicode_ci",

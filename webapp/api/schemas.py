@@ -139,7 +139,7 @@ class Account(BaseModel):
     id: int
     email: str
     name: str
-    role: Literal["customer", "staff", "admin"]
+    role: Literal["customer", "staff", "manager", "admin"]
     home_region: str
 
     @classmethod
@@ -293,7 +293,7 @@ class Receipt(BaseModel):
     """A ledger entry as the till sees it; a replay returns the same document."""
 
     id: int
-    kind: Literal["earn", "redeem", "reversal"]
+    kind: Literal["earn", "redeem", "reversal", "adjustment"]
     coins: int = Field(description="Signed: positive added to the wallet, negative taken.")
     balance: int = Field(description="The wallet's balance right after this transaction.")
     card_number: str | None

@@ -65,8 +65,10 @@ def login():
             error = exc.detail
         else:
             target = _safe_next(request.args.get("next"))
-            if account["role"] in ("staff", "admin") and not request.args.get("next"):
-                target = url_for("till.show")
+            if account["role"] in ("staff", "manager", "admin") and not request.args.get("next"):
+                target = url_for("admin.index" if account["role"] != "staff" else "till.show")
+            if account.get("must_change_password"):
+                target = url_for("admin.password")
             response = redirect(target)
             set_session_cookies(response, tokens.issue_token_pair(account))
             return response

@@ -180,10 +180,19 @@ def authenticate(email: str, password: str, *, client: str) -> dict:
     throttle.check(email, client)
     try:
         account = _verify(email, password)
+        if account.get("disabled_at") is not None:
+            # The same answer as a wrong password: a disabled account is not an oracle.
+            raise InvalidCredentials("Email or password is incorrect.")
     except InvalidCredentials:
         throttle.failed(email, client)
         raise
     throttle.succeeded(email, client)
+    if account["role"] != "customer":
+        from webapp import audit
+
+        audit.record(actor_id=account["id"], actor_role=account["role"], action="sign-in",
+                     region=account.get("admin_region") or account["home_region"],
+                     store_id=account.get("store_id"))
     return account
 
 
