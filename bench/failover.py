@@ -1,18 +1,35 @@
-"""How long are writes unavailable when the app's preferred node dies?
+"""What does losing the app's preferred node cost a till: a crash, or a freeze?
 
 Starts its own three-node Galera lab (``LAB_PORT_BASE``, default 34061), runs earn
 traffic through the service layer of the ``us`` app (preferred node: us) and of the
-``ie`` app (whose node survives), then ``kill -9``s the us node several times, restarting
-it by IST in between. For each kill it measures, from the acknowledgements:
+``ie`` app (whose node survives), several threads each, then hits the us node several
+times, healing it in between:
 
-* ``gap_s``: the longest stretch with no acknowledged write around the kill, from the
-  last acknowledgement before it to the first after it -- what a till sees;
-* ``first_ack_s``: from the kill to the first acknowledgement of a write that *started*
-  after it.
+``--fault kill`` (default)
+    ``kill -9``: the connection breaks at once, the node is restarted by IST.
+``--fault freeze``
+    ``SIGSTOP`` for ``--freeze-seconds``, then ``SIGCONT`` (a gray failure: the TCP
+    connections stay open and nothing answers; the node finds itself evicted when it
+    resumes and rejoins by IST).
+
+For each fault it measures, from what the clients saw:
+
+* ``gap_s``: the longest stretch with no acknowledged write around the fault, from the
+  last acknowledgement before it to the first after it;
+* ``first_ack_s``: from the fault to the first acknowledgement of a write that *started*
+  after it;
+* ``latency``: the distribution (p50/p90/p99/max and a histogram) of every request that
+  was in flight at the fault or started while the node was down/frozen, with how many
+  were refused (503) -- what the chaos run saw as 10-15 s hangs ending in 503;
+* for a freeze, ``majority_non_primary_s``: how long the surviving nodes spent outside
+  the Primary component after the node resumed (should be 0).
 
 Not a pass/fail test: it prints the numbers and writes ``reports/failover.json``::
 
     .venv/bin/python -m bench.failover --kills 5
+    .venv/bin/python -m bench.failover --fault freeze --kills 3
+    # the behaviour before the statement timeout and the stalled-probe check:
+    .venv/bin/python -m bench.failover --fault freeze --statement-timeout 10 --health-timeout 2
     .venv/bin/python -m bench.failover --suspect-timeout PT3S --inactive-timeout PT6S
 """
 
@@ -26,6 +43,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,23 +58,40 @@ from webapp.ledger import services as ledger
 
 REPORT = Path(__file__).resolve().parent.parent / "reports" / "failover.json"
 STORE = {"us": ("US-NYC-01", "USD"), "ie": ("IE-DUB-01", "EUR")}
+BUCKETS = (0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Request:
+    started: float
+    finished: float
+    ok: bool
+    member: str | None
 
 
 class Writer(threading.Thread):
-    """Earns one coin after another through one app; records when each was acknowledged."""
+    """Earns one coin after another through one app; records every request."""
 
     def __init__(self, app: Any, card: str, name: str) -> None:
         super().__init__(name=name, daemon=True)
         self.app = app
         self.card = card
-        self.acks: list[tuple[float, float]] = []  # (started, acknowledged)
-        self.failures = 0
+        self.requests: list[Request] = []
         self.stop = threading.Event()
+
+    @property
+    def acks(self) -> list[tuple[float, float]]:
+        return [(r.started, r.finished) for r in self.requests if r.ok]
+
+    @property
+    def failures(self) -> int:
+        return sum(not r.ok for r in self.requests)
 
     def run(self) -> None:
         store, currency = STORE[self.app.config["REGION"]]
         while not self.stop.is_set():
             started = time.monotonic()
+            ok, member = True, None
             with self.app.app_context():
                 try:
                     ledger.earn(
@@ -67,22 +102,67 @@ class Writer(threading.Thread):
                         idempotency_key=uuid.uuid4().hex,
                         staff_id=None,
                     )
+                    member = db_member()
                 except Exception:  # the benchmark measures outages; it must not die of one
-                    self.failures += 1
-                    time.sleep(0.01)
-                    continue
-            self.acks.append((started, time.monotonic()))
+                    ok = False
+            self.requests.append(Request(started, time.monotonic(), ok, member))
+            if not ok:
+                time.sleep(0.01)
 
 
-def measure(writers: list[Writer], killed_at: float) -> dict[str, float]:
+def db_member() -> str | None:
+    from flask import g
+
+    return g.get("db_member")
+
+
+def measure(writers: list[Writer], fault_at: float, until: float) -> dict[str, Any]:
     acks = sorted(ack for writer in writers for ack in writer.acks)
-    before = [done for _, done in acks if done <= killed_at]
-    after = sorted(done for _, done in acks if done > killed_at)
-    fresh = sorted(done for started, done in acks if started > killed_at)
+    before = [done for _, done in acks if done <= fault_at]
+    after = sorted(done for _, done in acks if done > fault_at)
+    fresh = sorted(done for started, done in acks if started > fault_at)
     gap = (after[0] - before[-1]) if before and after else float("nan")
+    affected = [
+        r
+        for writer in writers
+        for r in writer.requests
+        if r.finished > fault_at and r.started < until
+    ]
     return {
         "gap_s": round(gap, 3),
-        "first_ack_s": round(fresh[0] - killed_at, 3) if fresh else float("nan"),
+        "first_ack_s": round(fresh[0] - fault_at, 3) if fresh else float("nan"),
+        "latency": latency([r.finished - r.started for r in affected]),
+        "refused": sum(not r.ok for r in affected),
+        "served_by": dict(
+            sorted(
+                (m or "-", sum(r.member == m for r in affected if r.ok))
+                for m in {r.member for r in affected if r.ok}
+            )
+        ),
+    }
+
+
+def latency(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3)
+
+    histogram: dict[str, int] = {}
+    low = 0.0
+    for high in (*BUCKETS, float("inf")):
+        label = f"<{high}s" if high != float("inf") else f">={low}s"
+        histogram[label] = sum(low <= v < high for v in values)
+        low = high
+    return {
+        "n": len(values),
+        "p50": pct(0.5),
+        "p90": pct(0.9),
+        "p99": pct(0.99),
+        "max": round(ordered[-1], 3),
+        "histogram": histogram,
     }
 
 
@@ -94,27 +174,81 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+class PrimaryWatch(threading.Thread):
+    """Polls the survivors' ``wsrep_cluster_status``; adds up time outside Primary."""
+
+    def __init__(self, lab: GaleraLab, nodes: tuple[int, ...]) -> None:
+        super().__init__(daemon=True)
+        self.lab = lab
+        self.nodes = nodes
+        self.outside: dict[int, list[float]] = {n: [] for n in nodes}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conns: dict[int, Any] = {}
+        while not self.stop.is_set():
+            for node in self.nodes:
+                try:
+                    if node not in conns:
+                        conns[node] = self.lab.admin_connect(
+                            node, connect_timeout=1, read_timeout=1, write_timeout=1
+                        )
+                    with conns[node].cursor() as cur:
+                        cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_status'")
+                        primary = cur.fetchone()[1] == "Primary"
+                except Exception:  # a node that does not answer is not serving either
+                    conns.pop(node, None)
+                    primary = False
+                if not primary:
+                    self.outside[node].append(time.monotonic())
+            time.sleep(0.05)
+        for conn in conns.values():
+            conn.close()
+
+    def seconds_outside(self, since: float) -> dict[str, float]:
+        # Each sample stands for one 50 ms polling period.
+        return {
+            self.lab.regions[n]: round(sum(t >= since for t in samples) * 0.05, 2)
+            for n, samples in self.outside.items()
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--kills", type=int, default=5)
-    parser.add_argument("--keepalive-period", default="PT0.3S")
-    parser.add_argument("--suspect-timeout", default="PT1S")
-    parser.add_argument("--inactive-timeout", default="PT2S")
+    parser.add_argument("--fault", choices=("kill", "freeze"), default="kill")
+    parser.add_argument("--kills", type=int, default=5, help="how many faults")
+    parser.add_argument("--freeze-seconds", type=float, default=8.0)
+    parser.add_argument("--threads", type=int, default=2, help="writers per app")
+    parser.add_argument("--keepalive-period", default=None)
+    parser.add_argument("--suspect-timeout", default=None)
+    parser.add_argument("--inactive-timeout", default=None)
     parser.add_argument("--health-interval", type=float, default=0.2)
+    parser.add_argument("--health-timeout", type=float, default=None)
+    parser.add_argument("--statement-timeout", type=float, default=None)
     parser.add_argument(
-        "--steady", type=float, default=2.0, help="seconds of normal traffic before each kill"
+        "--steady", type=float, default=2.0, help="seconds of normal traffic before each fault"
     )
     args = parser.parse_args(argv)
 
-    lab = GaleraLab(
-        port_base=int(os.environ.get("LAB_PORT_BASE") or 34061),
-        keepalive_period=args.keepalive_period,
-        suspect_timeout=args.suspect_timeout,
-        inactive_timeout=args.inactive_timeout,
-    )
+    evs = {
+        key: value
+        for key, value in (
+            ("keepalive_period", args.keepalive_period),
+            ("suspect_timeout", args.suspect_timeout),
+            ("inactive_timeout", args.inactive_timeout),
+        )
+        if value
+    }
+    lab = GaleraLab(port_base=int(os.environ.get("LAB_PORT_BASE") or 34061), **evs)
+    settings: dict[str, Any] = {"HEALTH_CHECK_INTERVAL": args.health_interval}
+    if args.health_timeout is not None:
+        settings["HEALTH_CHECK_TIMEOUT"] = args.health_timeout
+    if args.statement_timeout is not None:
+        settings["DB_STATEMENT_TIMEOUT"] = args.statement_timeout
     print("starting the lab...", file=sys.stderr)
     lab.start()
     apps = {}
+    watch = PrimaryWatch(lab, (1, 2))
     try:
         for region in ("us", "ie"):
             apps[region] = create_app(
@@ -123,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                     "CLUSTER": lab.members_env(),
                     "CLUSTER_KIND": "galera",
                     "REGION": region,
-                    "HEALTH_CHECK_INTERVAL": args.health_interval,
+                    **settings,
                 }
             )
         with apps["us"].app_context():
@@ -140,51 +274,82 @@ def main(argv: list[str] | None = None) -> int:
             card = db.read(
                 lambda conn: active_cards(conn, account["id"])[0]["number"], name="bench"
             )
-        writers = {region: Writer(app, card, f"writer-{region}") for region, app in apps.items()}
-        for writer in writers.values():
-            writer.start()
-        kills = []
+        writers = {
+            region: [Writer(app, card, f"writer-{region}-{n}") for n in range(args.threads)]
+            for region, app in apps.items()
+        }
+        for group in writers.values():
+            for writer in group:
+                writer.start()
+        watch.start()
+        faults = []
+        windows: list[tuple[float, float]] = []  # (fault, node back or resumed) per fault
         for n in range(args.kills):
             time.sleep(args.steady)
-            killed_at = time.monotonic()
-            lab.kill(0)
-            time.sleep(max(4.0, args.steady))
-            result = {
-                "kill": n + 1,
-                "us_app": measure([writers["us"]], killed_at),
-                "ie_app": measure([writers["ie"]], killed_at),
-            }
-            started = time.monotonic()
-            lab.restart(0)
-            result["restart_s"] = round(time.monotonic() - started, 2)
-            result["join"] = lab.join_method(0)
+            fault_at = time.monotonic()
+            result: dict[str, Any] = {"fault": n + 1}
+            if args.fault == "kill":
+                lab.kill(0)
+                time.sleep(max(4.0, args.steady))
+                until = time.monotonic()
+                started = time.monotonic()
+                lab.restart(0)
+                result["restart_s"] = round(time.monotonic() - started, 2)
+                result["join"] = lab.join_method(0)
+            else:
+                lab.pause(0)
+                time.sleep(args.freeze_seconds)
+                until = resumed_at = time.monotonic()
+                lab.resume(0)
+                time.sleep(max(4.0, args.steady))
+                result["majority_non_primary_s"] = watch.seconds_outside(resumed_at)
+                started = time.monotonic()
+                lab.heal()
+                result["rejoin_s"] = round(time.monotonic() - started, 2)
+            windows.append((fault_at, until))
+            result["us_app"] = measure(writers["us"], fault_at, until)
+            result["ie_app"] = measure(writers["ie"], fault_at, until)
             us = apps["us"].extensions["loyalty_db.router"].cluster.member("us")
             deadline = time.monotonic() + 15
             while us.state is not MemberState.UP and time.monotonic() < deadline:
                 time.sleep(0.02)
             result["routed_back_s"] = round(time.monotonic() - started, 2)
-            kills.append(result)
+            faults.append(result)
             print(json.dumps(result), file=sys.stderr)
-        for writer in writers.values():
-            writer.stop.set()
-            writer.join(timeout=30)
+        for group in writers.values():
+            for writer in group:
+                writer.stop.set()
+                writer.join(timeout=30)
         stats = {
             region: app.extensions["loyalty_db.router"].stats.snapshot()
             for region, app in apps.items()
         }
     finally:
+        watch.stop.set()
         for app in apps.values():
             app.extensions["loyalty_db.router"].dispose()
         lab.stop()
+    us_config = apps["us"].config
     report = {
-        "what": "write unavailability when the preferred (us) node is SIGKILLed",
+        "what": f"the preferred (us) node: {args.fault}"
+        + (f" for {args.freeze_seconds}s" if args.fault == "freeze" else " -9"),
         "evs": lab.evs,
-        "health_check_interval_s": args.health_interval,
-        "kills": kills,
-        "us_app_gap_s": summary([k["us_app"]["gap_s"] for k in kills]),
-        "us_app_first_ack_s": summary([k["us_app"]["first_ack_s"] for k in kills]),
-        "ie_app_gap_s": summary([k["ie_app"]["gap_s"] for k in kills]),
-        "failures": {region: writer.failures for region, writer in writers.items()},
+        "health_check_interval_s": us_config["HEALTH_CHECK_INTERVAL"],
+        "health_check_timeout_s": us_config["HEALTH_CHECK_TIMEOUT"],
+        "statement_timeout_s": us_config["DB_STATEMENT_TIMEOUT"],
+        "faults": faults,
+        "us_app_gap_s": summary([f["us_app"]["gap_s"] for f in faults]),
+        "us_app_first_ack_s": summary([f["us_app"]["first_ack_s"] for f in faults]),
+        "ie_app_gap_s": summary([f["ie_app"]["gap_s"] for f in faults]),
+        "us_app_latency": latency(
+            [
+                r.finished - r.started
+                for w in writers["us"]
+                for r in w.requests
+                if any(r.finished > f0 and r.started < f1 for f0, f1 in windows)
+            ]
+        ),
+        "refused": {region: sum(w.failures for w in group) for region, group in writers.items()},
         "router_stats": {
             region: {
                 k: stats[region][k]
@@ -199,11 +364,26 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 k: report[k]
-                for k in ("evs", "us_app_gap_s", "us_app_first_ack_s", "ie_app_gap_s", "failures")
+                for k in (
+                    "what",
+                    "evs",
+                    "statement_timeout_s",
+                    "health_check_timeout_s",
+                    "us_app_gap_s",
+                    "us_app_first_ack_s",
+                    "ie_app_gap_s",
+                    "us_app_latency",
+                    "refused",
+                )
             },
             indent=2,
         )
     )
+    if args.fault == "freeze":
+        print(
+            "majority outside Primary after resume (s): "
+            + json.dumps([f["majority_non_primary_s"] for f in faults])
+        )
     print(f"written to {REPORT}", file=sys.stderr)
     return 0
 

@@ -598,6 +598,7 @@ class _Node(GaleraNode):
     ist_port: int
     sst_port: int
     sessions: set[int] = field(default_factory=set)
+    paused: bool = False  # SIGSTOPped by pause(): alive, but answers nothing
 
     @property
     def name(self) -> str:
@@ -734,6 +735,22 @@ class GaleraLab(StartStop):
         for node in nodes:
             self._sigkill(node)
 
+    def pause(self, i: int) -> None:
+        """SIGSTOP node ``i``: a gray failure. Its sockets stay open and connections are
+        accepted by the kernel, but nothing answers: no SQL, no group messages."""
+        node = self._node(i)
+        if not node.alive or node.proc is None:
+            raise LabError(f"node {i} ({node.region}) is not running")
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        node.paused = True
+
+    def resume(self, i: int) -> None:
+        """SIGCONT a paused node ``i``: it finds itself evicted and rejoins (IST)."""
+        node = self._node(i)
+        if node.proc is not None and node.alive:
+            os.kill(node.proc.pid, signal.SIGCONT)
+        node.paused = False
+
     def shutdown(self, i: int, timeout: float = 60.0) -> None:
         """Stop node ``i`` cleanly (SIGTERM): it leaves the group, the others keep quorum."""
         node = self._node(i)
@@ -814,6 +831,9 @@ class GaleraLab(StartStop):
         """Whatever faults a test left, get back to three Synced nodes (for fixtures)."""
         if not self._nodes:
             raise LabError("lab not started")
+        for node in self._nodes:
+            if node.paused:
+                self.resume(node.index)
         live = [node.index for node in self._nodes if node.alive]
         if not live:
             self.recover_all(timeout)
@@ -1054,6 +1074,7 @@ class GaleraLab(StartStop):
     def _sigkill(self, node: _Node) -> None:
         if node.proc is None:
             return
+        node.paused = False
         _kill_quietly(node.proc.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             node.proc.wait(timeout=30)
@@ -1063,6 +1084,9 @@ class GaleraLab(StartStop):
         for node in nodes:
             if node.alive and node.proc is not None:
                 _kill_quietly(node.proc.pid, signal.SIGTERM)
+                if node.paused:  # a stopped process acts on SIGTERM only once continued
+                    _kill_quietly(node.proc.pid, signal.SIGCONT)
+                    node.paused = False
         deadline = time.monotonic() + timeout
         for node in nodes:
             if node.proc is None:

@@ -58,9 +58,14 @@ class Config:
     REGION_PREFERENCE = _env("LOYALTY_REGION_PREFERENCE")
     ALLOW_STALE_READS = _env_bool("LOYALTY_ALLOW_STALE_READS", False)
     HEALTH_CHECK_INTERVAL = float(_env("LOYALTY_HEALTH_CHECK_INTERVAL", "1.0"))
-    DB_CONNECT_TIMEOUT = _env_int("LOYALTY_DB_CONNECT_TIMEOUT", 2)
-    DB_READ_TIMEOUT = _env_int("LOYALTY_DB_READ_TIMEOUT", 10)
-    DB_WRITE_TIMEOUT = _env_int("LOYALTY_DB_WRITE_TIMEOUT", 10)
+    # A probe not answered within this is a stalled member: suspect, routed around.
+    HEALTH_CHECK_TIMEOUT = float(_env("LOYALTY_HEALTH_CHECK_TIMEOUT", "1.0"))
+    DB_CONNECT_TIMEOUT = float(_env("LOYALTY_DB_CONNECT_TIMEOUT", "2"))
+    # Longest wait for any one answer from a member (socket read/write timeout). Well
+    # below DB_RETRY_TIME_BUDGET, so a frozen member costs one timeout and the work still
+    # has time to run elsewhere; raise it on a slow machine, where a slow answer would
+    # otherwise be taken for a dead member (and a COMMIT for an unknown outcome).
+    DB_STATEMENT_TIMEOUT = float(_env("LOYALTY_DB_STATEMENT_TIMEOUT", "3"))
     DB_RETRY_BUDGET = _env_int("LOYALTY_DB_RETRY_BUDGET", 8)
     # Seconds one request may spend retrying and failing over before it answers 503.
     DB_RETRY_TIME_BUDGET = float(_env("LOYALTY_DB_RETRY_TIME_BUDGET", "10"))

@@ -192,11 +192,23 @@ class ClusterRouter:
             preference=config.get("REGION_PREFERENCE"),
             interval=interval,
             probe_timeout=float(min(2, config.get("DB_CONNECT_TIMEOUT") or 2)),
+            stall_timeout=float(config.get("HEALTH_CHECK_TIMEOUT") or 1.0),
         )
+        time_budget = float(config.get("DB_RETRY_TIME_BUDGET", 10.0))
+        statement_timeout = float(config.get("DB_STATEMENT_TIMEOUT") or 3)
+        if time_budget < 2 * statement_timeout + float(config.get("DB_CONNECT_TIMEOUT") or 2):
+            # A transaction stuck on a frozen member waits one statement timeout; if that
+            # spends the budget, it is refused instead of being retried elsewhere.
+            log.warning(
+                "DB_RETRY_TIME_BUDGET %.1fs leaves no room to fail over after a "
+                "DB_STATEMENT_TIMEOUT of %.1fs",
+                time_budget,
+                statement_timeout,
+            )
         return cls(
             cluster,
             retry_budget=int(config.get("DB_RETRY_BUDGET", 8)),
-            time_budget=float(config.get("DB_RETRY_TIME_BUDGET", 10.0)),
+            time_budget=time_budget,
             allow_stale_reads=bool(config.get("ALLOW_STALE_READS", False)),
         )
 
