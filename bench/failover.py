@@ -47,9 +47,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from db.lab import GaleraLab
 from db.seed import seed_stores
-from webapp import create_app
+from labs.galera import GaleraLab
+from labs.primary_watch import PrimaryWatch
+from labs.stack import cluster_apps, router_of
 from webapp.auth.services import register
 from webapp.card.queries import active_cards
 from webapp.database.cluster import MemberState
@@ -174,43 +175,49 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-class PrimaryWatch(threading.Thread):
-    """Polls the survivors' ``wsrep_cluster_status``; adds up time outside Primary."""
-
-    def __init__(self, lab: GaleraLab, nodes: tuple[int, ...]) -> None:
-        super().__init__(daemon=True)
-        self.lab = lab
-        self.nodes = nodes
-        self.outside: dict[int, list[float]] = {n: [] for n in nodes}
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        conns: dict[int, Any] = {}
-        while not self.stop.is_set():
-            for node in self.nodes:
-                try:
-                    if node not in conns:
-                        conns[node] = self.lab.admin_connect(
-                            node, connect_timeout=1, read_timeout=1, write_timeout=1
-                        )
-                    with conns[node].cursor() as cur:
-                        cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_status'")
-                        primary = cur.fetchone()[1] == "Primary"
-                except Exception:  # a node that does not answer is not serving either
-                    conns.pop(node, None)
-                    primary = False
-                if not primary:
-                    self.outside[node].append(time.monotonic())
-            time.sleep(0.05)
-        for conn in conns.values():
-            conn.close()
-
-    def seconds_outside(self, since: float) -> dict[str, float]:
-        # Each sample stands for one 50 ms polling period.
-        return {
-            self.lab.regions[n]: round(sum(t >= since for t in samples) * 0.05, 2)
-            for n, samples in self.outside.items()
-        }
+def run_faults(
+    lab: GaleraLab,
+    apps: dict[str, Any],
+    writers: dict[str, list[Writer]],
+    watch: PrimaryWatch,
+    args: argparse.Namespace,
+) -> tuple[list[dict[str, Any]], list[tuple[float, float]]]:
+    """Hits the us node ``args.kills`` times; returns what each fault cost, and the
+    windows (fault, node back or resumed) the latency distribution covers."""
+    faults = []
+    windows = []
+    for n in range(args.kills):
+        time.sleep(args.steady)
+        fault_at = time.monotonic()
+        result: dict[str, Any] = {"fault": n + 1}
+        if args.fault == "kill":
+            lab.kill(0)
+            time.sleep(max(4.0, args.steady))
+            until = started = time.monotonic()
+            lab.restart(0)
+            result["restart_s"] = round(time.monotonic() - started, 2)
+            result["join"] = lab.join_method(0)
+        else:
+            lab.pause(0)
+            time.sleep(args.freeze_seconds)
+            until = time.monotonic()
+            lab.resume(0)
+            time.sleep(max(4.0, args.steady))
+            result["majority_non_primary_s"] = watch.seconds_outside(until)
+            started = time.monotonic()
+            lab.heal()
+            result["rejoin_s"] = round(time.monotonic() - started, 2)
+        windows.append((fault_at, until))
+        result["us_app"] = measure(writers["us"], fault_at, until)
+        result["ie_app"] = measure(writers["ie"], fault_at, until)
+        us = router_of(apps["us"]).cluster.member("us")
+        deadline = time.monotonic() + 15
+        while us.state is not MemberState.UP and time.monotonic() < deadline:
+            time.sleep(0.02)
+        result["routed_back_s"] = round(time.monotonic() - started, 2)
+        faults.append(result)
+        print(json.dumps(result), file=sys.stderr)
+    return faults, windows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,89 +254,42 @@ def main(argv: list[str] | None = None) -> int:
         settings["DB_STATEMENT_TIMEOUT"] = args.statement_timeout
     print("starting the lab...", file=sys.stderr)
     lab.start()
-    apps = {}
     watch = PrimaryWatch(lab, (1, 2))
     try:
-        for region in ("us", "ie"):
-            apps[region] = create_app(
-                {
-                    "PROFILE": "test",
-                    "CLUSTER": lab.members_env(),
-                    "CLUSTER_KIND": "galera",
-                    "REGION": region,
-                    **settings,
-                }
-            )
-        with apps["us"].app_context():
-            from webapp.commands import upgrade_schema
+        with cluster_apps(lab, ("us", "ie"), **settings) as apps:
+            with apps["us"].app_context():
+                from webapp.commands import upgrade_schema
 
-            upgrade_schema()
-            seed_stores()
-            account = register(
-                name="Bench",
-                email=f"bench-{uuid.uuid4().hex}@example.com",
-                password="correct-horse-battery",  # noqa: S106 - a throwaway lab account
-                region="us",
-            )
-            card = db.read(
-                lambda conn: active_cards(conn, account["id"])[0]["number"], name="bench"
-            )
-        writers = {
-            region: [Writer(app, card, f"writer-{region}-{n}") for n in range(args.threads)]
-            for region, app in apps.items()
-        }
-        for group in writers.values():
-            for writer in group:
-                writer.start()
-        watch.start()
-        faults = []
-        windows: list[tuple[float, float]] = []  # (fault, node back or resumed) per fault
-        for n in range(args.kills):
-            time.sleep(args.steady)
-            fault_at = time.monotonic()
-            result: dict[str, Any] = {"fault": n + 1}
-            if args.fault == "kill":
-                lab.kill(0)
-                time.sleep(max(4.0, args.steady))
-                until = time.monotonic()
-                started = time.monotonic()
-                lab.restart(0)
-                result["restart_s"] = round(time.monotonic() - started, 2)
-                result["join"] = lab.join_method(0)
-            else:
-                lab.pause(0)
-                time.sleep(args.freeze_seconds)
-                until = resumed_at = time.monotonic()
-                lab.resume(0)
-                time.sleep(max(4.0, args.steady))
-                result["majority_non_primary_s"] = watch.seconds_outside(resumed_at)
-                started = time.monotonic()
-                lab.heal()
-                result["rejoin_s"] = round(time.monotonic() - started, 2)
-            windows.append((fault_at, until))
-            result["us_app"] = measure(writers["us"], fault_at, until)
-            result["ie_app"] = measure(writers["ie"], fault_at, until)
-            us = apps["us"].extensions["loyalty_db.router"].cluster.member("us")
-            deadline = time.monotonic() + 15
-            while us.state is not MemberState.UP and time.monotonic() < deadline:
-                time.sleep(0.02)
-            result["routed_back_s"] = round(time.monotonic() - started, 2)
-            faults.append(result)
-            print(json.dumps(result), file=sys.stderr)
-        for group in writers.values():
-            for writer in group:
-                writer.stop.set()
-                writer.join(timeout=30)
-        stats = {
-            region: app.extensions["loyalty_db.router"].stats.snapshot()
-            for region, app in apps.items()
-        }
+                upgrade_schema()
+                seed_stores()
+                account = register(
+                    name="Bench",
+                    email=f"bench-{uuid.uuid4().hex}@example.com",
+                    password="correct-horse-battery",  # noqa: S106 - a throwaway lab account
+                    region="us",
+                )
+                card = db.read(
+                    lambda conn: active_cards(conn, account["id"])[0]["number"], name="bench"
+                )
+            us_config = dict(apps["us"].config)
+            writers = {
+                region: [Writer(app, card, f"writer-{region}-{n}") for n in range(args.threads)]
+                for region, app in apps.items()
+            }
+            for group in writers.values():
+                for writer in group:
+                    writer.start()
+            watch.start()
+            faults, windows = run_faults(lab, apps, writers, watch, args)
+            for group in writers.values():
+                for writer in group:
+                    writer.stop.set()
+                    writer.join(timeout=30)
+            stats = {region: router_of(app).stats.snapshot() for region, app in apps.items()}
     finally:
-        watch.stop.set()
-        for app in apps.values():
-            app.extensions["loyalty_db.router"].dispose()
+        if watch.is_alive():
+            watch.stop()
         lab.stop()
-    us_config = apps["us"].config
     report = {
         "what": f"the preferred (us) node: {args.fault}"
         + (f" for {args.freeze_seconds}s" if args.fault == "freeze" else " -9"),
