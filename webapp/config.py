@@ -54,6 +54,10 @@ class Config:
     DATABASE_URL = _env("LOYALTY_DATABASE_URL", "sqlite:///instance/loyalty.db")
     # "us=mysql+pymysql://...,ie=...,in=..."; empty means a single database.
     CLUSTER = _env("LOYALTY_CLUSTER")
+    # The schema owner's URL (MySQL/MariaDB): `flask db upgrade` migrates and grants as
+    # this account; the app's own account may only append to the ledger tables. Unset:
+    # migrations run as the app's account (SQLite, or an account allowed DDL).
+    SCHEMA_DATABASE_URL = _env("LOYALTY_SCHEMA_DATABASE_URL")
     CLUSTER_KIND = _env("LOYALTY_CLUSTER_KIND", "auto")
     REGION_PREFERENCE = _env("LOYALTY_REGION_PREFERENCE")
     ALLOW_STALE_READS = _env_bool("LOYALTY_ALLOW_STALE_READS", False)
@@ -130,6 +134,7 @@ class TestConfig(Config):
     JWT_ACTIVE_KID = "test"
     DATABASE_URL = "sqlite://"
     CLUSTER = None
+    SCHEMA_DATABASE_URL = None
     LOGIN_RATE_LIMIT = "1000 per minute"
     HEALTH_CHECK_INTERVAL = 0.2
 

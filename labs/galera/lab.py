@@ -39,6 +39,8 @@ from labs.galera.config import (
     APP_PASSWORD,
     APP_USER,
     DEFAULT_PORT_BASE,
+    OWNER_PASSWORD,
+    OWNER_USER,
     PORTS_PER_LAB,
     REGIONS,
     account_statements,
@@ -99,13 +101,21 @@ class _Node(GaleraNode):
 class GaleraLab(StartStop):
     """Three Galera nodes, regions ``us``, ``ie``, ``in`` (indexes 0, 1, 2) on 127.0.0.1.
 
-    The short ``evs`` timeouts make a killed node leave the group in about 2 s instead
-    of the default ~5 s, so fault tests stay quick. Galera constrains them: keepalive must
-    stay below a third of the suspect timeout (or the node refuses to start), and the
-    install timeout defaults to half the inactive timeout, which with these values equals
-    the 1 s join retransmit period. Then any retransmitted JOIN makes the view install time
-    out, and every membership change thrashes through non-Primary views for 20-60 s. So
-    install_timeout defaults to inactive_timeout and join_retrans_period to 0.3 s.
+    Short ``evs`` timeouts make a killed or frozen node leave the group in about 2.3 s
+    instead of the default ~5 s, so fault tests stay quick. Galera constrains them:
+    keepalive must stay below a third of the suspect timeout (or the node refuses to
+    start), and the install timeout defaults to half the inactive timeout, which with
+    short values comes close to the join retransmit period; then any retransmitted JOIN
+    makes the view install time out, and every membership change thrashes through
+    non-Primary views for 20-60 s. So install_timeout defaults to inactive_timeout and
+    join_retrans_period to 0.3 s.
+
+    Why a 1.5 s suspect timeout and not 1 s: a node that resumes after a freeze (SIGSTOP,
+    a long GC-like stall) finds its group connections closed and needs about a second to
+    reconnect; with 1 s it suspects the healthy nodes meanwhile, its join messages split
+    them, and both survivors fell to one-node non-Primary views for 0.3-0.9 s on every
+    resume (measured: 4 of 4 with 1 s, 0 of 14 with 1.5 s and 3 s inactive, 0 of 4 with
+    1.25 s). docs/database.md has the numbers and what production should use.
     """
 
     def __init__(
@@ -114,8 +124,8 @@ class GaleraLab(StartStop):
         port_base: int | None = None,
         *,
         keepalive_period: str = "PT0.3S",
-        suspect_timeout: str = "PT1S",
-        inactive_timeout: str = "PT2S",
+        suspect_timeout: str = "PT1.5S",
+        inactive_timeout: str = "PT3S",
         install_timeout: str | None = None,
         join_retrans_period: str = "PT0.3S",
         buffer_pool_size: str = "64M",
@@ -158,6 +168,13 @@ class GaleraLab(StartStop):
     def dsn(self, i: int) -> str:
         """SQLAlchemy URL of node ``i`` for the application user."""
         return f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.port(i)}/{APP_DATABASE}"
+
+    def schema_dsn(self, i: int) -> str:
+        """SQLAlchemy URL of node ``i`` for the schema owner (``SCHEMA_DATABASE_URL``)."""
+        return (
+            f"mysql+pymysql://{OWNER_USER}:{OWNER_PASSWORD}@127.0.0.1:{self.port(i)}"
+            f"/{APP_DATABASE}"
+        )
 
     def members_env(self) -> str:
         """``us=DSN,ie=DSN,in=DSN``: the cluster members as the app reads them from env."""

@@ -149,3 +149,11 @@ refresh_tokens = Table(
 )
 
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
+
+# Tables that only ever grow: coins move by appending rows, never by changing or
+# removing one. The application's database account may only INSERT and SELECT on them
+# (webapp/database/privileges.py grants the rest of the schema in full), and triggers
+# refuse UPDATE and DELETE for every account (migration 0002). A new append-only table
+# (an audit log) joins by adding its name here and a migration calling
+# ``privileges.append_only_triggers`` for it.
+APPEND_ONLY = ("ledger", "used_codes")
