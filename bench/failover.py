@@ -49,6 +49,7 @@ from typing import Any
 
 from db.seed import seed_stores
 from labs.galera import GaleraLab
+from labs.latency import distribution as latency
 from labs.primary_watch import PrimaryWatch
 from labs.stack import cluster_apps, router_of
 from webapp.auth.services import register
@@ -59,7 +60,6 @@ from webapp.ledger import services as ledger
 
 REPORT = Path(__file__).resolve().parent.parent / "reports" / "failover.json"
 STORE = {"us": ("US-NYC-01", "USD"), "ie": ("IE-DUB-01", "EUR")}
-BUCKETS = (0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -140,30 +140,6 @@ def measure(writers: list[Writer], fault_at: float, until: float) -> dict[str, A
                 for m in {r.member for r in affected if r.ok}
             )
         ),
-    }
-
-
-def latency(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
-
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3)
-
-    histogram: dict[str, int] = {}
-    low = 0.0
-    for high in (*BUCKETS, float("inf")):
-        label = f"<{high}s" if high != float("inf") else f">={low}s"
-        histogram[label] = sum(low <= v < high for v in values)
-        low = high
-    return {
-        "n": len(values),
-        "p50": pct(0.5),
-        "p90": pct(0.9),
-        "p99": pct(0.99),
-        "max": round(ordered[-1], 3),
-        "histogram": histogram,
     }
 
 

@@ -103,17 +103,20 @@ def test_triggers_stop_the_schema_owner_too(app, booked):
     """The owner may do anything to the schema, but rows of an append-only table are
     refused even to it (1644 from the trigger); TRUNCATE, which test resets use, is not
     a row change and still works for it."""
-    with app.app_context(), db.engine.connect() as owner:
-        assert owner.execute(text("SELECT CURRENT_USER()")).scalar().startswith("loyalty_owner@")
+    with app.app_context():
+        owner = db.engine
+        with owner.connect() as conn:
+            assert conn.execute(text("SELECT CURRENT_USER()")).scalar().startswith(
+                "loyalty_owner@")
         for table in APPEND_ONLY:
             for sql in ATTEMPTS[table]:
-                with pytest.raises(sa_exc.DBAPIError) as refused, owner.begin():
-                    owner.execute(text(sql), {"id": booked})
+                with pytest.raises(sa_exc.DBAPIError) as refused, owner.begin() as conn:
+                    conn.execute(text(sql), {"id": booked})
                 assert refusal_code(refused.value) == SIGNAL
                 assert append_only_message(table) in str(refused.value.orig)
-        with owner.begin():
-            owner.execute(text("TRUNCATE TABLE used_codes"))
-        assert owner.execute(text("SELECT COUNT(*) FROM used_codes")).scalar() == 0
+        with owner.begin() as conn:
+            conn.execute(text("TRUNCATE TABLE used_codes"))
+            assert conn.execute(text("SELECT COUNT(*) FROM used_codes")).scalar() == 0
 
 
 @pytest.mark.mariadb

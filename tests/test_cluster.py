@@ -21,6 +21,7 @@ from flask import g
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
+from labs.galera import APP_USER
 from labs.stack import cluster_app as labs_cluster_app
 from labs.stack import router_of
 from tests.lab_plugin import wait_for
@@ -254,9 +255,12 @@ def lab(request):
             "CREATE TABLE IF NOT EXISTS loyalty.routing_scratch "
             "(id INT PRIMARY KEY, n INT NOT NULL)"
         )
+        # The app's account may change only the tables it was granted (append-only).
+        cur.execute(f"GRANT UPDATE, DELETE ON loyalty.routing_scratch TO '{APP_USER}'@'%'")
     yield lab
     lab.heal()
     with lab.admin_connect(0) as conn, conn.cursor() as cur:
+        cur.execute(f"REVOKE UPDATE, DELETE ON loyalty.routing_scratch FROM '{APP_USER}'@'%'")
         cur.execute("DROP TABLE IF EXISTS loyalty.routing_scratch")
 
 

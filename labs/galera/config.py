@@ -80,6 +80,9 @@ def render_config(
         "innodb_flush_log_at_trx_commit=1",
         "innodb_autoinc_lock_mode=2",
         "binlog_format=ROW",
+        # The schema owner creates the append-only triggers without SUPER; safe with row-
+        # based replication only (wsrep counts as a binary log), as in deploy/mysql/gr.cnf.
+        "log_bin_trust_function_creators=ON",
         "default_storage_engine=InnoDB",
         "character_set_server=utf8mb4",
         "collation_server=utf8mb4_unicode_ci",
