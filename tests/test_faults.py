@@ -659,7 +659,7 @@ def resend(apps, customers: list[Customer], outcome: Outcome) -> bool:
         except InsufficientCoins:
             outcome.status = "refused"  # not applied before either: a replay never refuses
             return False
-    outcome.status, outcome.member = "ok", g.db_member
+        outcome.status, outcome.member = "ok", g.db_member
     assert receipt.coins == outcome.coins
     return receipt.replayed
 
