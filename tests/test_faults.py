@@ -797,3 +797,58 @@ def test_frozen_node_costs_seconds_and_its_return_keeps_the_majority_primary(lab
     assert watch.outside_primary(frozen_at) == [], "a survivor left the Primary component"
     assert delta["us"]["failovers"] >= 1
     assert summary["unknown_outcome"] == 0
+
+
+def test_a_moment_without_quorum_is_waited_out_not_refused(lab, apps):
+    """Every node briefly outside the Primary component -- what a node resuming in the
+    middle of its own eviction does to the survivors for 0.3-1.4 s (docs/database.md) --
+    costs requests a wait, not a 503: when no member takes writes but one did a moment
+    ago (``DB_QUORUM_GRACE``), the router waits for quorum to come back.
+
+    Made deterministic here by cutting all three nodes off from each other
+    (``gmcast.isolate``) until each has fallen to a one-node non-Primary view, then
+    reconnecting them; they merge back into the Primary component by themselves.
+    """
+    ensure_healthy(lab, apps)
+    customers = make_customers(apps["us"], 8, coins=100)
+    load = Load(apps, customers, threads_per_app=2).start()
+
+    def isolate(on: bool) -> None:
+        for node in range(len(REGIONS)):
+            with lab.admin_connect(node) as conn, conn.cursor() as cur:
+                cur.execute(f"SET GLOBAL wsrep_provider_options = 'gmcast.isolate={int(on)}'")
+
+    def cluster_status() -> set[str]:
+        return {(lab.status(n) or {}).get("wsrep_cluster_status") for n in range(len(REGIONS))}
+
+    try:
+        wait_for(lambda: load.acknowledged("us") >= 20, 30, "load under way")
+        isolate(True)
+        lost_at = time.monotonic()
+        try:
+            wait_for(lambda: cluster_status() == {"non-Primary"}, 30, "every node non-Primary")
+        finally:
+            isolate(False)
+        wait_for(lambda: cluster_status() == {"Primary"}, 30, "the Primary component back")
+        back_at = time.monotonic()
+        wait_for(
+            lambda: all(load.acknowledged(r, after=back_at) >= 5 for r in REGIONS),
+            30,
+            "every app serving again",
+        )
+    finally:
+        outcomes = load.stop()
+        lab.heal()
+    touched = [o for o in outcomes if o.finished > lost_at and o.started < back_at]
+    summary = verify(lab, [0, 1, 2], outcomes)
+    _write_report(
+        "quorum_blip",
+        {
+            **summary,
+            "without_quorum_s": round(back_at - lost_at, 2),
+            "latency_during": distribution([o.finished - o.started for o in touched]),
+        },
+    )
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert touched, "no request overlapped the loss of quorum"
+    assert not failed, f"{len(failed)} refused during a moment without quorum: {failed[:3]}"

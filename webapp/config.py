@@ -71,6 +71,9 @@ class Config:
     # otherwise be taken for a dead member (and a COMMIT for an unknown outcome).
     DB_STATEMENT_TIMEOUT = float(_env("LOYALTY_DB_STATEMENT_TIMEOUT", "3"))
     DB_RETRY_BUDGET = _env_int("LOYALTY_DB_RETRY_BUDGET", 8)
+    # No member takes writes, but one did less than this ago: wait for quorum to come back
+    # (a view change) instead of answering 503 at once. A real quorum loss costs this much.
+    DB_QUORUM_GRACE = float(_env("LOYALTY_DB_QUORUM_GRACE", "3"))
     # Seconds one request may spend retrying and failing over before it answers 503.
     DB_RETRY_TIME_BUDGET = float(_env("LOYALTY_DB_RETRY_TIME_BUDGET", "10"))
     DB_POOL_SIZE = _env_int("LOYALTY_DB_POOL_SIZE", 8)

@@ -420,6 +420,7 @@ class Cluster:
             else max(self.interval, min(5.0, 10 * self.interval))
         )
         self.history: collections.deque[StateChange] = collections.deque(maxlen=500)
+        self.writable_at: float | None = None  # when a probe last found a member up
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -449,6 +450,12 @@ class Cluster:
         """True while some member's state is unconfirmed (a probe is on its way)."""
         with self._lock:
             return any(m.state is MemberState.SUSPECT for m in self.members)
+
+    def writable_within(self, seconds: float) -> bool:
+        """True when a probe found a member ``up`` less than ``seconds`` ago: no member
+        takes writes now, but the cluster had quorum a moment ago (a view change)."""
+        with self._lock:
+            return self.writable_at is not None and time.monotonic() - self.writable_at < seconds
 
     def wait_for_change(self, timeout: float) -> None:
         """Blocks until the next probe result (or ``timeout``)."""
@@ -578,6 +585,8 @@ class Cluster:
             else:
                 member.failures = 0
                 member.next_check_at = now + self.interval
+            if health.state is MemberState.UP:
+                self.writable_at = now
             self._transition(member, health.state, health.error)
             self._changed.notify_all()
 

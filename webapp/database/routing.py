@@ -174,10 +174,12 @@ class ClusterRouter:
         retry_budget: int = 8,
         time_budget: float = 10.0,
         allow_stale_reads: bool = False,
+        quorum_grace: float = 3.0,
     ) -> None:
         self.cluster = cluster
         self.retry_budget = max(0, int(retry_budget))
         self.time_budget = float(time_budget)
+        self.quorum_grace = float(quorum_grace)
         self.allow_stale_reads = allow_stale_reads
         self.stats = RouterStats()
 
@@ -210,6 +212,7 @@ class ClusterRouter:
             retry_budget=int(config.get("DB_RETRY_BUDGET", 8)),
             time_budget=time_budget,
             allow_stale_reads=bool(config.get("ALLOW_STALE_READS", False)),
+            quorum_grace=float(config.get("DB_QUORUM_GRACE", 3.0)),
         )
 
     @property
@@ -237,9 +240,14 @@ class ClusterRouter:
             if member is None:
                 member, stale = self._choose(write=tx.write, causal=tx.causal, avoid=tx.failed)
                 if member is None:
-                    if self.cluster.unsettled() and tx.remaining() > 0:
-                        # A member just failed and its probe is on the way: wait for the
-                        # verdict rather than refuse while a healthy one may be there.
+                    if tx.remaining() > 0 and (
+                        self.cluster.unsettled()
+                        or self.cluster.writable_within(self.quorum_grace)
+                    ):
+                        # A member just failed and its probe is on the way, or the whole
+                        # cluster was writable a moment ago (a view change: a resuming
+                        # member can cost every node its Primary component for ~1 s): wait
+                        # for the verdict rather than refuse while quorum may be back.
                         self.cluster.wait_for_change(min(tx.remaining(), self.cluster.interval))
                         continue
                     self._refuse(tx, tx.last_error)
