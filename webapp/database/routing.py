@@ -21,9 +21,12 @@ protocol). For each transaction it
    * ``PERMANENT``: raise; the transaction was rolled back.
 
    Retries are bounded by ``DB_RETRY_BUDGET`` extra attempts and ``DB_RETRY_TIME_BUDGET``
-   seconds (10 by default). When no member can take the transaction -- quorum lost,
-   every member down -- or the budget runs out, :class:`webapp.errors.ServiceUnavailable`
-   is raised (HTTP 503 + Retry-After, a friendly page).
+   seconds (10 by default); a frozen member costs one ``DB_STATEMENT_TIMEOUT`` (the
+   work engines' socket timeout, 3 s) before the work moves on. When no member can take
+   the transaction -- quorum lost, every member down -- the router first waits while a
+   probe verdict is pending or a member was writable less than ``DB_QUORUM_GRACE`` ago (a
+   view change); then, or when the budget runs out,
+   :class:`webapp.errors.ServiceUnavailable` is raised (HTTP 503 + Retry-After).
 
 **The contract with callers: every unit of work must be safe to run again from the
 top.** A connection lost during COMMIT leaves the outcome unknown -- the writeset may
