@@ -99,6 +99,8 @@ def production_env(region: str, database: Mapping[str, str], **extra: str) -> di
         # Every virtual user signs in from 127.0.0.1: the per-address login limit would
         # turn a load test into a rate-limit test.
         LOYALTY_LOGIN_RATE_LIMIT="100000 per minute",
+        # One app process per region here; what this measures is not the limiter store.
+        LOYALTY_RATELIMIT_STORAGE_URI="memory://",
         PYTHONPATH=str(ROOT),
     )
     env.update(database)

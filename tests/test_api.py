@@ -461,11 +461,19 @@ def test_the_idempotency_key_is_required(staff_api, customer, nothing_written, h
     assert set(problem["errors"]) == {"idempotency_key"}
 
 
-def test_earn_by_another_store_and_redeem_with_confirmation(staff_api, customer):
+def test_earn_names_the_home_store_only_and_redeem_with_confirmation(app, staff_api,
+                                                                     customer):
     number = customer["card"]["number"]
-    earned = _earn(staff_api, number, amount="20.00", currency="USD", store="US-NYC-01")
+    # Another store (another region, currency and earn rate) is not the barista's to pick.
+    with app.app_context():
+        before = ledger_count()
+    _problem(_earn(staff_api, number, amount="20.00", currency="USD", store="US-NYC-01"),
+             403, "store-not-allowed")
+    with app.app_context():
+        assert ledger_count() == before
+    earned = _earn(staff_api, number, amount="20.00", store="IE-DUB-01")
     assert earned.status_code == 201
-    assert earned.get_json()["region"] == "us"
+    assert earned.get_json()["region"] == "ie"
     _problem(_redeem(staff_api, number, 5, confirm=False), 428, "confirmation-required")
     redeemed = _redeem(staff_api, number, 5)
     assert redeemed.status_code == 201
@@ -605,7 +613,7 @@ BAD_TRANSACTIONS = [
     ({"card": 123456789012}, 422, "validation-error", "card"),
     ({"card": None}, 422, "validation-error", "card"),
     ({"card": "LC1.000000000000.123456"}, 404, "not-found", None),
-    ({"store": "XX-NOPE-01"}, 422, "validation-error", "store"),
+    ({"store": "XX-NOPE-01"}, 403, "store-not-allowed", None),  # only the home store
     ({"store": "ie-dub-01"}, 422, "validation-error", "store"),
     ({"kind": "transfer"}, 422, "validation-error", "kind"),
     ({"kind": None}, 422, "validation-error", "kind"),
@@ -720,6 +728,15 @@ def test_openapi_document_describes_every_operation(app, api):
     assert transactions["security"] == [{"bearerAuth": []}]
     assert any(p["name"] == "Idempotency-Key" and p["required"]
                for p in transactions["parameters"])
+    # The store field and the 403s say what the staff rulebook refuses.
+    store = json.dumps(doc["components"]["schemas"]["EarnRequest"]["properties"]["store"])
+    assert "home store" in store
+    assert "403" in store
+    forbidden = doc["components"]["responses"]["Problem403"]["description"]
+    for slug in ("store-not-allowed", "not-your-transaction", "own-wallet", "purchase-limit"):
+        assert slug in forbidden
+        assert PROBLEM_BASE + slug in json.dumps(doc["components"]["schemas"]["Problem"])
+    assert "403" in doc["paths"]["/lookup"]["post"]["responses"]
     problem = doc["components"]["responses"]["Problem401"]
     assert "application/problem+json" in problem["content"]
     assert problem["headers"]["WWW-Authenticate"]["required"] is True

@@ -53,7 +53,7 @@ def test_demo_data_never_loads_outside_demo(tmp_path, profile):
 
     app = create_app({"PROFILE": profile, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
                       "SECRET_KEY": "s" * 40, "JWT_KEYS": {"k": "k" * 40},
-                      "JWT_ACTIVE_KID": "k"})
+                      "JWT_ACTIVE_KID": "k", "RATELIMIT_STORAGE_URI": "memory://"})
     result = app.test_cli_runner().invoke(args=["demo", "seed"])
     assert result.exit_code != 0
     assert "only with LOYALTY_ENV=demo" in result.output

@@ -15,6 +15,7 @@ docs/deployment.md for what that leaves unchecked.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import os
@@ -133,6 +134,7 @@ def test_compose_config_renders_the_region_stack(compose_config: dict) -> None:
         "app",
         "nginx",
         "otel-collector",
+        "redis",
     }
 
     members = [services[f"mysql-{n}"] for n in (1, 2, 3)]
@@ -165,6 +167,13 @@ def test_compose_config_renders_the_region_stack(compose_config: dict) -> None:
     assert env["LOYALTY_HTTPS"] == "1"
     assert env["LOYALTY_CLUSTER_KIND"] == "group_replication"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    # Every worker of the region counts sign-in attempts in the one Redis.
+    assert env["LOYALTY_RATELIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+    assert app["depends_on"]["redis"]["condition"] == "service_healthy"
+    redis = services["redis"]
+    assert set(redis["networks"]) == {"backend"}
+    assert "ports" not in redis
+    assert "healthcheck" in redis
     for n in (1, 2, 3):
         assert f"@mysql-{n}:3306/loyalty" in env["LOYALTY_CLUSTER"]
     assert env["LOYALTY_CLUSTER"].startswith("us=mysql+pymysql://loyalty:change-me")
@@ -388,6 +397,18 @@ def test_cloudformation_keeps_mysql_ports_private() -> None:
     assert "ResourcePath: /readyz" in template
 
 
+def test_cloudformation_gives_the_app_a_shared_limiter_store() -> None:
+    """Without LOYALTY_RATELIMIT_STORAGE_URI the production profile refuses to start; with
+    a per-task memory store each worker would count sign-ins on its own."""
+    template = CFN_TEMPLATE.read_text()
+    assert "Type: AWS::ElastiCache::ReplicationGroup" in template
+    assert re.search(r"Name: LOYALTY_RATELIMIT_STORAGE_URI\n\s+Value: !Sub \"rediss://\$\{"
+                     r"LimiterRedis\.PrimaryEndPoint\.Address\}", template)
+    blocks = re.findall(r"FromPort: 6379\b.*?(?=\n\s+- |\n\s*\n)", template, re.S)
+    assert blocks
+    assert all("SourceSecurityGroupId: !Ref AppSecurityGroup" in block for block in blocks)
+
+
 def test_collector_pipelines_use_only_defined_components(compose_config: dict) -> None:
     config = _yaml_to_data(COLLECTOR.read_text())
     for name, pipeline in config["service"]["pipelines"].items():
@@ -458,18 +479,12 @@ def _stop(process: subprocess.Popen, timeout: float = 15) -> None:
             process.wait()
 
 
-def _real_app_present() -> bool:
-    init = ROOT / "webapp" / "__init__.py"
-    return init.exists() and "def create_app" in init.read_text()
-
-
 @dataclass
 class LiveStack:
     https_port: int
     http_port: int
     cafile: Path
-    real_app: bool
-    access_log: Path | None  # gunicorn's, when the real app runs
+    access_log: Path  # gunicorn's
 
 
 def _site_conf(upstream_port: int, https_port: int, http_port: int, certs: Path, scratch: Path):
@@ -494,44 +509,37 @@ def _site_conf(upstream_port: int, https_port: int, http_port: int, certs: Path,
     return site
 
 
-def _start_upstream(scratch: Path, port: int) -> tuple[subprocess.Popen, Path, Path | None]:
+def _start_upstream(scratch: Path, port: int) -> tuple[subprocess.Popen, Path, Path]:
+    """The real app (deploy/gunicorn.conf.py's ``webapp:create_app()``) on a migrated
+    SQLite database. No stand-in: if the factory moved or the app cannot boot, gunicorn
+    exits and the fixture fails with its log."""
     log = scratch / "upstream.log"
-    if _real_app_present():
-        access_log = scratch / "gunicorn-access.log"
-        env = {
-            **os.environ,
-            "LOYALTY_ENV": "production",
-            "SECRET_KEY": os.urandom(32).hex(),
-            "JWT_KEYS": f"t1:{os.urandom(32).hex()}",
-            "JWT_ACTIVE_KID": "t1",
-            "LOYALTY_DATABASE_URL": f"sqlite:///{scratch / 'loyalty.db'}",
-            "LOYALTY_HTTPS": "1",
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "FORWARDED_ALLOW_IPS": "127.0.0.1",
-            "GUNICORN_WORKERS": "1",
-            "GUNICORN_GRACEFUL_TIMEOUT": "5",
-            "GUNICORN_ACCESSLOG": str(access_log),
-        }
-        env.pop("LOYALTY_CLUSTER", None)
-        command = [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py"]
-    else:
-        # Only until webapp.create_app exists: a static /healthz, so the TLS side still runs.
-        access_log = None
-        env = dict(os.environ)
-        served = scratch / "upstream"
-        served.mkdir()
-        (served / "healthz").write_text('{"status": "ok", "upstream": "http.server"}')
-        command = [
-            sys.executable,
-            "-m",
-            "http.server",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-            str(served),
-        ]
+    access_log = scratch / "gunicorn-access.log"
+    env = {
+        **os.environ,
+        "LOYALTY_ENV": "production",
+        "SECRET_KEY": os.urandom(32).hex(),
+        "JWT_KEYS": f"t1:{os.urandom(32).hex()}",
+        "JWT_ACTIVE_KID": "t1",
+        "LOYALTY_DATABASE_URL": f"sqlite:///{scratch / 'loyalty.db'}",
+        # One worker: its memory is the whole limiter store (tests/test_sign_in_limits.py
+        # runs the shared Redis one).
+        "LOYALTY_RATELIMIT_STORAGE_URI": "memory://",
+        "LOYALTY_HTTPS": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_GRACEFUL_TIMEOUT": "5",
+        "GUNICORN_ACCESSLOG": str(access_log),
+    }
+    env.pop("LOYALTY_CLUSTER", None)
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    # What the compose stack's `migrate` service runs, so /readyz can answer 200.
+    migrated = _run([sys.executable, "-m", "flask", "--app", "webapp", "db", "upgrade"],
+                    cwd=ROOT, env=env)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    command = [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py"]
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
     return process, log, access_log
@@ -601,7 +609,6 @@ def live_stack(deploy_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 https_port=https_port,
                 http_port=http_port,
                 cafile=certs / "fullchain.pem",
-                real_app=access_log is not None,
                 access_log=access_log,
             )
         finally:
@@ -693,16 +700,25 @@ def test_static_files_are_gzipped_and_cached_for_a_year(live_stack: LiveStack) -
 
 
 def test_json_from_the_app_is_gzipped(live_stack: LiveStack) -> None:
-    if not live_stack.real_app:
-        pytest.skip("webapp.create_app() not there yet: the upstream is http.server")
-    status, headers, _ = _get(live_stack, "/readyz", headers={"Accept-Encoding": "gzip"})
-    assert status in (200, 503)
-    assert headers["Content-Type"].startswith(("application/json", "application/problem+json"))
+    # The OpenAPI document: JSON the app itself leaves uncompressed (its
+    # COMPRESS_MIMETYPES), large enough for nginx's gzip_min_length.
+    status, headers, body = _get(live_stack, "/api/v1/openapi.json",
+                                 headers={"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in headers.get("Vary", "")
+    document = json.loads(gzip.decompress(body))
+    assert document["openapi"] == "3.1.0"
+    assert len(body) < len(json.dumps(document))
+    # And the readiness answer the ALB reads is the app's, and ready (not a 503).
+    status, headers, body = _get(live_stack, "/readyz")
+    assert status == 200, body
+    assert headers["Content-Type"].startswith("application/json")
+    assert isinstance(json.loads(body), dict)
 
 
 def test_app_sees_nginx_forwarded_headers_not_the_clients(live_stack: LiveStack) -> None:
-    if not live_stack.real_app:
-        pytest.skip("webapp.create_app() not there yet: the upstream is http.server")
     forged = "203.0.113.9"
     status, _, _ = _get(live_stack, "/healthz?probe=xff", headers={"X-Forwarded-For": forged})
     assert status == 200
@@ -722,8 +738,10 @@ def test_app_sees_nginx_forwarded_headers_not_the_clients(live_stack: LiveStack)
 
 
 def test_live_upstream_is_the_real_app(live_stack: LiveStack) -> None:
-    """Says plainly (as a skip) when the TLS tests above ran against the stand-in."""
-    if not live_stack.real_app:
-        pytest.skip("webapp.create_app() not there yet: nginx fronted http.server, not gunicorn")
-    assert live_stack.access_log is not None
+    """The TLS tests above ran against gunicorn serving the app: a page only the app
+    renders, with the app's own headers, came through nginx."""
+    status, headers, body = _get(live_stack, "/login")  # no Accept-Encoding: plain
+    assert status == 200
+    assert 'name="csrf_token"' in body.decode()
+    assert "default-src" in headers["Content-Security-Policy"]
     assert live_stack.access_log.exists()

@@ -20,7 +20,7 @@ from webapp.staff import create_staff
 from webapp.till.forms import format_money, parse_amount, parse_coins
 
 from .conftest import PASSWORD, AuthActions, csrf_token
-from .ledger_helpers import assert_invariants, ledger_count, new_customer
+from .ledger_helpers import assert_invariants, ledger_count, lost_commit_answer, new_customer
 
 STAFF_EMAIL = "sam.till@example.com"
 HX = {"HX-Request": "true", "HX-Target": "till-result"}
@@ -398,6 +398,65 @@ def test_errors_without_javascript_render_the_page_with_the_message(app, till, c
     assert "<html" in till.last
     assert "Use at most 2 decimals for USD." in till.last
     assert _state(app) == before
+
+
+# --- When the outcome is unknown --------------------------------------------------------
+
+def _try_again_form(page: str) -> str | None:
+    """The action of the form whose button reads "Try again", if any."""
+    for form in re.findall(r"<form\b.*?</form>", page, re.S):
+        if re.search(r"<button[^>]*>\s*Try again\s*</button>", form):
+            return re.search(r'action="([^"]+)"', form).group(1)
+    return None
+
+
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "no-js"])
+def test_unknown_outcome_keeps_the_key_and_offers_try_again(app, till, customer, htmx):
+    """The sale committed but the answer was lost (the database layer's OutcomeUnknown):
+    the till says it may already be booked, keeps the form's key and amount, and its "Try
+    again" replays the first booking instead of ringing the sale up twice."""
+    till.lookup(customer["number"])
+    key = till.form_value("earn-key")
+    with lost_commit_answer() as lost:
+        response = till.earn("12.50", key=key, htmx=htmx)
+    assert lost["fired"] == 1
+    assert response.status_code == 503
+    assert "may already be booked" in till.alert()
+    assert "retrying with this form is safe" in till.alert()
+    assert till.form_value("earn-key") == key  # never a fresh key after an unknown outcome
+    assert 'value="12.50"' in till.last
+    assert _try_again_form(till.last) == "/till/earn"
+    assert ("<html" in till.last) is not htmx
+    balances, count = _state(app)
+    assert (balances[customer["wallet_id"]], count) == (12, 1)  # it was booked
+
+    again = till.earn("12.50", key=till.form_value("earn-key"), card=till.form_value("earn-card"))
+    assert again.status_code == 200, till.alert()
+    assert "already booked once" in till.last
+    assert _state(app) == (balances, 1)
+
+
+def test_unknown_outcome_of_a_redeem_and_an_undo_offer_the_same_form_again(app, till, customer):
+    _give(app, customer["number"], 10)
+    till.lookup(codes.rotating_payload(customer["number"], customer["secret"]))
+    key = till.form_value("redeem-key")
+    with lost_commit_answer():
+        assert till.redeem("3", key=key).status_code == 503
+    assert "This redemption may already be booked" in till.alert()
+    assert till.form_value("redeem-key") == key
+    assert _try_again_form(till.last) == "/till/redeem"
+    assert till.redeem("3", key=key).status_code == 200  # the same code, replayed
+    assert "already booked once" in till.last
+    data = {f"reverse-{n}": till.form_value(f"reverse-{n}")
+            for n in ("card", "key", "transaction")}
+    with lost_commit_answer():
+        assert till.post("/till/reverse", data).status_code == 503
+    assert "This undo may already be booked" in till.alert()
+    assert till.form_value("reverse-key") == data["reverse-key"]
+    assert _try_again_form(till.last) == "/till/reverse"
+    assert till.post("/till/reverse", data).status_code == 200
+    balances, count = _state(app)
+    assert (balances[customer["wallet_id"]], count) == (10, 3)  # gift, redeem, undo: once each
 
 
 # --- Undo -------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ import os
 from datetime import timedelta
 from typing import ClassVar
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 REGIONS = ("us", "ie", "in")
 
 
@@ -24,6 +27,24 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_bool(name: str, default: bool) -> bool:
     return (_env(name, "1" if default else "0") or "").lower() in ("1", "true", "yes", "on")
+
+
+def parse_amounts(raw: str | None) -> dict[str, str]:
+    """``"USD=500,INR=40000"`` -> ``{"USD": "500", "INR": "40000"}`` (decimal strings,
+    checked against each currency's decimals when used)."""
+    amounts: dict[str, str] = {}
+    for part in (raw or "").split(","):
+        if part.strip():
+            currency, _, amount = part.strip().partition("=")
+            amounts[currency.strip().upper()] = amount.strip()
+    return amounts
+
+
+# The largest purchase a barista may book, per currency, as a decimal string in that
+# currency's units. Above it a manager (an admin, until stores get editable limits)
+# books the sale. One dict: the till's and the API's messages are formatted from it.
+DEFAULT_MAX_PURCHASE = {"USD": "500.00", "EUR": "500.00", "GBP": "500.00",
+                        "INR": "40000.00", "JPY": "75000"}
 
 
 def parse_jwt_keys(raw: str | None) -> dict[str, str]:
@@ -83,11 +104,41 @@ class Config:
     PROXY_HOPS = _env_int("LOYALTY_PROXY_HOPS", 0)
 
     HTTPS = _env_bool("LOYALTY_HTTPS", True)
+    # Sign-in attempts per client address, page and API together (webapp/auth/throttle.py).
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
-    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
-    RATELIMIT_HEADERS_ENABLED = True
+    # Where the limits count (Flask-Limiter / limits storage URI). Production needs one
+    # store shared by every worker of the region (redis://...): a per-process memory://
+    # store lets each gunicorn worker count separately. Required in production; memory://
+    # there only when explicitly set (a single-process deployment).
+    RATELIMIT_STORAGE_URI = _env("LOYALTY_RATELIMIT_STORAGE_URI")
+    # A store that does not answer within half a second, tried twice, counts as down (see
+    # below): redis-py's default of 3 retries with backoff of up to 10 s would hold a
+    # sign-in for seconds when the store's host stops answering.
+    RATELIMIT_STORAGE_OPTIONS: ClassVar[dict] = {
+        "socket_connect_timeout": 0.5, "socket_timeout": 0.5,
+        "retry": Retry(NoBackoff(), 1)}
+    # Store down: limits go on counting in each worker's memory (weaker, not gone) and
+    # the store is retried with backoff; an error racing that switch is logged, not a 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    # "10 per minute" means any 60 s, not a clock minute (twice the limit across a
+    # window boundary).
+    RATELIMIT_STRATEGY = "moving-window"
+    # Off: Flask-Limiter would stamp every answer of a limited route with its own
+    # Retry-After (and the max of it and any other), hiding the per-account wait. A 429 of
+    # the per-address limit gets its Retry-After from webapp/error_pages.py instead.
+    RATELIMIT_HEADERS_ENABLED = False
+    # Per account and client address (webapp/auth/throttle.py): from the
+    # LOGIN_BACKOFF_AFTER-th consecutive failure on, each failure locks that pair for
+    # BASE * 2**(n - AFTER) seconds, at most MAX; a success clears it.
+    LOGIN_BACKOFF_AFTER = _env_int("LOYALTY_LOGIN_BACKOFF_AFTER", 5)
+    LOGIN_BACKOFF_BASE_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_BASE_SECONDS", 2)
+    LOGIN_BACKOFF_MAX_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_MAX_SECONDS", 300)
     REVERSAL_WINDOW = timedelta(minutes=_env_int("LOYALTY_REVERSAL_WINDOW_MINUTES", 60 * 24))
     STATIC_REDEEM_NEEDS_CONFIRMATION = _env_bool("LOYALTY_STATIC_REDEEM_CONFIRM", True)
+    # "USD=500,INR=40000" overrides single currencies; the others keep their default.
+    MAX_PURCHASE: ClassVar[dict[str, str]] = {
+        **DEFAULT_MAX_PURCHASE, **parse_amounts(_env("LOYALTY_MAX_PURCHASE"))}
     FAMILY_LIMIT = 4
     LOAD_DEMO_DATA = False
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session cookie
@@ -117,6 +168,17 @@ class Config:
             raise RuntimeError("JWT_ACTIVE_KID must name one of JWT_KEYS")
         if any(len(secret) < 32 for secret in values["JWT_KEYS"].values()):
             raise RuntimeError("every JWT key must be at least 32 characters")
+        if not values.get("RATELIMIT_STORAGE_URI"):
+            raise RuntimeError(
+                "set LOYALTY_RATELIMIT_STORAGE_URI: redis://HOST:6379/0, the region's limiter "
+                "store shared by every worker (memory:// only for a single process)")
+        from webapp.money import AmountError, to_minor
+
+        for currency, amount in values.get("MAX_PURCHASE", {}).items():
+            try:
+                to_minor(amount, currency)
+            except AmountError as error:
+                raise RuntimeError(f"LOYALTY_MAX_PURCHASE {currency}={amount}: {error}") from None
 
 
 class DemoConfig(Config):
@@ -126,6 +188,8 @@ class DemoConfig(Config):
     HTTPS = _env_bool("LOYALTY_HTTPS", False)
     LOAD_DEMO_DATA = True
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "30 per minute")
+    # One process (make run): its memory is the shared store.
+    RATELIMIT_STORAGE_URI = _env("LOYALTY_RATELIMIT_STORAGE_URI", "memory://")
 
 
 class TestConfig(Config):
@@ -139,6 +203,7 @@ class TestConfig(Config):
     CLUSTER = None
     SCHEMA_DATABASE_URL = None
     LOGIN_RATE_LIMIT = "1000 per minute"
+    RATELIMIT_STORAGE_URI = "memory://"
     HEALTH_CHECK_INTERVAL = 0.2
 
 

@@ -31,7 +31,8 @@ from webapp.ledger.services import KEY_MAX_LENGTH, MAX_REDEEM_COINS
 # Ids are BIGINT: anything larger can't exist, and SQLite would overflow binding it.
 MAX_ID = 2**63 - 1
 PAGE_LIMIT_MAX = 100
-# The client's key is stored as "api:<staff id>:<key>", which must fit the ledger column.
+# The client's key is stored scoped per staff member, "api:<staff id>:<key>" (the same
+# for the till's forms; webapp.staff.services.scoped_key), which must fit the ledger column.
 IDEMPOTENCY_KEY_MAX = 64
 IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,64}$"  # visible ASCII: safe in a header and a log line
 assert IDEMPOTENCY_KEY_MAX + len(f"api:{MAX_ID}:") <= KEY_MAX_LENGTH
@@ -95,7 +96,9 @@ CardText = Annotated[
 StoreCode = Annotated[
     str,
     Field(min_length=1, max_length=20, pattern="^[A-Z0-9-]+$",
-          description="A store code; defaults to the staff account's home store.",
+          description="The staff account's home store, which is also the default. A "
+                      "barista naming any other store gets 403 (`store-not-allowed`) and "
+                      "nothing is booked; an admin may name any store.",
           examples=["IE-DUB-01"]),
 ]
 
@@ -243,6 +246,28 @@ class RedeemRequest(Request):
         description="Redeeming by the static card number (not the rotating code) needs the "
                     "barista's confirmation that they checked the customer.")
     store: StoreCode | None = None
+
+
+class LookupRequest(Request):
+    card: CardText
+
+
+class CardLookup(BaseModel):
+    """A scanned card as the till shows it: never the full number or the holder's
+    surname."""
+
+    first_name: str
+    card_last4: str = Field(pattern="^[0-9]{4}$")
+    balance: int = Field(description="The wallet's balance, shared by the family.")
+    live_code: bool = Field(description="Scanned as a live rotating code, not a typed number "
+                                        "(a redemption by number needs `confirm_static`).")
+    own_wallet: bool = Field(description="The card is on the caller's own wallet: the caller "
+                                         "may not book on it (403); a colleague must.")
+
+    @classmethod
+    def of(cls, card: Any) -> CardLookup:
+        return cls(first_name=card.first_name, card_last4=card.last4, balance=card.balance,
+                   live_code=card.rotating, own_wallet=card.own_wallet)
 
 
 class TransactionRequest(RootModel[Annotated[EarnRequest | RedeemRequest,

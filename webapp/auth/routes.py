@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, request, url_for
+from flask import redirect, request, url_for
 
-from webapp.errors import EmailTaken, InvalidCredentials
-from webapp.extensions import limiter
+from webapp.errors import EmailTaken, InvalidCredentials, TooManyAttempts
 from webapp.pages import render_page
 
-from . import bp, services, tokens
+from . import bp, services, throttle, tokens
 from .forms import LoginForm, RegisterForm
 from .session import REFRESH_COOKIE, clear_session_cookies, current_principal, set_session_cookies
-
-
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
 
 
 def _safe_next(target: str | None) -> str:
@@ -34,13 +29,17 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@throttle.sign_in_limited
 def login():
     form = LoginForm()
     error = None
     if form.validate_on_submit():
         try:
-            account = services.authenticate(form.email.data, form.password.data)
+            account = services.authenticate(form.email.data, form.password.data,
+                                            client=throttle.client())
+        except TooManyAttempts as exc:  # the form again, saying how long to wait
+            return render_page("auth/login.html", form=form, error=exc.detail), 429, {
+                "Retry-After": str(exc.retry_after)}
         except InvalidCredentials as exc:  # a database outage stays a 503, not a 401
             error = exc.detail
         else:
@@ -55,7 +54,7 @@ def login():
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@throttle.sign_up_limited
 def register():
     form = RegisterForm()
     error = None

@@ -10,10 +10,11 @@ from sqlalchemy import exc as sa_exc
 
 from webapp.card.numbers import new_card_number, new_code_secret
 from webapp.clock import utcnow
+from webapp.database import after_unknown_commit
 from webapp.errors import EmailTaken, InvalidCredentials
 from webapp.extensions import db
 
-from . import queries
+from . import queries, throttle
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended cost
 
@@ -33,6 +34,11 @@ def register(*, name: str, email: str, password: str, region: str, role: str = "
     password_hash = hasher.hash(password)
 
     def create(conn):
+        if after_unknown_commit(conn):
+            # The hash has a fresh random salt: only this call's own row carries it.
+            existing = queries.account_by_email(conn, email)
+            if existing is not None and existing["password_hash"] == password_hash:
+                return existing
         now = utcnow()
         account_id = queries.insert_account(
             conn, email=email, name=name, password_hash=password_hash, home_region=region,
@@ -46,7 +52,9 @@ def register(*, name: str, email: str, password: str, region: str, role: str = "
         return queries.account_by_id(conn, account_id)
 
     try:
-        return db.write(create, name="account.register")
+        # Idempotent: a second run recognises its own row (above), so a lost COMMIT
+        # answer never turns into "this email is taken".
+        return db.write(create, name="account.register", idempotent=True)
     except sa_exc.IntegrityError as error:
         if db.read(lambda conn: queries.account_by_email(conn, email), name="account.email"):
             raise EmailTaken(
@@ -56,9 +64,22 @@ def register(*, name: str, email: str, password: str, region: str, role: str = "
         raise
 
 
-def authenticate(email: str, password: str) -> dict:
-    """Returns the account or raises one generic :class:`InvalidCredentials`."""
+def authenticate(email: str, password: str, *, client: str) -> dict:
+    """Returns the account or raises one generic :class:`InvalidCredentials`, or
+    :class:`TooManyAttempts` while ``email`` is locked for the ``client`` address after
+    repeated failures (see :mod:`webapp.auth.throttle`)."""
     email = email.strip().lower()
+    throttle.check(email, client)
+    try:
+        account = _verify(email, password)
+    except InvalidCredentials:
+        throttle.failed(email, client)
+        raise
+    throttle.succeeded(email, client)
+    return account
+
+
+def _verify(email: str, password: str) -> dict:
     account = db.read(lambda conn: queries.account_by_email(conn, email), name="account.login")
     if account is not None and account["email"] != email:
         # MariaDB/MySQL collations ignore accents and control characters, so the query

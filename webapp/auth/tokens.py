@@ -23,6 +23,7 @@ import jwt
 from flask import current_app
 
 from webapp.clock import utcnow
+from webapp.database import after_unknown_commit
 from webapp.errors import Unauthorized
 from webapp.extensions import db
 
@@ -144,10 +145,14 @@ def issue_token_pair(account: dict) -> TokenPair:
     access, expires_in = issue_access_token(account["id"], account["role"], account["name"])
     refresh = secrets.token_urlsafe(32)
     family_id = secrets.token_hex(16)
-    db.write(
-        lambda conn: _store_refresh_token(conn, refresh, account["id"], family_id),
-        name="refresh.issue",
-    )
+
+    def store(conn) -> None:
+        if after_unknown_commit(conn) and queries.refresh_token_by_hash(conn, _hash(refresh)):
+            return  # stored by the attempt whose COMMIT answer was lost
+        _store_refresh_token(conn, refresh, account["id"], family_id)
+
+    # Idempotent: the token is random to this call, so finding it means we stored it.
+    db.write(store, name="refresh.issue", idempotent=True)
     return TokenPair(access, refresh, expires_in)
 
 
@@ -181,6 +186,11 @@ def rotate(refresh_token: str) -> TokenPair:
             # Spent and replaced in one transaction: a crash can't strand the user.
             _store_refresh_token(conn, successor, row["account_id"], row["family_id"])
             return row, "rotated"
+        if queries.refresh_token_by_hash(conn, _hash(successor)) is not None:
+            # Our own successor, random to this call: an earlier attempt spent the token
+            # and its COMMIT's answer was lost. Not "grace" (no new token, so the client
+            # would keep the spent one and later be logged out as a token thief).
+            return row, "rotated"
         if row["revoked_at"] is not None or row["expires_at"] <= now:
             return row, "dead"
         if row["used_at"] is not None and now - row["used_at"] <= REUSE_GRACE:
@@ -188,7 +198,8 @@ def rotate(refresh_token: str) -> TokenPair:
         queries.revoke_token_family(conn, row["family_id"], now)
         return row, "reused"
 
-    row, outcome = db.write(spend, name="refresh.rotate")
+    # Idempotent: a second run recognises its own successor (above).
+    row, outcome = db.write(spend, name="refresh.rotate", idempotent=True)
     if outcome == "reused":
         current_app.logger.warning("refresh token reuse: family %s revoked", row["family_id"])
     if outcome not in ("rotated", "grace"):
@@ -209,4 +220,5 @@ def revoke(refresh_token: str) -> None:
         if row is not None:
             queries.revoke_token_family(conn, row["family_id"], utcnow())
 
-    db.write(revoke_family, name="refresh.revoke")
+    # Idempotent: revoking an already revoked family changes nothing.
+    db.write(revoke_family, name="refresh.revoke", idempotent=True)

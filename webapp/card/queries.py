@@ -60,6 +60,24 @@ def recent_activity(conn: Connection, wallet_id: int, limit: int) -> list[dict[s
     return [dict(row) for row in rows]
 
 
+def card_by_request(conn: Connection, account_id: int, request_id: str) -> dict[str, Any] | None:
+    """The card a family add with this request id created, if any (removed ones too)."""
+    row = conn.execute(
+        select(cards).where(cards.c.account_id == account_id, cards.c.request_id == request_id)
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def card_was_retired(conn: Connection, account_id: int, card_id: int) -> bool:
+    row = conn.execute(
+        select(cards.c.id).where(
+            cards.c.id == card_id, cards.c.account_id == account_id, cards.c.slot.is_(None),
+            cards.c.removed_at.is_not(None),
+        )
+    ).first()
+    return row is not None
+
+
 def insert_family_card(conn: Connection, **values: Any) -> int:
     return conn.execute(insert(cards).values(**values)).inserted_primary_key[0]
 

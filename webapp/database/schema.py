@@ -83,6 +83,11 @@ cards = Table(
     Column("code_secret", String(64), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("removed_at", Timestamp, nullable=True),
+    # The client's id for the request that added a family card (form field or the API's
+    # Idempotency-Key), else one the server made for that call: running the add again
+    # after a lost COMMIT answer, or sending it again, finds this card instead of adding
+    # a second one. NULL for holders' cards.
+    Column("request_id", String(64), nullable=True),
     UniqueConstraint("account_id", "slot"),
     CheckConstraint("slot IS NULL OR (slot >= 0 AND slot <= 4)", name="slot_range"),
 )
@@ -149,6 +154,7 @@ refresh_tokens = Table(
 )
 
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
+Index("uq_cards_account_request", cards.c.account_id, cards.c.request_id, unique=True)
 
 # Tables that only ever grow: coins move by appending rows, never by changing or
 # removing one. The application's database account may only INSERT and SELECT on them

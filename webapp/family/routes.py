@@ -6,17 +6,17 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, url_for
 
 from webapp.auth.session import current_principal, login_required
-from webapp.errors import AppError
+from webapp.errors import AppError, OutcomeUnknown
 from webapp.pages import is_htmx_partial_request, render_page
 
 from . import bp, services
-from .forms import MemberForm
+from .forms import AddMemberForm, MemberForm
 
 # Ids are BIGINT: a longer number in the URL is a 404, not an overflow in the driver.
 MEMBER_ID = "<int(max=9223372036854775807):card_id>"
 
 
-def _family_page(form: MemberForm | None = None, *, error: str | None = None,
+def _family_page(form: AddMemberForm | None = None, *, error: str | None = None,
                  status: int = 200, edit_forms: dict | None = None):
     account_id = current_principal().account_id
     members = services.members(account_id)
@@ -25,7 +25,7 @@ def _family_page(form: MemberForm | None = None, *, error: str | None = None,
     forms.update(edit_forms or {})
     body = render_page(
         "family/family.html", partial="family_list", members=members,
-        form=form or MemberForm(formdata=None), edit_forms=forms, error=error,
+        form=form or AddMemberForm(formdata=None), edit_forms=forms, error=error,
         limit=current_app.config["FAMILY_LIMIT"],
     )
     return body, status
@@ -48,14 +48,20 @@ def show():
 @bp.route("/family", methods=["POST"])
 @login_required
 def add():
-    form = MemberForm()
+    form = AddMemberForm()
     if not form.validate():
         return _family_page(form, status=422)
     try:
-        card = services.add(current_principal().account_id, form.name.data, form.birthday.data)
+        added = services.add(current_principal().account_id, form.name.data,
+                             form.birthday.data, request_id=form.request_id.data)
+    except OutcomeUnknown as error:
+        # The form keeps its request id, so pressing Add again cannot add a second one.
+        message = (f"We couldn't confirm that {form.name.data} was added. Press "
+                   "Add member again: they will not be added twice.")
+        return _family_page(form, error=message, status=error.status)
     except AppError as error:
         return _family_page(form, error=error.detail, status=error.status)
-    return _done(f"{card['display_name']} now has a card.")
+    return _done(f"{added.card['display_name']} now has a card.")
 
 
 @bp.route(f"/family/{MEMBER_ID}", methods=["POST"])
