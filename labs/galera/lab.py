@@ -114,8 +114,10 @@ class GaleraLab(StartStop):
     a long GC-like stall) finds its group connections closed and needs about a second to
     reconnect; with 1 s it suspects the healthy nodes meanwhile, its join messages split
     them, and both survivors fell to one-node non-Primary views for 0.3-0.9 s on every
-    resume (measured: 4 of 4 with 1 s, 0 of 14 with 1.5 s and 3 s inactive, 0 of 4 with
-    1.25 s). docs/database.md has the numbers and what production should use.
+    resume (4 of 4 long freezes with 1 s; 0 of 11 with 1.5 s / 3 s). A freeze that ends
+    while the others are still evicting the node (1.4-2.5 s here) can still cost them the
+    Primary component for 0.3-1.4 s whatever the timeouts; the app waits that out
+    (DB_QUORUM_GRACE). docs/database.md has the numbers and what production should use.
     """
 
     def __init__(
