@@ -41,11 +41,11 @@ test-fast: ## SQLite-only tests, no lab, no browser
 
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check webapp db tests e2e
+	$(BIN)/ruff format --check webapp db labs/galera labs/proc.py tests e2e
 
 format:
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format webapp db tests e2e
+	$(BIN)/ruff format webapp db labs/galera labs/proc.py tests e2e
 
 lab: venv  ## a 3-node Galera cluster on localhost until Ctrl-C
 	$(BIN)/python -m labs.galera up
@@ -55,7 +55,7 @@ clean:
 
 .PHONY: regions
 regions: dev-venv  ## three regions in network namespaces over a delayed WAN: latency, partitions, region loss (root, ~5.5 min)
-	$(BIN)/python -m pytest tests/test_regions.py -m regions -v; \
+	$(BIN)/python -m pytest tests/cluster/test_regions.py -m regions -v; \
 	status=$$?; cat reports/regions/summary.md 2>/dev/null; exit $$status
 
 .PHONY: jmeter bench audit

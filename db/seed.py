@@ -50,7 +50,7 @@ def seed_demo() -> str:
                 idempotency_key="demo-seed-2", staff_id=None)
     ledger.redeem(card=holder, store_code="IN-BLR-01", coins=5, idempotency_key="demo-seed-3",
                   staff_id=None, confirmed=True)
-    return "demo data loaded: demo@example.com / demo-password-1 (+ barista.us/.ie/.in)"
+    return f"demo data loaded: demo@example.com / {DEMO_PASSWORD} (+ barista.us/.ie/.in)"
 
 
 def _holder_number(conn, account_id: int) -> str:

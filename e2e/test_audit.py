@@ -116,3 +116,27 @@ def _demo_card_number(app) -> str:
     with app.app_context():
         account = db.read(lambda c: account_by_email(c, "demo@example.com"), name="audit")
         return db.read(lambda c: active_cards(c, account["id"])[0]["number"], name="audit")
+
+
+def test_account_pages(audited: Page):
+    login(audited, "demo@example.com")
+    audited.goto("/account")
+    assert violations(audited) == []
+    audited.get_by_role("button", name="Change password").click()  # fields in error
+    audited.wait_for_selector("#current_password-error")
+    assert violations(audited) == []
+    audited.goto("/account/delete")
+    assert violations(audited) == []
+
+
+def test_recovery_pages(audited: Page):
+    audited.goto("/password/forgot")
+    assert violations(audited) == []
+    audited.fill("#email", "demo@example.com")
+    audited.get_by_role("button", name="Send the link").click()
+    audited.wait_for_url("**/password/forgot/sent")
+    assert violations(audited) == []
+    audited.goto("/demo/outbox")
+    assert violations(audited) == []
+    audited.goto("/password/reset/" + "x" * 43)  # a link that is not valid
+    assert violations(audited) == []

@@ -65,9 +65,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp import api, auth, card, family, health, pwa, till
+    from webapp import account, api, auth, card, family, health, mail, passkeys, pwa, till
 
-    for blueprint in (auth.bp, card.bp, family.bp, till.bp, pwa.bp, health.bp):
+    for blueprint in (auth.bp, card.bp, family.bp, till.bp, pwa.bp, health.bp, account.bp,
+                      passkeys.bp, mail.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
 

@@ -13,7 +13,16 @@ from typing import ClassVar
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-REGIONS = ("us", "ie", "in")
+# The regions the product runs in, with the names people see. Everything that lists
+# regions (sign-up, the API, the CLI, the labs) reads them from here.
+REGION_NAMES = {"us": "United States", "ie": "Ireland", "in": "India"}
+REGIONS = tuple(REGION_NAMES)
+
+# Family cards the database can hold per account (slots 1..FAMILY_SLOTS; slot 0 is the
+# holder's own card): the cards table's CHECK is built from it. FAMILY_LIMIT, what the
+# app lets people add, may be lower and never higher (Config.check refuses that), so
+# raising the limit beyond this needs a migration first.
+FAMILY_SLOTS = 4
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -139,8 +148,43 @@ class Config:
     # "USD=500,INR=40000" overrides single currencies; the others keep their default.
     MAX_PURCHASE: ClassVar[dict[str, str]] = {
         **DEFAULT_MAX_PURCHASE, **parse_amounts(_env("LOYALTY_MAX_PURCHASE"))}
-    FAMILY_LIMIT = 4
+    FAMILY_LIMIT = FAMILY_SLOTS
     LOAD_DEMO_DATA = False
+
+    # Accounts (webapp/auth, webapp/account). Links in mail are built from this URL,
+    # never from the request's Host header (a forged Host would mail out a phishing link).
+    PUBLIC_BASE_URL = _env("LOYALTY_PUBLIC_BASE_URL")
+    VERIFY_TOKEN_TTL = timedelta(hours=_env_int("LOYALTY_VERIFY_TOKEN_HOURS", 48))
+    RESET_TOKEN_TTL = timedelta(minutes=30)
+    EMAIL_CHANGE_TOKEN_TTL = timedelta(hours=_env_int("LOYALTY_EMAIL_CHANGE_TOKEN_HOURS", 24))
+    # Unverified accounts are deleted this long after registering (flask accounts cleanup).
+    UNVERIFIED_ACCOUNT_TTL = timedelta(days=_env_int("LOYALTY_UNVERIFIED_ACCOUNT_DAYS", 7))
+    # Per email address (registration, password reset), on top of the per-client limit.
+    ADDRESS_RATE_LIMIT = _env("LOYALTY_ADDRESS_RATE_LIMIT", "5 per hour")
+    # Passkeys: the relying party is the site's registrable domain; the origin is where
+    # the pages are served. Both default to PUBLIC_BASE_URL's.
+    WEBAUTHN_RP_ID = _env("LOYALTY_WEBAUTHN_RP_ID")
+    WEBAUTHN_ORIGIN = _env("LOYALTY_WEBAUTHN_ORIGIN")
+    WEBAUTHN_RP_NAME = _env("LOYALTY_WEBAUTHN_RP_NAME", "Loyalty Card")
+    WEBAUTHN_CHALLENGE_TTL = timedelta(seconds=_env_int("LOYALTY_WEBAUTHN_CHALLENGE_SECONDS", 120))
+
+    # Mail (webapp/mail). "smtp" sends from the outbox over SMTP (flask mail send);
+    # "outbox" keeps mail in the outbox, logs it and shows it at /demo/outbox (demo only).
+    MAIL_BACKEND = _env("LOYALTY_MAIL_BACKEND", "smtp")
+    MAIL_SERVER = _env("LOYALTY_MAIL_SERVER", "localhost")
+    MAIL_PORT = _env_int("LOYALTY_MAIL_PORT", 587)
+    # starttls | ssl (implicit TLS, port 465) | none (a relay on localhost only)
+    MAIL_SECURITY = _env("LOYALTY_MAIL_SECURITY", "starttls")
+    MAIL_USERNAME = _env("LOYALTY_MAIL_USERNAME")
+    MAIL_PASSWORD = _env("LOYALTY_MAIL_PASSWORD")
+    # A CA bundle to trust instead of the system's (a private relay's certificate).
+    MAIL_CA_FILE = _env("LOYALTY_MAIL_CA_FILE")
+    MAIL_SENDER = _env("LOYALTY_MAIL_SENDER", "Loyalty Card <no-reply@loyalty.example>")
+    MAIL_TIMEOUT = float(_env("LOYALTY_MAIL_TIMEOUT", "10"))
+    # A message that fails this often is given up (and stays in the outbox with its error).
+    MAIL_MAX_ATTEMPTS = _env_int("LOYALTY_MAIL_MAX_ATTEMPTS", 12)
+    # Delivered mail (bodies already blanked) is deleted after this (flask accounts cleanup).
+    MAIL_RETENTION = timedelta(days=_env_int("LOYALTY_MAIL_RETENTION_DAYS", 7))
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session cookie
     MAX_CONTENT_LENGTH = 64 * 1024
     SEND_FILE_MAX_AGE_DEFAULT = timedelta(days=365)  # static URLs are cache-busted
@@ -160,7 +204,8 @@ class Config:
 
     @classmethod
     def check(cls, values: dict) -> None:
-        """Refuse to start without real secrets rather than run with guessable ones."""
+        """Refuse to start without real secrets rather than run with guessable ones, or
+        with a family limit the database cannot hold."""
         missing = [k for k in ("SECRET_KEY", "JWT_KEYS", "JWT_ACTIVE_KID") if not values.get(k)]
         if missing:
             raise RuntimeError(f"missing required settings: {', '.join(missing)}")
@@ -179,6 +224,11 @@ class Config:
                 to_minor(amount, currency)
             except AmountError as error:
                 raise RuntimeError(f"LOYALTY_MAX_PURCHASE {currency}={amount}: {error}") from None
+        limit = values.get("FAMILY_LIMIT")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= FAMILY_SLOTS:
+            raise RuntimeError(
+                f"FAMILY_LIMIT must be a whole number from 0 to {FAMILY_SLOTS}, the family "
+                f"slots the database holds (not {limit!r}); more needs a migration first")
 
 
 class DemoConfig(Config):
@@ -190,6 +240,9 @@ class DemoConfig(Config):
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "30 per minute")
     # One process (make run): its memory is the shared store.
     RATELIMIT_STORAGE_URI = _env("LOYALTY_RATELIMIT_STORAGE_URI", "memory://")
+    # make run has no mail server: mail stays in the outbox, shown at /demo/outbox.
+    MAIL_BACKEND = _env("LOYALTY_MAIL_BACKEND", "outbox")
+    PUBLIC_BASE_URL = _env("LOYALTY_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 
 class TestConfig(Config):
@@ -204,7 +257,10 @@ class TestConfig(Config):
     SCHEMA_DATABASE_URL = None
     LOGIN_RATE_LIMIT = "1000 per minute"
     RATELIMIT_STORAGE_URI = "memory://"
+    ADDRESS_RATE_LIMIT = "1000 per minute"
     HEALTH_CHECK_INTERVAL = 0.2
+    PUBLIC_BASE_URL = "http://localhost"
+    MAIL_SECURITY = "none"
 
 
 PROFILES = {"production": Config, "demo": DemoConfig, "test": TestConfig}

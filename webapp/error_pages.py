@@ -10,7 +10,7 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from webapp.errors import AppError, OutcomeUnknown, ServiceUnavailable, TooManyAttempts
+from webapp.errors import AppError, BadLink, OutcomeUnknown, ServiceUnavailable, TooManyAttempts
 from webapp.extensions import limiter
 from webapp.problems import problem_response
 
@@ -38,9 +38,10 @@ def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
-def _page(status: int, message: str, headers: dict | None = None):
-    return render_template("errors/error.html", status=status, message=message), status, (
-        headers or {})
+def _page(status: int, message: str, headers: dict | None = None, *, title: str | None = None,
+          action: str | None = None, action_label: str | None = None):
+    return render_template("errors/error.html", status=status, message=message, title=title,
+                           action=action, action_label=action_label), status, (headers or {})
 
 
 def _limit_retry_after() -> int:
@@ -71,6 +72,10 @@ def init_app(app: Flask) -> None:
             message = FRIENDLY[503]
         else:
             message = error.detail
+        if isinstance(error, BadLink):
+            return _page(error.status, message, headers, title=error.title,
+                         action=error.extra.get("action"),
+                         action_label=error.extra.get("action_label"))
         return _page(error.status, message, headers)
 
     @app.errorhandler(CSRFError)

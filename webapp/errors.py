@@ -154,3 +154,42 @@ class OutcomeUnknown(ServiceUnavailable):
 
     slug = "outcome-unknown"
     title = "Outcome unknown: retry with the same Idempotency-Key"
+
+
+class BadLink(AppError):
+    """A mailed link that can't be used. Each reason has its own words, and the page
+    says what to do next (``action``/``action_label``)."""
+
+    status = 400
+    slug = "bad-link"
+    title = "This link can't be used"
+
+
+class LinkInvalid(BadLink):
+    status = 404
+    slug = "link-invalid"
+    title = "This link is not valid"
+
+
+class LinkExpired(BadLink):
+    status = 410
+    slug = "link-expired"
+    title = "This link has expired"
+
+
+class LinkUsed(BadLink):
+    status = 410
+    slug = "link-used"
+    title = "This link was already used"
+
+
+class LinkReplaced(BadLink):
+    status = 410
+    slug = "link-replaced"
+    title = "A newer link replaced this one"
+
+
+class LinkOtherAccount(BadLink):
+    status = 403
+    slug = "link-other-account"
+    title = "This link belongs to another account"

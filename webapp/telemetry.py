@@ -119,7 +119,7 @@ def init_app(app: Flask) -> None:
     if not instrumentor.is_instrumented_by_opentelemetry:
         # Wraps sqlalchemy.create_engine for the whole process. The package declares
         # SQLAlchemy < 2.1 but only uses engine events, which 2.1 keeps;
-        # tests/test_telemetry.py proves the hooks are attached.
+        # tests/app/test_telemetry.py proves the hooks are attached.
         instrumentor.instrument(enable_commenter=False, skip_dep_check=True)
     _configure_logging(app)
 

@@ -32,6 +32,7 @@ def authenticate(access: Access) -> Principal | None:
         raise Unauthorized("Send an access token: 'Authorization: Bearer <token>'.")
     try:
         principal = tokens.decode_access_token(token)
+        tokens.ensure_live(principal)
     except Unauthorized:
         g.api_token_error = INVALID_TOKEN
         raise

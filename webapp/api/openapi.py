@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from webapp.errors import AppError, NotFound, ValidationFailed
+from webapp.extensions import limiter
 from webapp.problems import PROBLEM_BASE
 
 from . import schemas
@@ -48,6 +49,8 @@ class Operation:
     # A Flask-Limiter decorator, e.g. webapp.auth.throttle.sign_in_limited: its bucket is
     # shared with the page that does the same thing.
     rate_limit: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
+    # A second limit keyed by the email address in the body (registration).
+    address_rate_limit: Callable[[], str] | None = None
     uses_database: bool = True
     description: str = ""
 
@@ -61,7 +64,7 @@ class Operation:
             statuses.add(400)
         if self.body is not None or self.query is not None or self.idempotent:
             statuses.add(422)
-        if self.rate_limit is not None:
+        if self.rate_limit is not None or self.address_rate_limit is not None:
             statuses.add(429)
         if self.uses_database:
             statuses.add(503)
@@ -88,6 +91,11 @@ def operation(**declaration: Any) -> Callable[[Callable[..., Reply]], Callable[.
         handle.api_operation = op  # type: ignore[attr-defined]
         if op.rate_limit is not None:
             handle = op.rate_limit(handle)
+            handle.api_operation = op  # type: ignore[attr-defined]
+        if op.address_rate_limit is not None:
+            from webapp.auth.limits import address_key
+
+            handle = limiter.limit(op.address_rate_limit, key_func=address_key)(handle)
             handle.api_operation = op  # type: ignore[attr-defined]
         return handle
 

@@ -10,6 +10,7 @@ from flask import current_app
 from webapp import staff
 from webapp.auth import services as accounts
 from webapp.auth import throttle, tokens
+from webapp.auth.limits import address_limit
 from webapp.card import services as cards
 from webapp.errors import NotFound, Unauthorized
 from webapp.family import services as family
@@ -34,8 +35,8 @@ from .schemas import (
     OpenApiDocument,
     Receipt,
     RefreshRequest,
-    Registered,
     RegisterRequest,
+    RegistrationAccepted,
     Store,
     StoreList,
     TokenRequest,
@@ -43,6 +44,9 @@ from .schemas import (
     TransactionPage,
     TransactionRequest,
 )
+
+REGISTRATION_ACCEPTED = ("We have sent a message to the address you gave. Open the link in it "
+                         "to finish.")
 
 
 @bp.after_request
@@ -61,14 +65,20 @@ def _tokens(pair: tokens.TokenPair) -> dict:
 
 
 @bp.post("/auth/register")
-@operation(summary="Create a customer account (and sign in)", tag="auth", access="public",
-           body=RegisterRequest, responses={201: Registered}, problems=(409,),
-           rate_limit=throttle.sign_up_limited)
+@operation(summary="Register a customer account (the address is verified by mail)",
+           tag="auth", access="public", body=RegisterRequest,
+           responses={202: RegistrationAccepted}, rate_limit=throttle.sign_up_limited,
+           address_rate_limit=address_limit,
+           description="Always 202 with the same body, whether or not the address already "
+                       "has an account, so it reveals no one's address. The address's owner "
+                       "gets a mail: a link that verifies the address (then sign in with "
+                       "`/auth/token`), or a note that they already have an account. Until "
+                       "the address is verified, `/auth/token` answers 401 as for a wrong "
+                       "password.")
 def register(body: RegisterRequest):
-    account = accounts.register(name=body.name, email=body.email, password=body.password,
+    accounts.start_registration(name=body.name, email=body.email, password=body.password,
                                 region=body.region)
-    pair = tokens.issue_token_pair(account)
-    return Registered(account=Account.of(account), **_tokens(pair)), 201
+    return RegistrationAccepted(detail=REGISTRATION_ACCEPTED), 202
 
 
 @bp.post("/auth/token")

@@ -24,7 +24,7 @@ from pydantic import (
 from webapp import money
 from webapp.auth.forms import NAME_PATTERN
 from webapp.clock import utcnow
-from webapp.config import REGIONS
+from webapp.config import FAMILY_SLOTS, REGIONS
 from webapp.errors import AppError, ValidationFailed
 from webapp.ledger.services import KEY_MAX_LENGTH, MAX_REDEEM_COINS
 
@@ -148,8 +148,12 @@ class Account(BaseModel):
                    home_region=row["home_region"])
 
 
-class Registered(TokenResponse):
-    account: Account
+class RegistrationAccepted(BaseModel):
+    """The one answer to a registration, whether or not the address had an account."""
+
+    status: Literal["check-your-inbox"] = "check-your-inbox"
+    detail: str = Field(examples=["We have sent a message to the address you gave. Open the "
+                                  "link in it to finish."])
 
 
 # -- cards and family ---------------------------------------------------------------
@@ -159,7 +163,7 @@ class FamilyMember(BaseModel):
     id: int
     number: str
     display_name: str
-    slot: int = Field(ge=1, le=4)
+    slot: int = Field(ge=1, le=FAMILY_SLOTS)
     birthday: date | None
 
     @classmethod
@@ -169,7 +173,7 @@ class FamilyMember(BaseModel):
 
 
 class Card(FamilyMember):
-    slot: int = Field(ge=0, le=4, description="0 is the account holder's own card.")
+    slot: int = Field(ge=0, le=FAMILY_SLOTS, description="0 is the account holder's own card.")
     code_secret: str = Field(
         description="Base32 secret for the rotating QR code (RFC 6238: SHA-1, 30 s, 6 digits; "
                     "payload LC1.<number>.<code>), so the card works offline.")
@@ -318,7 +322,7 @@ class EntryCard(BaseModel):
 
 class LedgerEntry(BaseModel):
     id: int
-    kind: Literal["earn", "redeem", "reversal", "adjustment"]
+    kind: Literal["earn", "redeem", "reversal", "adjustment", "erasure"]
     coins: int = Field(description="Signed: positive added to the wallet, negative taken.")
     balance_after: int
     card: EntryCard | None

@@ -40,10 +40,17 @@ def _load_principal() -> None:
     access = request.cookies.get(ACCESS_COOKIE)
     if access:
         try:
-            g.principal = tokens.decode_access_token(access)
-            return
+            principal = tokens.decode_access_token(access)
         except Unauthorized:
             pass
+        else:
+            try:
+                tokens.ensure_live(principal)
+            except Unauthorized:  # signed out from another device: so is its refresh token
+                g.clear_session_cookies = True
+                return
+            g.principal = principal
+            return
     refresh = request.cookies.get(REFRESH_COOKIE)
     if refresh:
         try:

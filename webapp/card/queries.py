@@ -85,21 +85,20 @@ def insert_family_card(conn: Connection, **values: Any) -> int:
 def rename_family_card(
     conn: Connection, account_id: int, card_id: int, name: str, birthday: date | None
 ) -> bool:
-    result = conn.execute(
-        update(cards)
-        .where(cards.c.id == card_id, cards.c.account_id == account_id, ACTIVE,
-               cards.c.slot > 0)
-        .values(display_name=name, birthday=birthday)
-    )
-    return result.rowcount == 1
+    return _update_family_card(conn, account_id, card_id, display_name=name, birthday=birthday)
 
 
 def retire_family_card(conn: Connection, account_id: int, card_id: int, now: datetime) -> bool:
     """Frees the slot but keeps the row: the ledger's history still names the card."""
+    return _update_family_card(conn, account_id, card_id, slot=None, removed_at=now)
+
+
+def _update_family_card(conn: Connection, account_id: int, card_id: int, **values: Any) -> bool:
+    """Changes one active family card of the account (never the holder's, slot 0)."""
     result = conn.execute(
         update(cards)
         .where(cards.c.id == card_id, cards.c.account_id == account_id, ACTIVE,
                cards.c.slot > 0)
-        .values(slot=None, removed_at=now)
+        .values(**values)
     )
     return result.rowcount == 1

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from flask import make_response, request
+from flask import Blueprint, make_response, request
 
 from webapp.auth.session import current_principal, login_required
 from webapp.pages import render_page
 
-from . import bp, services
+from . import services
 from .numbers import format_card_number
 from .qr import card_qr_svg
+
+bp = Blueprint("card", __name__)
 
 CARD_COOKIE = "card"
 

@@ -3,14 +3,16 @@ without JavaScript the same forms post and redirect."""
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, url_for
+from flask import Blueprint, current_app, flash, redirect, url_for
 
 from webapp.auth.session import current_principal, login_required
 from webapp.errors import AppError, OutcomeUnknown
 from webapp.pages import is_htmx_partial_request, render_page
 
-from . import bp, services
+from . import services
 from .forms import AddMemberForm, MemberForm
+
+bp = Blueprint("family", __name__)
 
 # Ids are BIGINT: a longer number in the URL is a 404, not an overflow in the driver.
 MEMBER_ID = "<int(max=9223372036854775807):card_id>"

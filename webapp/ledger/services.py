@@ -25,6 +25,7 @@ from flask import current_app
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
+from webapp import money
 from webapp.card import codes
 from webapp.clock import utcnow
 from webapp.database import RetryTransaction, after_unknown_commit
@@ -218,6 +219,13 @@ def _store(conn: Connection, store_code: str) -> dict[str, Any]:
     return store
 
 
+def _largest_amount(currency: object) -> str:
+    """MAX_AMOUNT_MINOR for messages: in the currency when it is one we know."""
+    if isinstance(currency, str) and currency in money.CURRENCY_DECIMALS:
+        return money.format_money(MAX_AMOUNT_MINOR, currency)
+    return f"{MAX_AMOUNT_MINOR // 100:,}"
+
+
 def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
          idempotency_key: str, staff_id: int | None,
          legacy_keys: Sequence[str] = ()) -> Receipt:
@@ -225,7 +233,8 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
     key = _check_key(idempotency_key)
     if (not isinstance(amount_minor, int) or isinstance(amount_minor, bool)
             or not 0 < amount_minor <= MAX_AMOUNT_MINOR):
-        raise ValidationFailed({"amount": ["Enter an amount above 0 and at most 1,000,000."]})
+        most = _largest_amount(currency)
+        raise ValidationFailed({"amount": [f"Enter an amount above 0 and at most {most}."]})
     digest = _request_hash(kind="earn", card=card, store=store_code, amount=amount_minor,
                            currency=currency)
     attempts = _Attempts()
@@ -267,7 +276,8 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
     key = _check_key(idempotency_key)
     if (not isinstance(coins, int) or isinstance(coins, bool)
             or not 0 < coins <= MAX_REDEEM_COINS):
-        raise ValidationFailed({"coins": ["Enter whole coins above 0 and at most 1,000,000."]})
+        raise ValidationFailed(
+            {"coins": [f"Enter whole coins above 0 and at most {MAX_REDEEM_COINS:,}."]})
     digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins)
     needs_confirmation = current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]
     attempts = _Attempts()
