@@ -248,7 +248,7 @@ class GaleraLab(StartStop, NodeWaits[int]):
     def pause(self, i: int) -> None:
         """SIGSTOP node ``i``: a gray failure. Its sockets stay open and the kernel still
         accepts connections, but nothing answers: no SQL, no group messages."""
-        node = self._node(i)
+        node = self.node(i)
         if not node.alive or node.proc is None:
             raise LabError(f"node {i} ({node.region}) is not running")
         os.kill(node.proc.pid, signal.SIGSTOP)
@@ -256,7 +256,7 @@ class GaleraLab(StartStop, NodeWaits[int]):
 
     def resume(self, i: int) -> None:
         """SIGCONT a paused node ``i``: it finds itself evicted and rejoins (IST)."""
-        node = self._node(i)
+        node = self.node(i)
         if node.proc is not None and node.alive:
             os.kill(node.proc.pid, signal.SIGCONT)
         node.paused = False
