@@ -58,7 +58,10 @@ regions: dev-venv  ## three regions in network namespaces over a delayed WAN: la
 	$(BIN)/python -m pytest tests/cluster/test_regions.py -m regions -v; \
 	status=$$?; cat reports/regions/summary.md 2>/dev/null; exit $$status
 
-.PHONY: jmeter bench audit
+.PHONY: jmeter bench audit bench-open-cards
+bench-open-cards: dev-venv  ## 1,000 open idle cards polling the live balance: server CPU and req/s (docs/live-balance.md)
+	$(BIN)/python -m bench.open_cards
+
 jmeter: venv  ## JMeter, three regions at once (lab + 3 apps under gunicorn), ~5 min; reports/jmeter/
 	$(BIN)/python -m jmeter.run
 

@@ -202,6 +202,20 @@ class Config:
     COMPRESS_MIN_SIZE = 500
     COMPRESS_STREAMS = False
 
+    # Wallet passes (docs/operations.md, "Wallet passes"). A wallet's button shows only
+    # when all its settings are given; the files are read once at startup.
+    PASS_ORGANIZATION = _env("LOYALTY_PASS_ORGANIZATION", "Loyalty Card")
+    APPLE_PASS_TYPE_ID = _env("LOYALTY_APPLE_PASS_TYPE_ID")  # pass.com.example.loyalty
+    APPLE_TEAM_ID = _env("LOYALTY_APPLE_TEAM_ID")
+    APPLE_PASS_CERT = _env("LOYALTY_APPLE_PASS_CERT")  # path: the Pass Type ID certificate
+    APPLE_PASS_KEY = _env("LOYALTY_APPLE_PASS_KEY")  # path: its private key (PEM)
+    APPLE_PASS_KEY_PASSWORD = _env("LOYALTY_APPLE_PASS_KEY_PASSWORD")
+    APPLE_WWDR_CERT = _env("LOYALTY_APPLE_WWDR_CERT")  # path: Apple's WWDR intermediate
+    GOOGLE_WALLET_ISSUER_ID = _env("LOYALTY_GOOGLE_WALLET_ISSUER_ID")
+    GOOGLE_WALLET_CLASS_SUFFIX = _env("LOYALTY_GOOGLE_WALLET_CLASS_SUFFIX", "loyalty")
+    GOOGLE_WALLET_SERVICE_ACCOUNT = _env("LOYALTY_GOOGLE_WALLET_SERVICE_ACCOUNT")  # JSON key path
+    PASSES_DEMO = False  # set by `make run` with its throwaway keys
+
     @classmethod
     def check(cls, values: dict) -> None:
         """Refuse to start without real secrets rather than run with guessable ones, or

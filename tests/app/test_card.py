@@ -97,7 +97,7 @@ def test_balance_is_the_shared_wallet_and_history_is_newest_first(app, family):
         html = family["client"].get(f"/card?card={family[card]['id']}").get_data(as_text=True)
         assert f'<strong id="balance">{wallet_balance}</strong>' in html
         lines = re.findall(
-            r'<li class="tx tx-(\w+)">\s*<span class="tx-coins">([+-]\d+)</span>\s*'
+            r'<li class="tx tx-(\w+)"[^>]*>\s*<span class="tx-coins">([+-]\d+)</span>\s*'
             r'<span class="tx-what">([^<]+)</span>', html)
         assert [(kind, coins) for kind, coins, _ in lines] == [
             ("redeem", "-5"), ("earn", "+23"), ("earn", "+12")]

@@ -101,6 +101,22 @@ def login_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., An
     return wrapped
 
 
+def owner_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Any]:
+    """Pages that manage the account (the family): not for a family member's own
+    sign-in, which only shows its card."""
+
+    @functools.wraps(view)
+    def wrapped(**kwargs: Any) -> ResponseReturnValue:
+        principal = current_principal()
+        if principal is None:
+            return redirect_to_login()
+        if principal.is_member:
+            raise Forbidden("Only the card's owner can manage the family.")
+        return view(**kwargs)
+
+    return wrapped
+
+
 def staff_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapped(**kwargs: Any) -> ResponseReturnValue:

@@ -50,6 +50,11 @@ class Principal:
     def is_staff(self) -> bool:
         return self.role in ("staff", "admin")
 
+    @property
+    def is_member(self) -> bool:
+        """A family member's own sign-in: sees one card of someone else's wallet."""
+        return self.role == "member"
+
 
 @dataclass(frozen=True)
 class TokenPair:

@@ -63,6 +63,9 @@ accounts = Table(
     Column("email_verified_at", Timestamp, nullable=True),
     # Set when the owner erased the account: its personal fields are blank from then on.
     Column("erased_at", Timestamp, nullable=True),
+    # role "member": a family member's own sign-in, showing only this card of the
+    # owner's wallet; NULL for everyone else and once the owner revoked the access.
+    Column("member_card_id", Id, nullable=True),
 )
 
 wallets = Table(
@@ -238,13 +241,45 @@ webauthn_challenges = Table(
     Column("used_at", Timestamp, nullable=True),
 )
 
+apple_pass_registrations = Table(
+    "apple_pass_registrations",
+    metadata,
+    # A phone that installed a card's Apple Wallet pass and wants to hear when it changes
+    # (Apple's pass web service). The key is the protocol's own: device, pass type, serial.
+    Column("device_id", String(100), primary_key=True),
+    Column("pass_type_id", String(100), primary_key=True),
+    Column("serial", String(20), primary_key=True),
+    Column("card_id", Id, nullable=False, index=True),
+    # Where Apple's push service reaches this device for this pass type.
+    Column("push_token", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# An owner's invitation for a family member to use their card on their own phone: single
+# use, expires, revocable; only the SHA-256 of the token is kept.
+family_invites = Table(
+    "family_invites",
+    metadata,
+    _id(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", Id, nullable=False),  # the owner
+    Column("card_id", Id, nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+    Column("member_account_id", Id, nullable=True),
+)
+
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
 Index("uq_cards_account_request", cards.c.account_id, cards.c.request_id, unique=True)
+Index("uq_accounts_member_card_id", accounts.c.member_card_id, unique=True)
 
 # Tables that only ever grow: coins move by appending rows, never by changing or
 # removing one. The application's database account may only INSERT and SELECT on them
 # (webapp/database/privileges.py grants the rest of the schema in full), and triggers
-# refuse UPDATE and DELETE for every account (migration 0002). A new append-only table
+# refuse UPDATE and DELETE for every account (migration 0002_chaos). A new append-only table
 # (an audit log) joins by adding its name here and a migration calling
 # ``privileges.append_only_triggers`` for it.
 APPEND_ONLY = ("ledger", "used_codes")

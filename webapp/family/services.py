@@ -17,6 +17,8 @@ from webapp.database import RetryTransaction, after_unknown_commit
 from webapp.errors import Conflict, FamilyFull, IdempotencyMismatch, NotFound
 from webapp.extensions import db
 
+from . import invites
+
 
 @dataclass(frozen=True)
 class Added:
@@ -98,6 +100,8 @@ def rename(account_id: int, card_id: int, name: str, birthday: date | None) -> N
 def remove(account_id: int, card_id: int) -> None:
     def work(conn: Connection) -> bool:
         if queries.retire_family_card(conn, account_id, card_id, utcnow()):
+            # Their own phone's sign-in and any open invite go with the card.
+            invites.on_card_removed(conn, card_id)
             return True
         # Already retired: by the attempt whose COMMIT answer was lost, or a 404.
         return after_unknown_commit(conn) and queries.card_was_retired(conn, account_id, card_id)

@@ -6,7 +6,7 @@ schema owner, a console session, a future code path. Same SQL on SQLite, MariaDB
 MySQL: each trigger is one statement.
 
 Revision ID: 0002_chaos
-Revises: 0002_accounts
+Revises: 0006_cardlive
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 from webapp.database.privileges import append_only_triggers, drop_append_only_triggers
 
 revision = "0002_chaos"
-down_revision = "0002_accounts"
+down_revision = "0006_cardlive"
 branch_labels = None
 depends_on = None
 
