@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: v for k, v in vars(args).items() if k != "cards"},
     }
     with GaleraLab(port_base=args.port_base) as lab:
-        args.cards = stack.seed(lab.dsn(0), customers_per_region=8)["us"]
+        args.cards = stack.seed(lab.dsn(0), customers_per_region=8,
+                                schema_dsn=lab.schema_dsn(0))["us"]
         if "pages" not in skip:
             report["pages"] = {}
             for worker_class in args.worker_classes.split(","):

@@ -84,14 +84,26 @@ class Config:
     DATABASE_URL = _env("LOYALTY_DATABASE_URL", "sqlite:///instance/loyalty.db")
     # "us=mysql+pymysql://...,ie=...,in=..."; empty means a single database.
     CLUSTER = _env("LOYALTY_CLUSTER")
+    # The schema owner's URL (MySQL/MariaDB): `flask db upgrade` migrates and grants as
+    # this account; the app's own account may only append to the ledger tables. Unset:
+    # migrations run as the app's account (SQLite, or an account allowed DDL).
+    SCHEMA_DATABASE_URL = _env("LOYALTY_SCHEMA_DATABASE_URL")
     CLUSTER_KIND = _env("LOYALTY_CLUSTER_KIND", "auto")
     REGION_PREFERENCE = _env("LOYALTY_REGION_PREFERENCE")
     ALLOW_STALE_READS = _env_bool("LOYALTY_ALLOW_STALE_READS", False)
     HEALTH_CHECK_INTERVAL = float(_env("LOYALTY_HEALTH_CHECK_INTERVAL", "1.0"))
-    DB_CONNECT_TIMEOUT = _env_int("LOYALTY_DB_CONNECT_TIMEOUT", 2)
-    DB_READ_TIMEOUT = _env_int("LOYALTY_DB_READ_TIMEOUT", 10)
-    DB_WRITE_TIMEOUT = _env_int("LOYALTY_DB_WRITE_TIMEOUT", 10)
+    # A probe not answered within this is a stalled member: suspect, routed around.
+    HEALTH_CHECK_TIMEOUT = float(_env("LOYALTY_HEALTH_CHECK_TIMEOUT", "1.0"))
+    DB_CONNECT_TIMEOUT = float(_env("LOYALTY_DB_CONNECT_TIMEOUT", "2"))
+    # Longest wait for any one answer from a member (socket read/write timeout). Well
+    # below DB_RETRY_TIME_BUDGET, so a frozen member costs one timeout and the work still
+    # has time to run elsewhere; raise it on a slow machine, where a slow answer would
+    # otherwise be taken for a dead member (and a COMMIT for an unknown outcome).
+    DB_STATEMENT_TIMEOUT = float(_env("LOYALTY_DB_STATEMENT_TIMEOUT", "3"))
     DB_RETRY_BUDGET = _env_int("LOYALTY_DB_RETRY_BUDGET", 8)
+    # No member takes writes, but one did less than this ago: wait for quorum to come back
+    # (a view change) instead of answering 503 at once. A real quorum loss costs this much.
+    DB_QUORUM_GRACE = float(_env("LOYALTY_DB_QUORUM_GRACE", "3"))
     # Seconds one request may spend retrying and failing over before it answers 503.
     DB_RETRY_TIME_BUDGET = float(_env("LOYALTY_DB_RETRY_TIME_BUDGET", "10"))
     DB_POOL_SIZE = _env_int("LOYALTY_DB_POOL_SIZE", 8)
@@ -264,6 +276,7 @@ class TestConfig(Config):
     JWT_ACTIVE_KID = "test"
     DATABASE_URL = "sqlite://"
     CLUSTER = None
+    SCHEMA_DATABASE_URL = None
     LOGIN_RATE_LIMIT = "1000 per minute"
     RATELIMIT_STORAGE_URI = "memory://"
     ADDRESS_RATE_LIMIT = "1000 per minute"

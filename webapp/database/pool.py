@@ -18,8 +18,9 @@ def make_engine(url: str, config: Mapping[str, Any], **overrides: Any) -> Engine
         return _sqlite_engine(url)
     connect_args = {
         "connect_timeout": config.get("DB_CONNECT_TIMEOUT", 2),
-        "read_timeout": config.get("DB_READ_TIMEOUT", 10),
-        "write_timeout": config.get("DB_WRITE_TIMEOUT", 10),
+        # A frozen member answers nothing: this bounds what it costs one statement.
+        "read_timeout": config.get("DB_STATEMENT_TIMEOUT", 3),
+        "write_timeout": config.get("DB_STATEMENT_TIMEOUT", 3),
         "charset": "utf8mb4",
         # READ COMMITTED is what GR recommends for multi-primary; balance changes never
         # rely on snapshot reads, they are single conditional UPDATEs.

@@ -325,7 +325,6 @@ audit_log = Table(
     Column("details", Text, nullable=True),  # JSON: reason, before/after
     Column("event_key", String(120), nullable=False, unique=True),
 )
-APPEND_ONLY_TABLES = ("audit_log",)
 
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
 Index("uq_cards_account_request", cards.c.account_id, cards.c.request_id, unique=True)
@@ -335,3 +334,11 @@ Index("ix_ledger_staff_created", ledger.c.staff_id, ledger.c.created_at)
 Index("ix_audit_log_created", audit_log.c.created_at)
 Index("ix_audit_log_actor", audit_log.c.actor_id, audit_log.c.created_at)
 Index("ix_audit_log_store", audit_log.c.store_id, audit_log.c.created_at)
+
+# Tables that only ever grow: coins move by appending rows, never by changing or
+# removing one. The application's database account may only INSERT and SELECT on them
+# (webapp/database/privileges.py grants the rest of the schema in full), and triggers
+# refuse UPDATE and DELETE for every account (migration 0002_chaos). A new append-only table
+# joins by adding its name here and a migration that creates its triggers
+# (the audit log's are in migration 0005_console).
+APPEND_ONLY = ("ledger", "used_codes", "audit_log")

@@ -23,7 +23,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0005_console"
-down_revision = "0006_cardlive"
+down_revision = "0002_chaos"
 branch_labels = None
 depends_on = None
 
