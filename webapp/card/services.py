@@ -21,13 +21,15 @@ class CardView:
 
 
 def card_view(account_id: int, card_id: int | None, *, causal: bool = False) -> CardView:
-    """One read transaction for the whole page: two narrow queries (cards with the
-    wallet's balance, then the recent history), the fewest round trips that can serve it."""
+    """One read transaction for the whole page, one statement: the cards with the
+    wallet's balance and the recent history (``queries.card_page``)."""
 
     def work(conn) -> CardView:
-        cards = queries.cards_with_balance(conn, account_id)
+        cards, history = queries.card_page(conn, account_id, HISTORY_LENGTH)
         chosen = next((c for c in cards if c["id"] == card_id), cards[0])
-        history = queries.recent_activity(conn, chosen["wallet_id"], HISTORY_LENGTH)
+        if any(c["wallet_id"] != chosen["wallet_id"] for c in cards):
+            # Cards on different wallets: the union's history mixes them; ask for this one.
+            history = queries.recent_activity(conn, chosen["wallet_id"], HISTORY_LENGTH)
         return CardView(cards, chosen, chosen["balance"], history)
 
     return db.read(work, name="card.view", causal=causal)
