@@ -108,6 +108,9 @@ class Config:
     DB_RETRY_TIME_BUDGET = float(_env("LOYALTY_DB_RETRY_TIME_BUDGET", "10"))
     DB_POOL_SIZE = _env_int("LOYALTY_DB_POOL_SIZE", 8)
     DB_POOL_OVERFLOW = _env_int("LOYALTY_DB_POOL_OVERFLOW", 4)
+    # Off: a dropped pooled connection is caught on its first statement instead (one
+    # round trip per transaction saved; docs/performance.md). On only to compare.
+    DB_POOL_PRE_PING = _env_bool("LOYALTY_DB_POOL_PRE_PING", False)
     # Proxies in front of the app (nginx, ALB) whose X-Forwarded-* headers to trust;
     # without it every client would share the proxy's address, and its login rate limit.
     PROXY_HOPS = _env_int("LOYALTY_PROXY_HOPS", 0)

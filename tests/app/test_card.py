@@ -171,6 +171,27 @@ def test_history_partial_for_htmx(app, family):
     assert '<strong id="balance">5</strong>' in html
 
 
+def test_history_partial_answers_304_until_the_wallet_changes(app, family):
+    """The refresh is a conditional request: unchanged -> 304 with no body; an earn in
+    between -> 200 with the new balance and a new ETag."""
+    client = family["client"]
+    partial = {"HX-Request": "true", "HX-Target": "wallet"}
+    _earn(app, family["holder"]["number"], 500)
+    first = client.get("/card?fresh=1", headers=partial)
+    etag = first.headers.get("ETag")
+    assert first.status_code == 200
+    assert etag
+    assert "HX-Request" in first.headers.get("Vary", "")
+    again = client.get("/card?fresh=1", headers={**partial, "If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.get_data() == b""
+    _earn(app, family["holder"]["number"], 500)
+    changed = client.get("/card?fresh=1", headers={**partial, "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+    assert '<strong id="balance">10</strong>' in changed.get_data(as_text=True)
+
+
 def test_card_page_needs_sign_in(client):
     response = client.get("/card")
     assert response.status_code == 302

@@ -410,6 +410,34 @@ def test_connection_lost_at_commit_is_retried_whole_on_the_next_member(cluster_a
 
 
 @pytest.mark.mariadb
+def test_pooled_connection_the_server_dropped_is_replaced_without_failover(cluster_apps, lab):
+    """No pool ping: a pooled connection the server killed fails on its first statement.
+    That must cost one reconnect to the same member, not a failover to another region
+    nor a suspect member (what ``pool_pre_ping`` used to guarantee with a round trip)."""
+    app = cluster_apps("us")
+    router = router_of(app)
+
+    def connection_id(conn):
+        return conn.execute(text("SELECT CONNECTION_ID()")).scalar()
+
+    with app.app_context():
+        pooled = db.read(connection_id, name="test.warm")  # one thread: the only one pooled
+    killer = lab.admin_connect(0)
+    with killer.cursor() as cur:
+        cur.execute(f"KILL CONNECTION {int(pooled)}")
+    killer.close()
+    states = []
+    router.cluster.add_listener(lambda change: states.append((change.member, change.new)))
+    with app.app_context():
+        assert db.read(node_name, name="test.after_kill") == "us"
+        assert db.write(node_name, name="test.after_kill_write") == "us"
+    stats = router.stats.snapshot()
+    assert stats["failovers"] == 0
+    assert stats["retries"] == {"reconnect": 1}
+    assert states == []
+
+
+@pytest.mark.mariadb
 def test_permanent_errors_are_not_retried(cluster_apps):
     app = cluster_apps("us")
     runs = []

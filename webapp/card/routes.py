@@ -12,7 +12,7 @@ from webapp.auth.session import (
     login_required,
     redirect_to_login,
 )
-from webapp.pages import render_page
+from webapp.pages import is_htmx_partial_request, render_page
 
 from . import services
 from .numbers import format_card_number
@@ -54,6 +54,13 @@ def show():
     response.set_cookie(CARD_COOKIE, str(view.card["id"]), max_age=365 * 86400,
                         httponly=True, samesite="Lax", secure=request.is_secure)
     response.headers["Cache-Control"] = "private, no-cache"
+    response.vary.add("HX-Request")  # one URL, two bodies: the page and its partial
+    if is_htmx_partial_request():
+        # The balance refresh revalidates: unchanged, it costs a 304 and no body. (The
+        # ETag hashes the body; Flask-Compress suffixes it and answers 304 itself for a
+        # compressed body.)
+        response.add_etag()
+        response.make_conditional(request)
     return response
 
 

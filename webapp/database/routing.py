@@ -83,8 +83,8 @@ connection is always discarded. A connection whose member failed is invalidated 
 
 Each attempt is a span ``db.transaction <name>`` with ``loyalty.db.member``/``region``/
 ``attempt``; counters ``loyalty.db.failovers``, ``loyalty.db.retries`` (``reason``:
-``conflict``, ``member_unavailable``, ``commit_unknown``), ``loyalty.db.conflicts``,
-``loyalty.db.unavailable``, ``loyalty.db.stale_reads``; the cluster adds
+``conflict``, ``member_unavailable``, ``commit_unknown``, ``reconnect``),
+``loyalty.db.conflicts``, ``loyalty.db.unavailable``, ``loyalty.db.stale_reads``; the cluster adds
 ``loyalty.db.member_state_changes`` and the gauge ``loyalty.db.member.state``. The
 same numbers are kept in-process in :class:`RouterStats` (``router.stats``). After each
 transaction ``flask.g.db_member`` names the member that served it.
@@ -331,6 +331,17 @@ class ClusterRouter:
                 if failure is Failure.PERMANENT:
                     raise
                 tx.last_error = error
+                if _stale_pooled_connection(error, tx):
+                    # No pool ping: a connection the server closed while it sat in the
+                    # pool fails here, before COMMIT. The pool is invalidated already;
+                    # try the same member once on a fresh connection before suspecting
+                    # it (a dead member refuses the connect and fails over below).
+                    tx.reconnected = True
+                    self.stats.retried("reconnect")
+                    _retries.add(
+                        1, {"reason": "reconnect", "member": member.name, "region": member.region}
+                    )
+                    continue
                 if failure is Failure.CONFLICT:
                     tx.conflicts += 1
                     self.stats.add(conflicts=1)
@@ -507,6 +518,7 @@ class _Transaction:
     served_by: str | None = None
     committing: bool = False  # the unit of work returned; COMMIT is on its way
     outcome_unknown: bool = False  # some attempt's COMMIT was sent and its answer lost
+    reconnected: bool = False  # already ran again once after a dropped pooled connection
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -561,6 +573,17 @@ def _reset(conn: Connection, statements: list[str]) -> None:
         with contextlib.suppress(Exception):
             conn.invalidate()
         raise
+
+
+def _stale_pooled_connection(error: BaseException, tx: _Transaction) -> bool:
+    """The first disconnect of a transaction, before its COMMIT was sent: what the pool's
+    ping used to catch at checkout. Only once: a second one means the member."""
+    return (
+        not tx.reconnected
+        and not tx.committing
+        and isinstance(error, sa_exc.DBAPIError)
+        and error.connection_invalidated
+    )
 
 
 def _discard_if_member_failed(conn: Connection, error: BaseException) -> None:
