@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from tests.helpers import PASSWORD
+from webapp import audit
 from webapp.auth.services import register
 from webapp.card.queries import active_cards
 from webapp.clock import utcnow
@@ -44,6 +45,11 @@ ATTEMPTS = {
         "UPDATE used_codes SET ledger_id = ledger_id + 1",
         "DELETE FROM used_codes WHERE ledger_id = :id",
     ],
+    "audit_log": [
+        "UPDATE audit_log SET action = 'nothing happened'",
+        "DELETE FROM audit_log WHERE id > 0",
+        "DELETE FROM audit_log",
+    ],
 }
 
 
@@ -61,13 +67,17 @@ def booked(app):
             text("INSERT INTO used_codes (card_id, step, ledger_id, created_at) "
                  "VALUES (:card, 1, :id, :now)"),
             {"card": card["id"], "id": receipt.transaction_id, "now": utcnow()}), name="t")
+        audit.record(actor_id=None, actor_role="staff", action="earn", region="us",
+                     target=f"ledger:{receipt.transaction_id}",
+                     event_key=f"ledger:{receipt.transaction_id}")
     return receipt.transaction_id
 
 
 def snapshot(conn) -> tuple:
     ledger_rows = conn.execute(text("SELECT * FROM ledger ORDER BY id")).all()
     used = conn.execute(text("SELECT * FROM used_codes ORDER BY card_id, step")).all()
-    return ledger_rows, used
+    audit_rows = conn.execute(text("SELECT * FROM audit_log ORDER BY id")).all()
+    return ledger_rows, used, audit_rows
 
 
 def refusal_code(error: sa_exc.DBAPIError) -> int | None:

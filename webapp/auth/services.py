@@ -139,7 +139,7 @@ def start_registration(*, name: str, email: str, password: str, region: str) -> 
                            account_id=account["id"], name=account["name"],
                            login_url=login_url, reset_url=reset_url)
 
-    db.write(work, name="account.start_registration")
+    db.write(work, name="account.start_registration", idempotent=True)
 
 
 def check_link(secret: str, purpose: str, *, signed_in_as: int | None) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def verify_email(secret: str, *, signed_in_as: int | None) -> dict:
             queries.mark_verified(conn, account["id"], stamp, row["password_hash"])
         return queries.account_by_id(conn, account["id"])
 
-    return db.write(work, name="account.verify")
+    return db.write(work, name="account.verify", idempotent=True)
 
 
 # -- sign in ------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def request_password_reset(email: str) -> None:
         outbox.enqueue(conn, kind="reset", recipient=email, key=key, account_id=account["id"],
                        name=account["name"], url=url)
 
-    db.write(work, name="account.request_reset")
+    db.write(work, name="account.request_reset", idempotent=True)
 
 
 def _password_changed(conn: Connection, account: dict[str, Any], password_hash: str,
@@ -298,7 +298,7 @@ def reset_password(secret: str, new_password: str, *, signed_in_as: int | None) 
             queries.mark_verified(conn, account["id"], stamp)
         return account
 
-    return db.write(work, name="account.reset_password")
+    return db.write(work, name="account.reset_password", idempotent=True)
 
 
 def change_password(account_id: int, current: str, new_password: str, *,

@@ -22,6 +22,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
+from webapp.database.privileges import append_only_triggers, drop_append_only_triggers
+
 revision = "0005_console"
 down_revision = "0002_chaos"
 branch_labels = None
@@ -29,22 +31,7 @@ depends_on = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-APPEND_ONLY = ("audit_log",)
-
-
-def append_only_triggers(table: str, dialect: str) -> list[str]:
-    """CREATE TRIGGER statements that make ``table`` refuse UPDATE and DELETE."""
-    message = f"{table} is append-only"
-    statements = []
-    for event in ("UPDATE", "DELETE"):
-        name = f"{table}_no_{event.lower()}"
-        if dialect == "sqlite":
-            statements.append(f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
-                              f"BEGIN SELECT RAISE(ABORT, '{message}'); END")
-        else:
-            statements.append(f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW "
-                              f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}'")
-    return statements
+APPEND_ONLY = ("audit_log",)  # joins schema.APPEND_ONLY: INSERT/SELECT only, triggers
 
 
 def upgrade() -> None:
@@ -98,14 +85,14 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_store", "audit_log", ["store_id", "created_at"])
     dialect = op.get_bind().dialect.name
     for table in APPEND_ONLY:
-        for statement in append_only_triggers(table, dialect):
+        for statement in append_only_triggers(dialect, table):
             op.execute(statement)
 
 
 def downgrade() -> None:
     for table in APPEND_ONLY:
-        for event in ("update", "delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{event}")
+        for statement in drop_append_only_triggers(table):
+            op.execute(statement)
     op.drop_table("audit_log")
     op.drop_table("rewards")
     op.drop_index("ix_ledger_staff_created", table_name="ledger")
