@@ -80,7 +80,7 @@ def card_kept_offline(page: Page) -> str:
 def secret_gone(page: Page, secret: str) -> bool:
     try:
         return secret not in page.content() and page.locator("#card-qr > .qr svg").count() == 0
-    except Exception:  # noqa: BLE001 - a navigation in progress: ask again
+    except Exception:
         return False
 
 

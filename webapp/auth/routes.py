@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, request, url_for
+from flask import current_app, jsonify, redirect, request, url_for
 
 from webapp.errors import EmailTaken, InvalidCredentials
 from webapp.extensions import limiter
@@ -12,7 +12,7 @@ from webapp.pages import render_page
 
 from . import bp, services, tokens
 from .forms import LoginForm, RegisterForm
-from .session import REFRESH_COOKIE, clear_session_cookies, current_principal, set_session_cookies
+from .session import REFRESH_COOKIE, account_tag, current_principal, end_session, start_session
 
 
 def _login_limit() -> str:
@@ -48,7 +48,7 @@ def login():
             if account["role"] in ("staff", "admin") and not request.args.get("next"):
                 target = url_for("till.show")
             response = redirect(target)
-            set_session_cookies(response, tokens.issue_token_pair(account))
+            start_session(response, tokens.issue_token_pair(account))
             return response
     status = 401 if error else (422 if form.errors else 200)
     return render_page("auth/login.html", form=form, error=error), status
@@ -69,7 +69,7 @@ def register():
             error = exc.detail
         else:
             response = redirect(url_for("card.show"))
-            set_session_cookies(response, tokens.issue_token_pair(account))
+            start_session(response, tokens.issue_token_pair(account))
             return response
     status = 409 if error else (422 if form.errors else 200)
     return render_page("auth/register.html", form=form, error=error), status
@@ -81,5 +81,18 @@ def logout():
     if refresh:
         tokens.revoke(refresh)
     response = redirect(url_for("auth.login"))
-    clear_session_cookies(response)
+    end_session(response)
     return response
+
+
+@bp.get("/session")
+def session_status():
+    """Whether the session is still on, and for which account: what the card script
+    asks when the browser brings a card page back from its back/forward cache."""
+    principal = current_principal()
+    if principal is None:
+        response = jsonify(status="signed-out")
+        response.status_code = 401
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return jsonify(account=account_tag(principal.account_id))

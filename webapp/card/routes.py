@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import make_response, request
+from flask import current_app, make_response, request
 
-from webapp.auth.session import current_principal, login_required
+from webapp.auth.session import ACCOUNT_COOKIE, account_tag, current_principal, login_required
 from webapp.pages import render_page
 
 from . import bp, services
@@ -12,6 +12,8 @@ from .numbers import format_card_number
 from .qr import card_qr_svg
 
 CARD_COOKIE = "card"
+# Whose card this page is: the service worker keys the offline copy by it (sw.js).
+ACCOUNT_HEADER = "X-Loyalty-Account"
 
 
 def _chosen_card_id() -> int | None:
@@ -23,15 +25,19 @@ def _chosen_card_id() -> int | None:
 @login_required
 def show():
     principal = current_principal()
+    account = account_tag(principal.account_id)
     view = services.card_view(principal.account_id, _chosen_card_id(),
                               causal=bool(request.args.get("fresh")))
     body = render_page(
         "card/card.html", partial="history", view=view, qr_svg=card_qr_svg(view.card["number"]),
-        number=format_card_number(view.card["number"]),
+        number=format_card_number(view.card["number"]), account=account,
+        account_cookie=ACCOUNT_COOKIE,
     )
     response = make_response(body)
-    # The chosen card sticks, so the installed app opens on the card last shown.
+    # The chosen card sticks, so the installed app opens on the card last shown. Secure
+    # as configured: behind a TLS-terminating proxy the request itself looks like HTTP.
     response.set_cookie(CARD_COOKIE, str(view.card["id"]), max_age=365 * 86400,
-                        httponly=True, samesite="Lax", secure=request.is_secure)
-    response.headers["Cache-Control"] = "private, no-cache"
+                        httponly=True, samesite="Lax",
+                        secure=bool(current_app.config["HTTPS"]))
+    response.headers[ACCOUNT_HEADER] = account
     return response
