@@ -71,6 +71,9 @@ class Config:
     PROXY_HOPS = _env_int("LOYALTY_PROXY_HOPS", 0)
 
     HTTPS = _env_bool("LOYALTY_HTTPS", True)
+    # Bearer token that shows /readyz's member details (hosts, versions, roles, errors);
+    # without it /readyz answers only ready or not. Unset: details only through the CLI.
+    OPERATOR_TOKEN = _env("LOYALTY_OPERATOR_TOKEN")
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
@@ -105,6 +108,8 @@ class Config:
             raise RuntimeError("JWT_ACTIVE_KID must name one of JWT_KEYS")
         if any(len(secret) < 32 for secret in values["JWT_KEYS"].values()):
             raise RuntimeError("every JWT key must be at least 32 characters")
+        if values.get("OPERATOR_TOKEN") and len(values["OPERATOR_TOKEN"]) < 32:
+            raise RuntimeError("LOYALTY_OPERATOR_TOKEN must be at least 32 characters")
 
 
 class DemoConfig(Config):
