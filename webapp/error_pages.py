@@ -8,7 +8,7 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from webapp.errors import AppError, ServiceUnavailable
+from webapp.errors import AppError, ServiceUnavailable, Unauthorized
 from webapp.problems import problem_response
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,16 @@ def _page(status: int, message: str, headers: dict | None = None):
         headers or {})
 
 
+def _signed_out():
+    """A page found the session no longer stands for an account (deleted since the token
+    was issued): the session ends here, and the user goes to sign in."""
+    from webapp.auth.session import clear_session_cookies, redirect_to_login
+
+    response = redirect_to_login()
+    clear_session_cookies(response)
+    return response
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def app_error(error: AppError):
@@ -46,6 +56,8 @@ def init_app(app: Flask) -> None:
                                         **error.extra)
             response.headers.update(headers)
             return response
+        if isinstance(error, Unauthorized):
+            return _signed_out()
         message = FRIENDLY[503] if isinstance(error, ServiceUnavailable) else error.detail
         return _page(error.status, message, headers)
 

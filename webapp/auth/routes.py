@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import urlsplit
 
 from flask import current_app, jsonify, redirect, request, url_for
@@ -20,12 +21,22 @@ def _login_limit() -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect would turn our login into a phishing aid."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    """Only same-site paths: an open redirect would turn our login into a phishing aid.
+
+    No control characters or whitespace (a CR/LF would reach the Location header), and no
+    backslash: browsers read "/\\evil.example" as "//evil.example"."""
+    if (target and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target and not any(_unsafe_in_url(ch) for ch in target)):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
     return url_for("card.show")
+
+
+def _unsafe_in_url(char: str) -> bool:
+    # C*: controls, format characters (bidi, zero-width), surrogates, unassigned; Z*: spaces
+    # and line/paragraph separators.
+    return unicodedata.category(char)[0] in "CZ"
 
 
 @bp.route("/")

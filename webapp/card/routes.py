@@ -18,7 +18,8 @@ ACCOUNT_HEADER = "X-Loyalty-Account"
 
 def _chosen_card_id() -> int | None:
     raw = request.args.get("card") or request.cookies.get(CARD_COOKIE)
-    return int(raw) if raw and raw.isdigit() and len(raw) < 19 else None
+    # ASCII digits only: str.isdigit() also accepts "²" and "①", which int() refuses.
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 @bp.route("/card")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from webapp.errors import Unauthorized
 from webapp.extensions import db
 
 from . import queries
@@ -26,6 +27,8 @@ def card_view(account_id: int, card_id: int | None, *, causal: bool = False) -> 
 
     def work(conn) -> CardView:
         cards = queries.cards_with_balance(conn, account_id)
+        if not cards:  # a valid token outlived its account: that session is over
+            raise Unauthorized("This account no longer exists. Please sign in.")
         chosen = next((c for c in cards if c["id"] == card_id), cards[0])
         history = queries.recent_activity(conn, chosen["wallet_id"], HISTORY_LENGTH)
         return CardView(cards, chosen, chosen["balance"], history)
