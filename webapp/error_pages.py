@@ -48,7 +48,7 @@ def _signed_out():
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def app_error(error: AppError):
-        headers = {}
+        headers = dict(getattr(error, "headers", None) or {})
         if isinstance(error, ServiceUnavailable):
             headers["Retry-After"] = str(error.retry_after)
         if _is_api():

@@ -28,6 +28,7 @@ from webapp.config import REGIONS
 from webapp.errors import AppError, ValidationFailed
 from webapp.ledger.services import KEY_MAX_LENGTH, MAX_REDEEM_COINS
 
+JSON_MEDIA_TYPE = "application/json"
 # Ids are BIGINT: anything larger can't exist, and SQLite would overflow binding it.
 MAX_ID = 2**63 - 1
 PAGE_LIMIT_MAX = 100
@@ -41,6 +42,22 @@ class MalformedJson(AppError):
     status = 400
     slug = "malformed-json"
     title = "The request body is not valid JSON"
+
+
+class UnsupportedMediaType(AppError):
+    """A body not declared ``application/json``. Browsers send text/plain, form and
+    multipart bodies across sites without a CORS preflight; JSON needs one, which this API
+    never grants. So a body is read only when it says it is JSON."""
+
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Send the body as application/json"
+
+    def __init__(self, method: str) -> None:
+        super().__init__("Send the request body with 'Content-Type: application/json'.")
+        # RFC 9110 15.5.16: say which media types would have been accepted.
+        self.headers = {"Accept-Patch" if method == "PATCH" else "Accept-Post":
+                        JSON_MEDIA_TYPE}
 
 
 # -- building blocks ---------------------------------------------------------------
