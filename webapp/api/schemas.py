@@ -21,8 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from webapp import money
-from webapp.auth.forms import NAME_PATTERN
+from webapp import money, names
 from webapp.clock import utcnow
 from webapp.config import REGIONS
 from webapp.errors import AppError, ValidationFailed
@@ -63,11 +62,8 @@ class UnsupportedMediaType(AppError):
 # -- building blocks ---------------------------------------------------------------
 
 
-def _strip_name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("Enter a name.")
-    return value
+def _clean_name(value: str) -> str:
+    return names.clean_name(value)  # the pages' rule too; its ValueError is a field error
 
 
 def _check_email(value: str) -> str:
@@ -87,9 +83,12 @@ def _check_birthday(value: date | None) -> date | None:
 
 Name = Annotated[
     str,
-    Field(min_length=1, max_length=60, pattern=NAME_PATTERN,
-          description="Printable text without < or >.", examples=["Ana Silva"]),
-    AfterValidator(_strip_name),
+    Field(min_length=1, max_length=names.MAX_LENGTH,
+          json_schema_extra={"pattern": names.PATTERN},
+          description="Printable text without < or >, with at least one visible character; "
+                      "invisible formatting characters are removed.",
+          examples=["Ana Silva"]),
+    AfterValidator(_clean_name),
 ]
 Email = Annotated[
     str,
@@ -210,15 +209,17 @@ class FamilyMemberCreate(Request):
     birthday: Birthday = None
 
 
-def _no_default(schema: dict[str, Any]) -> None:
-    """An optional field that may not be null: leave it out to keep the value."""
-    schema.pop("default", None)
+def _name_without_default(schema: dict[str, Any]) -> None:
+    """``name`` is optional but may not be null: leave it out to keep the value."""
+    schema["properties"]["name"].pop("default", None)
 
 
 class FamilyMemberUpdate(Request):
     """Fields left out keep their value; ``birthday: null`` clears it."""
 
-    name: Name = Field(default=None, json_schema_extra=_no_default)
+    model_config = ConfigDict(json_schema_extra=_name_without_default)
+
+    name: Name = None
     birthday: Birthday = None
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, StringField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from webapp.auth.forms import NAME_PATTERN, PageForm
 from webapp.clock import utcnow
+from webapp.forms import NameRule, PageForm
 
 
 def _not_in_future(form: FlaskForm, field: DateField) -> None:
@@ -21,7 +21,7 @@ class MemberForm(PageForm):
         validators=[
             DataRequired(),
             Length(max=60),
-            Regexp(NAME_PATTERN, message="Use letters, numbers and spaces, without < or >."),
+            NameRule(),
         ],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )
