@@ -9,9 +9,13 @@ from sqlalchemy import Connection, insert, select, update
 
 from webapp.database.schema import accounts, cards, refresh_tokens, wallets
 
+from .emails import normalize_email
+
 
 def account_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
-    row = conn.execute(select(accounts).where(accounts.c.email == email)).mappings().first()
+    """The account with this address, in whatever form it was typed."""
+    query = select(accounts).where(accounts.c.email_key == normalize_email(email))
+    row = conn.execute(query).mappings().first()
     return dict(row) if row else None
 
 
@@ -21,6 +25,7 @@ def account_by_id(conn: Connection, account_id: int) -> dict[str, Any] | None:
 
 
 def insert_account(conn: Connection, **values: Any) -> int:
+    values["email_key"] = normalize_email(values["email"])
     return conn.execute(insert(accounts).values(**values)).inserted_primary_key[0]
 
 

@@ -14,6 +14,7 @@ from webapp.errors import EmailTaken, InvalidCredentials
 from webapp.extensions import db
 
 from . import queries
+from .emails import normalize_email
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended cost
 
@@ -29,7 +30,7 @@ def _dummy_hash() -> str:
 def register(*, name: str, email: str, password: str, region: str, role: str = "customer",
              store_id: int | None = None) -> dict:
     """Creates the account, its wallet and its holder's card (slot 0) in one transaction."""
-    email = email.strip().lower()
+    email = normalize_email(email)
     password_hash = hasher.hash(password)
 
     def create(conn):
@@ -58,12 +59,11 @@ def register(*, name: str, email: str, password: str, region: str, role: str = "
 
 def authenticate(email: str, password: str) -> dict:
     """Returns the account or raises one generic :class:`InvalidCredentials`."""
-    email = email.strip().lower()
+    email = normalize_email(email)
     account = db.read(lambda conn: queries.account_by_email(conn, email), name="account.login")
-    if account is not None and account["email"] != email:
-        # MariaDB/MySQL collations ignore accents and control characters, so the query
-        # also finds "josé@…" for "jose@…" or "\u202eana@…": only the address as
-        # registered signs in, the same on every database.
+    if account is not None and account["email_key"] != email:
+        # The key column compares bytes (utf8mb4_bin), but a server configured otherwise
+        # could find "josé@…" for "jose@…": only the address as registered signs in.
         account = None
     try:
         hasher.verify(account["password_hash"] if account else _dummy_hash(), password)
