@@ -290,7 +290,7 @@ def _fuzz(app, client, email: str, *, sign_in_forms: bool = False) -> None:
     if app.config.get("CLUSTER"):
         # The Galera lab is slower per request: a few random requests per route there;
         # the SQLite run carries the breadth.
-        fuzzer.random(4)
+        fuzzer.random(10)
     else:
         fuzzer.sweep()
         fuzzer.random(10)
