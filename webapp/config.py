@@ -116,6 +116,9 @@ class Config:
     PROXY_HOPS = _env_int("LOYALTY_PROXY_HOPS", 0)
 
     HTTPS = _env_bool("LOYALTY_HTTPS", True)
+    # Bearer token that shows /readyz's member details (hosts, versions, roles, errors);
+    # without it /readyz answers only ready or not. Unset: details only through the CLI.
+    OPERATOR_TOKEN = _env("LOYALTY_OPERATOR_TOKEN")
     # Sign-in attempts per client address, page and API together (webapp/auth/throttle.py).
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     # Where the limits count (Flask-Limiter / limits storage URI). Production needs one
@@ -254,6 +257,8 @@ class Config:
             raise RuntimeError(
                 f"FAMILY_LIMIT must be a whole number from 0 to {FAMILY_SLOTS}, the family "
                 f"slots the database holds (not {limit!r}); more needs a migration first")
+        if values.get("OPERATOR_TOKEN") and len(values["OPERATOR_TOKEN"]) < 32:
+            raise RuntimeError("LOYALTY_OPERATOR_TOKEN must be at least 32 characters")
 
 
 class DemoConfig(Config):

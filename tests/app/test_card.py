@@ -81,7 +81,7 @@ def test_card_page_shows_the_holder_and_a_qr_that_decodes_to_the_number(family):
     assert _card_number(html) == holder["number"]
     assert format_card_number(holder["number"]) in html
     assert decode_qr_svg(_card_svg(html)) == [holder["number"]]
-    assert response.headers["Cache-Control"].startswith("private")
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_balance_is_the_shared_wallet_and_history_is_newest_first(app, family):

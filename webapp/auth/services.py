@@ -113,7 +113,7 @@ def start_registration(*, name: str, email: str, password: str, region: str) -> 
             return  # an earlier run of this request committed
         now = utcnow()
         account = queries.account_by_email(conn, email)
-        if account is not None and account["email"] != email:
+        if account is not None and account["email_key"] != email:
             # Equal only under MariaDB's accent-insensitive collation: a different
             # mailbox, which the unique key would refuse. Nothing to mail to anyone.
             current_app.logger.info("registration refused by collation for an address")
@@ -202,10 +202,9 @@ def _verify(email: str, password: str) -> dict:
     An account whose address is not verified yet answers exactly like a wrong password:
     anything else would tell a stranger that someone registered that address."""
     account = db.read(lambda conn: queries.account_by_email(conn, email), name="account.login")
-    if account is not None and account["email"] != email:
-        # MariaDB/MySQL collations ignore accents and control characters, so the query
-        # also finds "josé@…" for "jose@…" or "\u202eana@…": only the address as
-        # registered signs in, the same on every database.
+    if account is not None and account["email_key"] != email:
+        # The key column compares bytes (utf8mb4_bin), but a server configured otherwise
+        # could find "josé@…" for "jose@…": only the address as registered signs in.
         account = None
     try:
         hasher.verify(account["password_hash"] if account else _dummy_hash(), password)
