@@ -69,14 +69,17 @@ regions: dev-venv  ## three regions in network namespaces over a delayed WAN: la
 	$(BIN)/python -m pytest tests/cluster/test_regions.py -m regions -v; \
 	status=$$?; cat reports/regions/summary.md 2>/dev/null; exit $$status
 
-.PHONY: jmeter bench audit
+.PHONY: jmeter bench audit bench-open-cards
+bench-open-cards: dev-venv  ## 1,000 open idle cards polling the live balance: server CPU and req/s (docs/live-balance.md)
+	$(BIN)/python -m bench.open_cards
+
 jmeter: venv  ## JMeter, three regions at once (lab + 3 apps under gunicorn), ~5 min; reports/jmeter/
 	$(BIN)/python -m jmeter.run
 
-bench: dev-venv  ## card page vs hello world, earns vs raw commits, p99 while a node dies; reports/bench/
+bench: dev-venv  ## card page vs hello world and the DB floor, earns vs raw commits (alternating), p99 while a node dies, RSS; reports/bench/ (BENCH_ARGS=--short)
 	@command -v wrk >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-	$(BIN)/python -m bench.bench
+	$(BIN)/python -m bench.bench $(BENCH_ARGS)
 
 audit: dev-venv  ## Lighthouse on the signed-in card page + axe-core on every page; reports/audit/
 	bash scripts/audit.sh

@@ -10,6 +10,7 @@ at the till.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,4 +140,26 @@ def test_recovery_pages(audited: Page):
     audited.goto("/demo/outbox")
     assert violations(audited) == []
     audited.goto("/password/reset/" + "x" * 43)  # a link that is not valid
+    assert violations(audited) == []
+
+
+def test_family_invite_pages(audited: Page):
+    """The owner's invite (link + QR), the member's join form (empty and in error), a
+    used-up invite, and the card in "show at till" mode."""
+    login(audited, "demo@example.com")
+    audited.goto("/family")
+    audited.get_by_role("button", name=re.compile(r"^Put on .+'s phone$")).first.click()
+    audited.wait_for_selector("#invite-link")
+    assert violations(audited) == []
+    link = audited.locator("#invite-link").input_value()
+    audited.goto(link)
+    assert violations(audited) == []
+    audited.get_by_role("button", name="Show my card").click()  # every field in error
+    audited.wait_for_selector(".error")
+    assert violations(audited) == []
+    audited.goto("/join/" + "x" * 43)  # not a valid invite
+    assert violations(audited) == []
+    audited.goto("/card")
+    audited.get_by_role("button", name="Show at till").click()
+    audited.wait_for_selector("body.at-till")
     assert violations(audited) == []

@@ -71,6 +71,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from webapp import (
         account,
+        admin,
         api,
         auth,
         card,
@@ -85,7 +86,7 @@ def register_blueprints(app: Flask) -> None:
     )
 
     for blueprint in (auth.bp, card.bp, family.bp, till.bp, pwa.bp, health.bp, account.bp,
-                      passkeys.bp, mail.bp, i18n.bp):
+                      passkeys.bp, mail.bp, admin.bp, i18n.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     passes.init_app(app)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from flask import request
-from flask_babel import get_translations
+from flask_babel import get_translations, gettext
 from flask_wtf import FlaskForm
+from wtforms import Field
+from wtforms.validators import StopValidation
+
+from webapp.names import clean_name
 
 
 class _CatalogTranslations:
@@ -35,3 +39,15 @@ class PageForm(FlaskForm):
         if not args and "formdata" not in kwargs and (request.is_json or request.files):
             kwargs["formdata"] = request.form
         super().__init__(*args, **kwargs)
+
+
+class NameRule:
+    """The one name rule (:mod:`webapp.names`) as a validator: refuses the name with its
+    message, or keeps the cleaned name as the field's data."""
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        try:
+            field.data = clean_name(field.data or "")
+        except ValueError as error:
+            # In the page's language (the messages are marked in webapp/i18n/messages.py).
+            raise StopValidation(gettext(str(error))) from None

@@ -48,7 +48,12 @@ class Principal:
 
     @property
     def is_staff(self) -> bool:
-        return self.role in ("staff", "admin")
+        return self.role in ("staff", "manager", "admin")
+
+    @property
+    def is_member(self) -> bool:
+        """A family member's own sign-in: sees one card of someone else's wallet."""
+        return self.role == "member"
 
 
 @dataclass(frozen=True)

@@ -30,3 +30,18 @@ def card_qr_svg(number: str) -> str:
     for path in svg.iter("path"):
         path.attrib.pop("id", None)
     return ET.tostring(svg, encoding="unicode")
+
+
+def link_qr_svg(url: str) -> str:
+    """A link as a QR for another phone's camera (an invite: not cached, shown once)."""
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=10, border=4,
+                       image_factory=SvgPathFillImage)
+    qr.add_data(url)
+    qr.make(fit=True)
+    svg = qr.make_image().get_image()
+    for attribute in ("width", "height", "version"):
+        svg.attrib.pop(attribute, None)
+    svg.set("class", "qr")
+    for path in svg.iter("path"):
+        path.attrib.pop("id", None)
+    return ET.tostring(svg, encoding="unicode")

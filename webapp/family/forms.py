@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, StringField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms import DateField, EmailField, HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
 
-from webapp.auth.forms import NAME_PATTERN, PageForm
 from webapp.clock import utcnow
 from webapp.family.services import new_request_id
+from webapp.forms import NameRule, PageForm
 from webapp.i18n.messages import lazy_gettext as _l
 
 
@@ -23,7 +23,7 @@ class MemberForm(PageForm):
         validators=[
             DataRequired(),
             Length(max=60),
-            Regexp(NAME_PATTERN, message=_l("Use letters, numbers and spaces, without < or >.")),
+            NameRule(),
         ],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )
@@ -47,3 +47,12 @@ class AddMemberForm(MemberForm):
         super().__init__(*args, **kwargs)
         if not self.request_id.data:
             self.request_id.data = new_request_id()
+
+
+class JoinForm(PageForm):
+    """A family member's own sign-in, made from the owner's invite."""
+
+    email = EmailField("Your email", validators=[DataRequired(), Email(), Length(max=254)],
+                       filters=[lambda v: v.strip() if isinstance(v, str) else v])
+    password = PasswordField("Choose a password", validators=[
+        DataRequired(), Length(min=10, max=128, message="Use 10 to 128 characters.")])

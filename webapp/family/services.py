@@ -14,8 +14,10 @@ from webapp.card import queries
 from webapp.card.numbers import new_card_number, new_code_secret
 from webapp.clock import utcnow
 from webapp.database import RetryTransaction, after_unknown_commit
-from webapp.errors import Conflict, FamilyFull, IdempotencyMismatch, NotFound
+from webapp.errors import Conflict, FamilyFull, IdempotencyMismatch, NotFound, Unauthorized
 from webapp.extensions import db
+
+from . import invites
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ def add(account_id: int, name: str, birthday: date | None, request_id: str | Non
         free = [slot for slot in range(1, limit + 1) if slot not in taken]
         if not free:
             raise FamilyFull(f"A family can have at most {limit} members besides you.")
-        holder = next(card for card in cards if card["slot"] == 0)
+        holder = next((card for card in cards if card["slot"] == 0), None)
+        if holder is None:  # a valid token outlived its account
+            raise Unauthorized("This account no longer exists. Please sign in.")
         values = {
             "account_id": account_id, "wallet_id": holder["wallet_id"], "slot": free[0],
             "number": new_card_number(), "display_name": name, "birthday": birthday,
@@ -98,6 +102,8 @@ def rename(account_id: int, card_id: int, name: str, birthday: date | None) -> N
 def remove(account_id: int, card_id: int) -> None:
     def work(conn: Connection) -> bool:
         if queries.retire_family_card(conn, account_id, card_id, utcnow()):
+            # Their own phone's sign-in and any open invite go with the card.
+            invites.on_card_removed(conn, card_id)
             return True
         # Already retired: by the attempt whose COMMIT answer was lost, or a 404.
         return after_unknown_commit(conn) and queries.card_was_retired(conn, account_id, card_id)

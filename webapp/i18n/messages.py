@@ -55,6 +55,8 @@ WTFORMS = (
     N_("Not a valid date value."),
 )
 REGIONS = (N_("United States"), N_("Ireland"), N_("India"))  # webapp.config.REGION_NAMES
+NAMES = (N_("Use letters, numbers and spaces, without < or >."),  # webapp.names
+         N_("Enter a name with at least one visible character."))
 SERVICES = (
     N_("Email or password is incorrect."),
     N_("We could not create an account with these details. If you already have one, "

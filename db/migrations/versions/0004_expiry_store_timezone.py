@@ -11,7 +11,7 @@ The ledger needs nothing for expiry: ``kind`` is plain text without a CHECK cons
 Plain ADD COLUMN with a constant default: in place on SQLite, MariaDB and MySQL.
 
 Revision ID: 0004_expiry
-Revises: 0003_passes
+Revises: 0002_websec_email_key
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_expiry"
-down_revision = "0003_passes"
+down_revision = "0002_websec_email_key"
 branch_labels = None
 depends_on = None
 
