@@ -315,7 +315,7 @@ def test_expired_coins_in_the_history_and_the_api(app, client, clock):
     with app.app_context():
         assert expiry.expire_due().coins() == 40
     html = client.get("/card").get_data(as_text=True)
-    lines = re.findall(r'<li class="tx tx-(\w+)">\s*<span class="tx-coins">([^<]+)</span>\s*'
+    lines = re.findall(r'<li class="tx tx-(\w+)"[^>]*>\s*<span class="tx-coins">([^<]+)</span>\s*'
                        r'<span class="tx-what">([^<]+)</span>\s*<time[^>]*>([^<]+)</time>', html)
     assert lines[0][:3] == ("expiry", "-40", "Expired")
     assert lines[0][3] == "Jan 12, 1:00\u202fPM GMT"  # the holder's region, Ireland (CLDR: NNBSP)

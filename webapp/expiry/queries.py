@@ -10,8 +10,16 @@ from sqlalchemy import Connection, bindparam, func, select
 from webapp.database.schema import accounts, ledger, wallets
 from webapp.ledger.kinds import ACTIVITY
 
-_LAST_ACTIVITY = select(func.max(ledger.c.created_at)).where(
-    ledger.c.wallet_id == bindparam("wallet_id"), ledger.c.kind.in_(ACTIVITY))
+# The newest activity row by id, as the history orders movements: every movement of a
+# wallet updates its row, so they are serialized and a later one has the higher id. An
+# index walk (ix_ledger_wallet_history, backwards) that stops at the first activity row,
+# usually the first row, where MAX(created_at) would read all of the wallet's rows.
+_LAST_ACTIVITY = (
+    select(ledger.c.created_at)
+    .where(ledger.c.wallet_id == bindparam("wallet_id"), ledger.c.kind.in_(ACTIVITY))
+    .order_by(ledger.c.id.desc())
+    .limit(1)
+)
 _WALLET = (
     select(wallets.c.balance, accounts.c.home_region)
     .join(accounts, accounts.c.id == wallets.c.account_id)
