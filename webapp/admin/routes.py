@@ -15,7 +15,7 @@ from typing import Any
 from flask import Response, redirect, request, url_for
 
 from webapp.auth.session import current_principal, staff_required
-from webapp.errors import AppError, NotFound, ValidationFailed
+from webapp.errors import AppError, Forbidden, ValidationFailed
 from webapp.pages import render_page
 from webapp.staff import console
 from webapp.staff.roles import ROLE_NAMES
@@ -368,7 +368,7 @@ def report_chart(chart: str):
 
     report = _report()
     if chart == "liability" and report["liability"] is None:
-        raise NotFound("Outstanding coins are reported to admins.")
+        raise Forbidden("Outstanding coins are reported to admins.")
     svg = charts.flows_svg(report) if chart == "flows" else charts.liability_svg(report)
     # Its own policy (see webapp.reports.charts): the page-wide one is set only if absent.
     return Response(svg, mimetype="image/svg+xml",

@@ -301,4 +301,4 @@ def console_reports(query: ReportQuery):
 
     report = reports.report(current_principal(), grain=query.grain, since=query.since,
                             until=query.until)
-    return Report(**{k: v for k, v in report.items()})
+    return Report(**report)
