@@ -244,12 +244,22 @@ class EarnRequest(Request):
 class RedeemRequest(Request):
     kind: Literal["redeem"]
     card: CardText
-    coins: int = Field(ge=1, le=MAX_REDEEM_COINS)
+    coins: int | None = Field(default=None, ge=1, le=MAX_REDEEM_COINS,
+                              description="Free-form coins; or send `reward` instead.")
+    reward: int | None = Field(
+        default=None, ge=1, description="A reward of the store's region (its id in "
+        "`/console/rewards`): its price is redeemed and the ledger row records it.")
     confirm_static: bool = Field(
         default=False,
         description="Redeeming by the static card number (not the rotating code) needs the "
                     "barista's confirmation that they checked the customer.")
     store: StoreCode | None = None
+
+    @model_validator(mode="after")
+    def _coins_or_reward(self) -> RedeemRequest:
+        if (self.coins is None) == (self.reward is None):
+            raise ValidationFailed({"coins": ["Send either coins or a reward id."]})
+        return self
 
 
 class LookupRequest(Request):

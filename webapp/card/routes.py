@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, make_response, request
 from jinja2_fragments.flask import render_block
+from sqlalchemy import select
 
 from webapp.auth.session import (
     clear_session_cookies,
@@ -12,7 +13,10 @@ from webapp.auth.session import (
     login_required,
     redirect_to_login,
 )
+from webapp.database.schema import accounts
+from webapp.extensions import db
 from webapp.pages import render_page
+from webapp.staff import catalogue
 
 from . import services
 from .numbers import format_card_number
@@ -36,6 +40,16 @@ def _signed_out():
     return response
 
 
+def _rewards(principal) -> list[dict]:
+    """The catalogue a customer sees: their home region's active rewards (one read)."""
+    def read(conn):
+        region = conn.execute(select(accounts.c.home_region).where(
+            accounts.c.id == principal.account_id)).scalar()
+        return catalogue.region_rewards(conn, region) if region else []
+
+    return db.read(read, name="card.rewards")
+
+
 @bp.route("/card")
 @login_required
 def show():
@@ -45,9 +59,11 @@ def show():
                                   causal=bool(request.args.get("fresh")))
     except services.NoCard:
         return _signed_out()
+    rewards = _rewards(principal)
     body = render_page(
         "card/card.html", partial="history", view=view, qr_svg=card_qr_svg(view.card["number"]),
-        number=format_card_number(view.card["number"]),
+        number=format_card_number(view.card["number"]), rewards=rewards,
+        next_reward=catalogue.next_reward(view.balance, rewards),
     )
     response = make_response(body)
     # The chosen card sticks, so the installed app opens on the card last shown.
