@@ -16,7 +16,6 @@ from webapp.auth.session import (
 from webapp.database.schema import accounts
 from webapp.extensions import db
 from webapp.pages import render_page
-from webapp.staff import catalogue
 
 from . import services
 from .numbers import format_card_number
@@ -42,12 +41,20 @@ def _signed_out():
 
 def _rewards(principal) -> list[dict]:
     """The catalogue a customer sees: their home region's active rewards (one read)."""
+    from webapp.staff import catalogue  # webapp.staff imports the auth services
+
     def read(conn):
         region = conn.execute(select(accounts.c.home_region).where(
             accounts.c.id == principal.account_id)).scalar()
         return catalogue.region_rewards(conn, region) if region else []
 
     return db.read(read, name="card.rewards")
+
+
+def _next_reward(balance: int, rewards: list[dict]) -> dict | None:
+    from webapp.staff import catalogue
+
+    return catalogue.next_reward(balance, rewards)
 
 
 @bp.route("/card")
@@ -63,7 +70,7 @@ def show():
     body = render_page(
         "card/card.html", partial="history", view=view, qr_svg=card_qr_svg(view.card["number"]),
         number=format_card_number(view.card["number"]), rewards=rewards,
-        next_reward=catalogue.next_reward(view.balance, rewards),
+        next_reward=_next_reward(view.balance, rewards),
     )
     response = make_response(body)
     # The chosen card sticks, so the installed app opens on the card last shown.
