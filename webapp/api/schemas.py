@@ -255,11 +255,15 @@ class RedeemRequest(Request):
                     "barista's confirmation that they checked the customer.")
     store: StoreCode | None = None
 
-    @model_validator(mode="after")
-    def _coins_or_reward(self) -> RedeemRequest:
-        if (self.coins is None) == (self.reward is None):
+    # Before the fields: a body with neither is refused for its coins, as when coins
+    # was the only way (the other fields' errors come with the next attempt).
+    @model_validator(mode="before")
+    @classmethod
+    def _coins_or_reward(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("coins") is None) == (
+                data.get("reward") is None):
             raise ValidationFailed({"coins": ["Send either coins or a reward id."]})
-        return self
+        return data
 
 
 class LookupRequest(Request):
