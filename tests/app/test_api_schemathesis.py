@@ -200,7 +200,9 @@ def _aim_at_real_data(case, world: World) -> None:
             units = int(str(body.get("amount", "1")).split(".")[0] or 0)
             body["amount"] = f"{1 + units % 400}.50"
         else:
-            body["coins"] = 1 + int(body.get("coins", 1)) % 5
+            # Free-form coins (a generated reward id names no reward of the store).
+            body.pop("reward", None)
+            body["coins"] = 1 + int(body.get("coins") or 1) % 5
             body["confirm_static"] = True
     elif label == "POST /transactions/{transaction_id}/reversal":
         case.path_parameters["transaction_id"] = world.fresh_earn()
