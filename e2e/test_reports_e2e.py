@@ -34,5 +34,11 @@ def test_report_charts_render_under_strict_csp(page: Page) -> None:
     assert page.get_by_role("table", name="Totals per month").count() == 1
     assert page.locator("text=Outstanding coins (liability)").count() == 1
     assert violations == []
+    # Opened on its own (a top-level SVG document, where its response's CSP applies),
+    # the chart keeps pygal's styles: the background is white, not the default black.
+    page.goto("/admin/reports/flows.svg?grain=month")
+    fill = page.evaluate("getComputedStyle(document.querySelector('rect.background')).fill")
+    assert fill == "rgb(255, 255, 255)", fill
+    page.goto("/admin/reports?grain=month")
     (ROOT / "reports").mkdir(exist_ok=True)
     page.screenshot(path=str(ROOT / "reports" / "charts.png"), full_page=True)
