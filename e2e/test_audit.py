@@ -109,6 +109,18 @@ def test_till_page(audited: Page, live_server):
     assert violations(audited) == []
 
 
+def test_reports_page(audited: Page):
+    audited.goto("/login")
+    audited.fill("#email", "admin@example.com")
+    audited.fill("#password", "demo-password-1")
+    audited.get_by_role("button", name="Sign in").click()
+    audited.wait_for_load_state()
+    audited.goto("/admin/reports")
+    assert violations(audited) == []
+    audited.goto("/admin/reports?since=not-a-day")  # the form in error
+    assert violations(audited) == []
+
+
 def _demo_card_number(app) -> str:
     from webapp.auth.queries import account_by_email
     from webapp.card.queries import active_cards

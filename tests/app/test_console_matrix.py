@@ -141,6 +141,15 @@ def _page_routes(world):
             "action": "block", "reason": "Lost phone"}, MANAGERS | GLOBAL, 302),
         "GET /admin/audit": ("GET", "/admin/audit", None, managers_and_admins, 200),
         "GET /admin/audit.csv": ("GET", "/admin/audit.csv", None, managers_and_admins, 200),
+        # Reports: every manager and admin gets their own scope (never another's figures:
+        # tests/test_reports.py checks the scoping).
+        "GET /admin/reports": ("GET", "/admin/reports", None, managers_and_admins, 200),
+        "GET /admin/reports.csv": ("GET", "/admin/reports.csv?grain=month", None,
+                                   managers_and_admins, 200),
+        "GET /admin/reports/flows.svg": ("GET", "/admin/reports/flows.svg", None,
+                                         managers_and_admins, 200),
+        "GET /admin/reports/liability.svg": ("GET", "/admin/reports/liability.svg", None,
+                                             ADMINS, 200),
     }
 
 
@@ -176,6 +185,8 @@ def _api_routes(world):
                                           MANAGERS | GLOBAL, 200),
         "GET /console/audit": ("GET", "/api/v1/console/audit", None, managers_and_admins,
                                200),
+        "GET /console/reports": ("GET", "/api/v1/console/reports?grain=month", None,
+                                 managers_and_admins, 200),
     }
 
 

@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import AuthActions, Clock
+from tests.helpers import PASSWORD, AuthActions, Clock
 from tests.ledger_helpers import assert_invariants, new_customer
 from webapp import create_app
+from webapp.auth.services import register
+from webapp.auth.tokens import Principal
 from webapp.card.queries import active_cards
 from webapp.database.schema import accounts, ledger
 from webapp.errors import InsufficientCoins
@@ -27,6 +29,7 @@ from webapp.expiry import services as expiry
 from webapp.extensions import db
 from webapp.family import services as family
 from webapp.ledger import services as ledger_service
+from webapp.staff import reports
 
 START = datetime(2025, 1, 12, 10, 0)  # coins earned now expire on 12 Jan 2026, 10:00 UTC
 EXPIRES = datetime(2026, 1, 12, 10, 0)
@@ -226,6 +229,26 @@ def test_add_months_keeps_the_day_or_takes_the_months_last():
 def test_a_bad_setting_refuses_to_start(value):
     with pytest.raises(RuntimeError, match="whole number of months"):
         create_app({"PROFILE": "test", "COIN_EXPIRY_MONTHS": value})
+
+
+def test_reports_count_the_expired_coins(app, clock):
+    """The console's report (a global admin's) shows the expiry as its own figure, in
+    the holder's region, without a store; the figures still add up to the ledger."""
+    with app.app_context():
+        admin = register(name="Glen", email="glen@example.com", password=PASSWORD,
+                         region="us", role="admin")
+        customer = new_customer("report@example.com")
+        clock.set(EXPIRES - timedelta(days=365))
+        earn(customer["number"], 40)
+        clock.set(EXPIRES)
+        expiry.expire_due()
+        seen = reports.report(Principal(admin["id"], "admin", "Glen"), grain="day",
+                              since=EXPIRES.date(), until=EXPIRES.date(),
+                              today=EXPIRES.date())
+    [line] = seen["rows"]
+    assert (line["region"], line["store_id"]) == ("us", None)
+    assert (line["expired"], line["net"], line["transactions"]) == (40, -40, 1)
+    assert seen["liability"]["balance"] == seen["liability"]["ledger"] == 0
 
 
 # ------------------------------------------------------------- never both with a redeem

@@ -365,7 +365,7 @@ def test_unknown_outcome_the_retries_cannot_settle_is_outcome_unknown_then_repla
     earn = {"kind": "earn", "card": customer["number"], "amount": "10.00", "currency": "EUR"}
 
     for proxy in stack.proxies.values():
-        proxy.arm(None, statement=rb"INSERT INTO ledger\b")
+        proxy.arm(None, statement=rb"\bidempotency_key\b")
     response = stack.call("POST", "/transactions", earn, token=barista, key=key)
 
     problem = _problem(response, 503, "outcome-unknown")

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Response, redirect, request, url_for
 
 from webapp.auth.session import current_principal, staff_required
-from webapp.errors import AppError, ValidationFailed
+from webapp.errors import AppError, Forbidden, ValidationFailed
 from webapp.pages import render_page
 from webapp.staff import console
 from webapp.staff.roles import ROLE_NAMES
@@ -313,3 +313,63 @@ def audit_csv():
         writer.writerow([entry[c] for c in CSV_COLUMNS])
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": "attachment; filename=audit.csv"})
+
+
+# -- reports -------------------------------------------------------------------------
+
+
+def _report() -> dict[str, Any]:
+    from webapp.staff import reports
+
+    return reports.report(current_principal(), grain=request.args.get("grain") or "day",
+                          since=_day("since"), until=_day("until"))
+
+
+@bp.get("/reports")
+@staff_required
+def reports_page():
+    error, fields, status, report = None, {}, 200, None
+    try:
+        report = _report()
+    except ValidationFailed as exc:
+        (error, fields), status = _errors(exc), exc.status
+    return _page("admin/reports.html", status, report=report, args=request.args,
+                 error=error, fields=fields)
+
+
+REPORT_COLUMNS = ("period", "region", "store", "issued", "redeemed", "reversed", "adjusted",
+                  "expired", "other", "net", "transactions", "active_wallets")
+
+
+@bp.get("/reports.csv")
+@staff_required
+def reports_csv():
+    report = _report()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REPORT_COLUMNS)
+    for row in report["rows"]:
+        writer.writerow([row[c] for c in REPORT_COLUMNS])
+    for total in report["totals"]:
+        writer.writerow([total["period"], "*", "*", *(total[c] for c in REPORT_COLUMNS[3:])])
+    if report["liability"] is not None:
+        writer.writerow([])
+        writer.writerow(("home_region", "wallets", "outstanding_coins", "ledger_sum"))
+        for row in report["liability"]["by_region"]:
+            writer.writerow((row["region"], row["wallets"], row["balance"], row["ledger"]))
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=report.csv"})
+
+
+@bp.get("/reports/<any(flows, liability):chart>.svg")
+@staff_required
+def report_chart(chart: str):
+    from webapp.reports import charts
+
+    report = _report()
+    if chart == "liability" and report["liability"] is None:
+        raise Forbidden("Outstanding coins are reported to admins.")
+    svg = charts.flows_svg(report) if chart == "flows" else charts.liability_svg(report)
+    # Its own policy (see webapp.reports.charts): the page-wide one is set only if absent.
+    return Response(svg, mimetype="image/svg+xml",
+                    headers={"Content-Security-Policy": charts.SVG_CSP})

@@ -3,7 +3,7 @@ the /admin pages. Staff access; the rulebook narrows it by role and scope (403).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -240,3 +240,65 @@ def console_audit(query: AuditQuery):
                                     actor_id=query.actor, store_id=query.store)
     return AuditList(entries=[AuditEntry(**{k: e[k] for k in AuditEntry.model_fields})
                               for e in entries])
+
+
+class ReportQuery(BaseModel):
+    grain: str = Field(default="day", pattern="^(day|month)$")
+    since: date | None = None
+    until: date | None = None
+
+
+class ReportFigures(BaseModel):
+    period: str
+    issued: int
+    redeemed: int = Field(description="Positive: coins taken by redemptions.")
+    reversed: int = Field(description="Signed: what reversals did to balances.")
+    adjusted: int = Field(description="Signed.")
+    expired: int = Field(description="Positive; 0 until coins expire.")
+    other: int = Field(description="Any other kind (e.g. erasure), signed.")
+    net: int = Field(description="The ledger's sum.")
+    transactions: int
+    active_wallets: int
+
+
+class ReportRow(ReportFigures):
+    region: str
+    store_id: int | None
+    store: str
+
+
+class LiabilityRow(BaseModel):
+    region: str
+    wallets: int
+    balance: int = Field(description="Sum of wallet balances.")
+    ledger: int = Field(description="Sum of ledger rows (equals balance).")
+
+
+class Liability(BaseModel):
+    balance: int
+    ledger: int
+    by_region: list[LiabilityRow]
+
+
+class Report(BaseModel):
+    grain: str
+    since: date
+    until: date
+    timezone: str = Field(description="Periods are days/months in this zone.")
+    scope: str
+    totals: list[ReportFigures]
+    rows: list[ReportRow]
+    liability: Liability | None = Field(description="Admins only (null for managers).")
+
+
+@bp.get("/console/reports")
+@operation(summary="Coins issued, redeemed, reversed, adjusted, expired; liability",
+           tag="console", access="staff", query=ReportQuery, responses={200: Report},
+           description=SCOPE + " Outstanding coins (liability) are reported to admins "
+                               "only, by the wallet owner's home region.")
+def console_reports(query: ReportQuery):
+    from webapp.staff import reports
+
+    report = reports.report(current_principal(), grain=query.grain, since=query.since,
+                            until=query.until)
+    return Report(**report)

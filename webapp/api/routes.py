@@ -234,7 +234,7 @@ def create_transaction(body: TransactionRequest, idempotency_key: str):
     else:
         receipt = staff.redeem(principal, card=body.card, coins=body.coins,
                                key=idempotency_key, confirmed=body.confirm_static,
-                               store=body.store)
+                               store=body.store, reward_id=body.reward)
     return _receipt_reply(receipt)
 
 

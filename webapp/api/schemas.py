@@ -263,12 +263,26 @@ class EarnRequest(Request):
 class RedeemRequest(Request):
     kind: Literal["redeem"]
     card: CardText
-    coins: int = Field(ge=1, le=MAX_REDEEM_COINS)
+    coins: int | None = Field(default=None, ge=1, le=MAX_REDEEM_COINS,
+                              description="Free-form coins; or send `reward` instead.")
+    reward: int | None = Field(
+        default=None, ge=1, description="A reward of the store's region (its id in "
+        "`/console/rewards`): its price is redeemed and the ledger row records it.")
     confirm_static: bool = Field(
         default=False,
         description="Redeeming by the static card number (not the rotating code) needs the "
                     "barista's confirmation that they checked the customer.")
     store: StoreCode | None = None
+
+    # Before the fields: a body with neither is refused for its coins, as when coins
+    # was the only way (the other fields' errors come with the next attempt).
+    @model_validator(mode="before")
+    @classmethod
+    def _coins_or_reward(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("coins") is None) == (
+                data.get("reward") is None):
+            raise ValidationFailed({"coins": ["Send either coins or a reward id."]})
+        return data
 
 
 class LookupRequest(Request):

@@ -144,12 +144,20 @@ class RedeemForm(_CardActionForm):
     store = HiddenField(validators=_store_validators, filters=_stripped)
     coins = StringField("Coins to redeem", validators=[Length(max=32)], filters=_stripped)
     confirm = BooleanField("I checked the customer's ID: redeem by card number")
+    # Set by a one-tap reward button (its value is the reward's id) instead of coins.
+    reward = StringField(validators=[Optional(), Regexp(r"^[0-9]{1,18}$")])
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.coin_count: int | None = None
 
+    @property
+    def reward_id(self) -> int | None:
+        return int(self.reward.data) if self.reward.data else None
+
     def validate_coins(self, field: StringField) -> None:
+        if self.reward.data:
+            return  # a reward button: its price is the coins
         try:
             self.coin_count = parse_coins(field.data or "")
         except ValueError as error:

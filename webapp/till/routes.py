@@ -26,6 +26,7 @@ from webapp.i18n import formatting
 from webapp.i18n.locales import use_locale
 from webapp.ledger.services import Receipt
 from webapp.pages import render_page
+from webapp.staff import catalogue
 
 from . import bp
 from .forms import EarnForm, LookupForm, RedeemForm, ReverseForm, new_key
@@ -127,6 +128,8 @@ def _till(store: dict[str, Any], *, customer: Customer | None = None,
             formdata=None, prefix="reverse",
             data={**scanned, "transaction": receipt.transaction_id if receipt else ""}),
         "receipt_last4": receipt_card[-4:] if receipt_card else None,
+        # One-tap buttons on the redeem panel: the store's region's active rewards.
+        "rewards": catalogue.offered(store["region"]) if customer or retry else [],
     }
     return render_page(TEMPLATE, partial="result", **context), status
 
@@ -184,7 +187,7 @@ def redeem():
         receipt = staff.redeem(current_principal(), card=form.card.data,
                                coins=form.coin_count, key=form.key.data,
                                confirmed=bool(form.confirm.data),
-                               store=form.store.data or None)
+                               store=form.store.data or None, reward_id=form.reward_id)
     except AppError as error:
         return _failed(store, form, error, "redeem")
     return _till(store, customer=_fresh_customer(form.card.data), receipt=receipt)
