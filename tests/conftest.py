@@ -8,6 +8,7 @@ on both. Run one side with ``-m "not mariadb"`` or ``-k sqlite``.
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
 from sqlalchemy import delete
@@ -54,18 +55,37 @@ def galera_config(lab) -> dict:
     return {"CLUSTER": lab.members_env(), "CLUSTER_KIND": "galera", "REGION": "us"}
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """One migrated SQLite file per session. Running the migrations for every test cost
+    most of a fast test's time (and all of a mutation run's); a copy costs nothing."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "migrated.db"
+    app = create_app({"PROFILE": "test", "DATABASE_URL": f"sqlite:///{path}"})
+    with app.app_context():
+        upgrade_schema()
+    db.dispose()
+    return path
+
+
+def _copy_sqlite(source, target) -> None:
+    # The backup API copies a consistent database whatever the journal (WAL) holds.
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
 @pytest.fixture(params=["sqlite", _galera_param()])
 def app(request, tmp_path):
     if request.param == "sqlite":
+        _copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "test.db")
         config = {"PROFILE": "test", "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}"}
     else:
         lab = request.getfixturevalue("galera_schema")
         config = {"PROFILE": "test", **galera_config(lab)}
     app = create_app(config)
     with app.app_context():
-        if request.param == "sqlite":
-            upgrade_schema()
-        else:
+        if request.param != "sqlite":
             with db.engine.begin() as conn:
                 for table in reversed(metadata.sorted_tables):
                     conn.execute(delete(table))
