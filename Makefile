@@ -34,7 +34,7 @@ test:  ## install everything the tests need (apt, pip, browser, databases) and r
 	bash scripts/install_test_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests e2e
-	LIGHTHOUSE_PERFORMANCE_GATE=0 $(BIN)/python scripts/lighthouse_card.py
+	LIGHTHOUSE_PERFORMANCE_GATE=0 $(BIN)/python -m scripts.lighthouse_card
 
 test-fast: ## SQLite-only tests, no lab, no browser
 	$(BIN)/python -m pytest tests -m "not mariadb and not cluster and not e2e"
@@ -48,7 +48,7 @@ format:
 	$(BIN)/ruff format webapp db tests e2e
 
 lab: venv  ## a 3-node Galera cluster on localhost until Ctrl-C
-	$(BIN)/python -m db.lab up
+	$(BIN)/python -m labs.galera up
 
 clean:
 	rm -rf $(VENV) .venv-deploy instance reports .pytest_cache .ruff_cache
@@ -60,12 +60,12 @@ regions: dev-venv  ## three regions in network namespaces over a delayed WAN: la
 
 .PHONY: jmeter bench audit
 jmeter: venv  ## JMeter, three regions at once (lab + 3 apps under gunicorn), ~5 min; reports/jmeter/
-	$(BIN)/python jmeter/run.py
+	$(BIN)/python -m jmeter.run
 
 bench: dev-venv  ## card page vs hello world, earns vs raw commits, p99 while a node dies; reports/bench/
 	@command -v wrk >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python -m bench.bench
 
 audit: dev-venv  ## Lighthouse on the signed-in card page + axe-core on every page; reports/audit/
 	bash scripts/audit.sh

@@ -1,6 +1,6 @@
 """``make bench``: our numbers against the ceilings of this machine.
 
-Not part of the test run. Starts its own Galera lab and app instances (jmeter/stack.py),
+Not part of the test run. Starts its own Galera lab and app instances (labs/stack.py),
 measures, prints a table and writes reports/bench/bench-<time>.json (+ latest.json):
 
 1. **card page vs hello world** -- req/s and p99 of GET /card (signed in: the session
@@ -38,10 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from jmeter import stack
+from labs import stack
 
 ROOT = stack.ROOT
 REPORTS = ROOT / "reports" / "bench"
@@ -83,7 +80,7 @@ def raw_commits(lab: Any, node: int, *, seconds: float, threads: int) -> dict[st
     durable, replicated commits (innodb_flush_log_at_trx_commit=1, Galera certification)."""
     import pymysql
 
-    from db.lab import APP_DATABASE, APP_PASSWORD, APP_USER
+    from labs.galera import APP_DATABASE, APP_PASSWORD, APP_USER
 
     def connect() -> pymysql.connections.Connection:
         return pymysql.connect(host="127.0.0.1", port=lab.port(node), user=APP_USER,
@@ -303,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
-    from db.lab import GaleraLab
+    from labs.galera import GaleraLab
 
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

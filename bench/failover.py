@@ -29,9 +29,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from db.lab import GaleraLab
 from db.seed import seed_stores
-from webapp import create_app
+from labs.galera import GaleraLab
+from labs.stack import cluster_apps, router_of
 from webapp.auth.services import register
 from webapp.card.queries import active_cards
 from webapp.database.cluster import MemberState
@@ -114,67 +114,54 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("starting the lab...", file=sys.stderr)
     lab.start()
-    apps = {}
     try:
-        for region in ("us", "ie"):
-            apps[region] = create_app(
-                {
-                    "PROFILE": "test",
-                    "CLUSTER": lab.members_env(),
-                    "CLUSTER_KIND": "galera",
-                    "REGION": region,
-                    "HEALTH_CHECK_INTERVAL": args.health_interval,
-                }
-            )
-        with apps["us"].app_context():
-            from webapp.commands import upgrade_schema
+        with cluster_apps(lab, ("us", "ie"), HEALTH_CHECK_INTERVAL=args.health_interval) as apps:
+            with apps["us"].app_context():
+                from webapp.commands import upgrade_schema
 
-            upgrade_schema()
-            seed_stores()
-            account = register(
-                name="Bench",
-                email=f"bench-{uuid.uuid4().hex}@example.com",
-                password="correct-horse-battery",  # noqa: S106 - a throwaway lab account
-                region="us",
-            )
-            card = db.read(
-                lambda conn: active_cards(conn, account["id"])[0]["number"], name="bench"
-            )
-        writers = {region: Writer(app, card, f"writer-{region}") for region, app in apps.items()}
-        for writer in writers.values():
-            writer.start()
-        kills = []
-        for n in range(args.kills):
-            time.sleep(args.steady)
-            killed_at = time.monotonic()
-            lab.kill(0)
-            time.sleep(max(4.0, args.steady))
-            result = {
-                "kill": n + 1,
-                "us_app": measure([writers["us"]], killed_at),
-                "ie_app": measure([writers["ie"]], killed_at),
+                upgrade_schema()
+                seed_stores()
+                account = register(
+                    name="Bench",
+                    email=f"bench-{uuid.uuid4().hex}@example.com",
+                    password="correct-horse-battery",  # noqa: S106 - a throwaway lab account
+                    region="us",
+                )
+                card = db.read(
+                    lambda conn: active_cards(conn, account["id"])[0]["number"], name="bench"
+                )
+            writers = {
+                region: Writer(app, card, f"writer-{region}") for region, app in apps.items()
             }
-            started = time.monotonic()
-            lab.restart(0)
-            result["restart_s"] = round(time.monotonic() - started, 2)
-            result["join"] = lab.join_method(0)
-            us = apps["us"].extensions["loyalty_db.router"].cluster.member("us")
-            deadline = time.monotonic() + 15
-            while us.state is not MemberState.UP and time.monotonic() < deadline:
-                time.sleep(0.02)
-            result["routed_back_s"] = round(time.monotonic() - started, 2)
-            kills.append(result)
-            print(json.dumps(result), file=sys.stderr)
-        for writer in writers.values():
-            writer.stop.set()
-            writer.join(timeout=30)
-        stats = {
-            region: app.extensions["loyalty_db.router"].stats.snapshot()
-            for region, app in apps.items()
-        }
+            for writer in writers.values():
+                writer.start()
+            kills = []
+            for n in range(args.kills):
+                time.sleep(args.steady)
+                killed_at = time.monotonic()
+                lab.kill(0)
+                time.sleep(max(4.0, args.steady))
+                result = {
+                    "kill": n + 1,
+                    "us_app": measure([writers["us"]], killed_at),
+                    "ie_app": measure([writers["ie"]], killed_at),
+                }
+                started = time.monotonic()
+                lab.restart(0)
+                result["restart_s"] = round(time.monotonic() - started, 2)
+                result["join"] = lab.join_method(0)
+                us = router_of(apps["us"]).cluster.member("us")
+                deadline = time.monotonic() + 15
+                while us.state is not MemberState.UP and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                result["routed_back_s"] = round(time.monotonic() - started, 2)
+                kills.append(result)
+                print(json.dumps(result), file=sys.stderr)
+            for writer in writers.values():
+                writer.stop.set()
+                writer.join(timeout=30)
+            stats = {region: router_of(app).stats.snapshot() for region, app in apps.items()}
     finally:
-        for app in apps.values():
-            app.extensions["loyalty_db.router"].dispose()
         lab.stop()
     report = {
         "what": "write unavailability when the preferred (us) node is SIGKILLed",

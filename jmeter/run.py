@@ -1,7 +1,7 @@
 """``make jmeter``: the multi-region load test, end to end, in a few minutes.
 
 1. installs JMeter 5.5 into tools/jmeter (scripts/install_jmeter.sh);
-2. starts a 3-node Galera lab (db/lab.py) and seeds it: demo data plus ``load.<region>.<n>``
+2. starts a 3-node Galera lab (labs/galera) and seeds it: demo data plus ``load.<region>.<n>``
    customers for every region;
 3. starts one app per region under gunicorn with deploy/gunicorn.conf.py, each told its
    region (LOYALTY_REGION) so the cluster router prefers its own node;
@@ -31,10 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from jmeter import stack
+from labs import stack
 
 ROOT = stack.ROOT
 PLAN = ROOT / "jmeter" / "loyalty.jmx"
@@ -67,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     once = args.customers * CUSTOMER_ONCE + args.staff * STAFF_ONCE
     loops = math.ceil((args.requests - once) / per_loop)
 
-    from db.lab import GaleraLab
+    from labs.galera import GaleraLab
 
     started = time.monotonic()
     print(f"starting the Galera lab (port base {args.port_base})...", flush=True)

@@ -58,7 +58,7 @@ case "${1:-run}" in
     [ -x "$py" ] || py=python3
     cd "$root"
     status=0
-    PYTHONPATH="$root" "$py" scripts/lighthouse_card.py || status=1
+    PYTHONPATH="$root" "$py" -m scripts.lighthouse_card || status=1
     "$py" -m pytest e2e/test_audit.py -q -p no:cacheprovider || status=1
     exit $status
     ;;

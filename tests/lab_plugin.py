@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from db.lab import DEFAULT_PORT_BASE, GaleraLab
+from labs.galera import DEFAULT_PORT_BASE, GaleraLab
 
 # Ports a lab occupies plus room to spare, so each xdist worker gets its own lab.
 _WORKER_PORT_STRIDE = 20

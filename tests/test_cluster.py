@@ -21,7 +21,8 @@ from flask import g
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from webapp import create_app
+from labs.stack import cluster_app as labs_cluster_app
+from labs.stack import router_of
 from webapp.database import RetryTransaction
 from webapp.database.cluster import (
     GALERA,
@@ -264,24 +265,13 @@ def cluster_app(lab) -> Iterator:
     made = []
 
     def make(region: str = "us", **settings):
-        config = {
-            "PROFILE": "test",
-            "CLUSTER": lab.members_env(),
-            "CLUSTER_KIND": "galera",
-            "REGION": region,
-            **settings,
-        }
-        app = create_app(config)
+        app = labs_cluster_app(lab, region, **settings)
         made.append(app)
         return app
 
     yield make
     for app in made:
         router_of(app).dispose()
-
-
-def router_of(app) -> ClusterRouter:
-    return app.extensions["loyalty_db.router"]
 
 
 def node_name(conn) -> str:

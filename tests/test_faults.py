@@ -33,20 +33,19 @@ import pytest
 from flask import g
 
 from db.seed import seed_stores
+from labs.stack import cluster_app, cluster_apps, router_of
 from tests.conftest import AuthActions
 from tests.lab_plugin import wait_for
-from webapp import create_app
 from webapp.auth.services import register
 from webapp.card.queries import active_cards
+from webapp.config import REGIONS
 from webapp.database.cluster import MemberState
-from webapp.database.routing import ClusterRouter
 from webapp.errors import InsufficientCoins, ServiceUnavailable
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.cluster]
 
-REGIONS = ("us", "ie", "in")
 NODE = {region: i for i, region in enumerate(REGIONS)}
 # store code, currency, minor units per coin (db/seed.py)
 STORES = {
@@ -76,27 +75,11 @@ def lab(request):
 
 @pytest.fixture(scope="module")
 def apps(lab) -> Iterator[dict[str, Any]]:
-    apps = {
-        region: create_app(
-            {
-                "PROFILE": "test",
-                "CLUSTER": lab.members_env(),
-                "CLUSTER_KIND": "galera",
-                "REGION": region,
-            }
-        )
-        for region in REGIONS
-    }
-    with apps["us"].app_context():
-        seed_stores()
-    yield apps
-    for app in apps.values():
-        router_of(app).dispose()
+    with cluster_apps(lab) as apps:
+        with apps["us"].app_context():
+            seed_stores()
+        yield apps
     _write_report("total_runtime_s", round(time.monotonic() - STARTED, 1))
-
-
-def router_of(app) -> ClusterRouter:
-    return app.extensions["loyalty_db.router"]
 
 
 def _write_report(section: str, data: Any) -> None:
@@ -368,16 +351,8 @@ def test_cross_region_redemption_sees_the_earn(lab, apps):
 
     # Now with India's applier paused (FTWRL): a fast read there is stale, the redeem
     # waits at the barrier until the earn is applied, then succeeds.
-    lagging = create_app(
-        {
-            "PROFILE": "test",
-            "CLUSTER": lab.members_env(),
-            "CLUSTER_KIND": "galera",
-            "REGION": "in",
-            # no probe sees the paused node as Desynced during the test
-            "HEALTH_CHECK_INTERVAL": 60,
-        }
-    )
+    # no probe sees the paused node as Desynced during the test
+    lagging = cluster_app(lab, "in", HEALTH_CHECK_INTERVAL=60)
     try:
         with lagging.app_context():
             db.read(lambda conn: None, name="warm-up")
@@ -563,15 +538,7 @@ def test_quorum_loss_refuses_service_then_bootstrap_resumes(lab, apps):
     client = inn.test_client()
     AuthActions(client).register(email=f"quorum-{uuid.uuid4().hex}@example.com")
     assert client.get("/card").status_code == 200
-    stale_app = create_app(
-        {
-            "PROFILE": "test",
-            "CLUSTER": lab.members_env(),
-            "CLUSTER_KIND": "galera",
-            "REGION": "in",
-            "ALLOW_STALE_READS": True,
-        }
-    )
+    stale_app = cluster_app(lab, "in", ALLOW_STALE_READS=True)
     try:
         with stale_app.app_context():
             assert ledger.stores()  # connected while healthy

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from db.lab import APP_PASSWORD, APP_USER, SYNCED, GaleraLab, LabError
+from labs.galera import APP_PASSWORD, APP_USER, SYNCED, GaleraLab, LabError
 from tests.lab_plugin import wait_for
 
 pytestmark = pytest.mark.mariadb

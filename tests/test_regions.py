@@ -18,10 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from regions import checks
-from regions import client as http
-from regions.lab import RegionLab
-from regions.topology import REGIONS
+from labs.regions import checks
+from labs.regions import client as http
+from labs.regions.lab import RegionLab
+from labs.regions.topology import REGIONS
 
 pytestmark = pytest.mark.regions
 

@@ -4,5 +4,5 @@
 relay that delays each direction by half the RTT and can cut links), ``galera`` runs a
 Galera node per region, ``front`` stands in for Route 53 + the load balancer, ``lab``
 ties them together (``RegionLab``), ``checks`` measures and drills. See
-docs/regions.md; ``make regions`` runs the checks, ``python -m regions up`` the lab.
+docs/regions.md; ``make regions`` runs the checks, ``python -m labs.regions up`` the lab.
 """

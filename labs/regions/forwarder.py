@@ -1,7 +1,7 @@
 """The WAN: a user-space TCP relay that delays every byte by half the link's RTT.
 
 The kernel here has no ``netem``, so the lab makes latency in user space. The relay
-listens on every region's identity address (see :mod:`regions.topology`) on the
+listens on every region's identity address (see :mod:`labs.regions.topology`) on the
 database ports. A connection from namespace ``s`` (source address ``<net>.<s>.2``) to
 identity ``<net>.0.<d>`` is the link ``s -> d``: the relay opens a connection to the
 real node at ``<net>.<d>.2`` and pumps bytes both ways, each direction through a queue
@@ -18,7 +18,7 @@ for; nothing is reset.
 
 Control: a unix socket speaking one JSON object per line (``status``, ``cut``, ``heal``,
 ``set_rtt``); :class:`ForwarderClient` wraps it. Run as
-``python -m regions.forwarder --prefix lcr --net 10.213 --control /path/ctl.sock``.
+``python -m labs.regions.forwarder --prefix lcr --net 10.213 --control /path/ctl.sock``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regions.topology import NODE_PORTS, REGIONS, Topology, format_rtts, parse_rtts
+from labs.regions.topology import NODE_PORTS, REGIONS, Topology, format_rtts, parse_rtts
 
 CHUNK = 64 * 1024
 QUEUE_LIMIT = 4 * 1024 * 1024  # bytes in flight per direction before we stop reading
@@ -360,7 +360,7 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m regions.forwarder")
+    parser = argparse.ArgumentParser(prog="python -m labs.regions.forwarder")
     parser.add_argument("--prefix", default="lcr")
     parser.add_argument("--net", default="10.213")
     parser.add_argument("--rtts", default=None, help="e.g. us-ie=70,us-in=190,ie-in=120")

@@ -11,11 +11,11 @@
 Every helper process belongs to the lab and goes away with it: host-side helpers (the
 forwarder, the front router) die with the process that started them (``PDEATHSIG``)
 and everything inside the namespaces is killed when they are deleted. A state file in
-the temp dir lets the next run (or ``python -m regions down``) clean up after a run
+the temp dir lets the next run (or ``python -m labs.regions down``) clean up after a run
 that was SIGKILLed.
 """
 
-# ruff: noqa: S603, S310 - a root-only lab that runs its own fixed commands
+# ruff: noqa: S310 - a root-only lab that runs its own fixed commands
 from __future__ import annotations
 
 import contextlib
@@ -25,7 +25,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -33,15 +32,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from db.lab import LabError, StartStop, proc_cmdline, tail
-from regions import netns
-from regions.forwarder import ForwarderClient
-from regions.front import port_free
-from regions.galera import RegionGalera
-from regions.reaper import pid_alive
-from regions.topology import APP_PORT, REGIONS, Topology, format_rtts
+from labs import ROOT
+from labs.proc import LabError, StartStop, StateFile, kill_quietly, proc_cmdline, python, tail
+from labs.regions import netns
+from labs.regions.forwarder import ForwarderClient
+from labs.regions.front import port_free
+from labs.regions.galera import RegionGalera
+from labs.regions.topology import APP_PORT, REGIONS, Topology, format_rtts
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FRONT_PORT = 18100
 
 
@@ -53,11 +51,6 @@ def _die_with_parent(cmd: list[str]) -> list[str]:
     """
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
-
-
-def _python() -> str:
-    venv = ROOT / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
 
 
 class RegionLab(StartStop):
@@ -93,9 +86,7 @@ class RegionLab(StartStop):
             "JWT_KEYS": f"k1:{secrets.token_urlsafe(36)}",
             "JWT_ACTIVE_KID": "k1",
         }
-        self._state_file = (
-            Path(tempfile.gettempdir()) / f"loyalty-regions-{self.topology.prefix}.json"
-        )
+        self._state = self.state_file(self.topology)
 
     # ------------------------------------------------------------------ addresses
     def app_url(self, region: str) -> str:
@@ -159,51 +150,48 @@ class RegionLab(StartStop):
         netns.teardown(self.topology)
         if self.base_dir is not None and self._owns_dir and not self.keep:
             shutil.rmtree(self.base_dir, ignore_errors=True)
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(self._state_file.read_text()).get("owner") == os.getpid():
-                self._state_file.unlink()
+        self._state.remove_if_mine()
         if self._reaper is not None and self._reaper.poll() is None:
             self._reaper.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._reaper.wait(timeout=5)
         self.timings["stop"] = time.monotonic() - t0
 
+    @staticmethod
+    def state_file(topology: Topology) -> StateFile:
+        """Names the lab's owner, directory and host-side helpers (see labs.proc)."""
+        return StateFile(f"loyalty-regions-{topology.prefix}")
+
     @classmethod
     def cleanup_stale(cls, topology: Topology, force: bool = False) -> bool:
         """Remove what a dead run left (namespaces, helpers, temp dir). True if it did."""
-        state_file = Path(tempfile.gettempdir()) / f"loyalty-regions-{topology.prefix}.json"
-        state: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            state = json.loads(state_file.read_text())
-        owner = int(state.get("owner") or 0)
-        if owner and owner != os.getpid() and pid_alive(owner) and not force:
+        state_file = cls.state_file(topology)
+        state = state_file.read()
+        if StateFile.owned_by_another_live_process(state) and not force:
             raise LabError(
-                f"a region lab with prefix {topology.prefix!r} is running (pid {owner}); "
-                "stop it, or use another prefix/net, or `python -m regions down --force`"
+                f"a region lab with prefix {topology.prefix!r} is running "
+                f"(pid {StateFile.owner(state)}); "
+                "stop it, or use another prefix/net, or `python -m labs.regions down --force`"
             )
         found = bool(state) or bool(
             netns.existing_namespaces() & {topology.netns(r) for r in REGIONS}
         )
         for pid in state.get("helpers", []):
             if "regions." in proc_cmdline(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                kill_quietly(pid)
         netns.teardown(topology)
-        base_dir = state.get("base_dir")
-        if base_dir and state.get("owns_dir") and Path(base_dir).exists():
-            shutil.rmtree(base_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            state_file.unlink()
+        StateFile.remove_owned_dir(state)
+        state_file.remove()
         return found
 
     def _start_reaper(self) -> None:
-        """A watcher in its own session that cleans up if this process dies unannounced."""
+        """A watcher in its own session that cleans up if this process dies unannounced
+        (``python -m labs.regions reap``: it outlives a SIGKILLed owner)."""
         self._reaper = subprocess.Popen(
             [
-                _python(), "-m", "regions.reaper",
+                python(), "-m", "labs.regions",
                 "--prefix", self.topology.prefix,
-                "--owner", str(os.getpid()),
-                "--state", str(self._state_file),
+                "reap", "--owner", str(os.getpid()),
             ],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -214,13 +202,11 @@ class RegionLab(StartStop):
         )  # fmt: skip
 
     def _write_state(self) -> None:
-        state = {
-            "owner": os.getpid(),
-            "base_dir": str(self.base_dir),
-            "owns_dir": self._owns_dir,
-            "helpers": [p.pid for n, p in self.procs.items() if not n.startswith("app-")],
-        }
-        self._state_file.write_text(json.dumps(state))
+        self._state.write(
+            base_dir=str(self.base_dir),
+            owns_dir=self._owns_dir,
+            helpers=[p.pid for n, p in self.procs.items() if not n.startswith("app-")],
+        )
 
     # ------------------------------------------------------------------ helpers
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
@@ -263,7 +249,7 @@ class RegionLab(StartStop):
         self._spawn(
             "forwarder",
             [
-                _python(), "-m", "regions.forwarder",
+                python(), "-m", "labs.regions.forwarder",
                 "--prefix", self.topology.prefix,
                 "--net", self.topology.net,
                 "--rtts", format_rtts(self.topology.rtts),
@@ -291,7 +277,7 @@ class RegionLab(StartStop):
             "LOYALTY_CLUSTER": "",
             **self.secrets,
         }
-        flask = str(Path(_python()).with_name("flask"))
+        flask = str(Path(python()).with_name("flask"))
         result = subprocess.run(
             [flask, "--app", "webapp", *args],
             cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600,
@@ -319,7 +305,7 @@ class RegionLab(StartStop):
         }
 
     def start_app(self, region: str, wait: bool = True) -> None:
-        gunicorn = str(Path(_python()).with_name("gunicorn"))
+        gunicorn = str(Path(python()).with_name("gunicorn"))
         self._spawn(
             f"app-{region}",
             [
@@ -370,7 +356,7 @@ class RegionLab(StartStop):
         self._spawn(
             "front",
             [
-                _python(), "-m", "regions.front",
+                python(), "-m", "labs.regions.front",
                 "--listen", f"{host}:{self.front_port}",
                 "--region-ports", str(self.front_port + 1),
                 "--upstream", upstreams,

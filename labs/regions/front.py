@@ -12,7 +12,7 @@ client's own region anyway (Route 53 "fails open"), so the client sees that app'
 degraded answer.
 
 Every response carries ``X-Served-Region`` and ``X-Client-Region``; ``GET
-/_front/status`` shows the health table. Run as ``python -m regions.front --listen
+/_front/status`` shows the health table. Run as ``python -m labs.regions.front --listen
 127.0.0.1:18100 --region-ports 18101 --upstream us=10.213.1.2:8000,ie=...,in=...``.
 """
 
@@ -30,7 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from regions.topology import REGIONS, Topology, parse_rtts
+from labs.regions.topology import REGIONS, Topology, parse_rtts
 
 HOP_BY_HOP = frozenset(
     {
@@ -258,7 +258,7 @@ def parse_upstreams(text: str) -> dict[str, tuple[str, int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m regions.front")
+    parser = argparse.ArgumentParser(prog="python -m labs.regions.front")
     parser.add_argument("--listen", default="127.0.0.1:18100", help="shared port (header)")
     parser.add_argument(
         "--region-ports",

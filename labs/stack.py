@@ -1,9 +1,17 @@
-"""The production-shaped stack the load tests and benchmarks run against.
+"""One app per region on a Galera lab: the production shape, for tests, drills and load.
 
-A 3-node Galera lab (db/lab.py), demo data plus per-region load-test customers, and
-one app instance per region under gunicorn with deploy/gunicorn.conf.py, each told its
-region so the cluster router prefers its own node. Shared by jmeter/run.py and
-bench/bench.py; everything binds to 127.0.0.1 and is stopped by the caller.
+Two ways to run the apps, both told their region so the cluster router prefers the
+region's own node and fails over to the others:
+
+* in process (:func:`cluster_apps`, :func:`cluster_app`): Flask apps on the whole
+  cluster, driven through their service layer or test client; the fault drills
+  (tests), the routing tests and ``bench/failover.py`` use these;
+* under gunicorn (:class:`AppServer`, :func:`running`) with ``deploy/gunicorn.conf.py``,
+  for the load tests and benchmarks (``jmeter/run.py``, ``bench/bench.py``,
+  ``scripts/lighthouse_card.py``), with demo data plus per-region load-test customers
+  (:func:`seed`).
+
+Everything binds to 127.0.0.1 and is stopped by the caller (or the context manager).
 """
 
 from __future__ import annotations
@@ -22,17 +30,61 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from labs import ROOT
+from webapp.config import REGIONS
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from labs.galera import GaleraLab
+
 VENV_BIN = Path(sys.executable).parent
-REGIONS = ("us", "ie", "in")
 PASSWORD = "demo-password-1"  # noqa: S105 - the published demo password
 # What a barista at each region's demo store rings up: the store's currency, and an
 # amount worth a handful of coins at its earn rate.
 TILL = {"us": ("USD", "12.50"), "ie": ("EUR", "9.80"), "in": ("INR", "1250.00")}
 
 
+# ---------------------------------------------------------------------- in process
+def cluster_app(lab: GaleraLab, region: str = "us", **settings: Any) -> Flask:
+    """An app of ``region`` (test profile) on the whole cluster, as production runs it."""
+    from webapp import create_app
+
+    return create_app(
+        {
+            "PROFILE": "test",
+            "CLUSTER": lab.members_env(),
+            "CLUSTER_KIND": "galera",
+            "REGION": region,
+            **settings,
+        }
+    )
+
+
+def router_of(app: Flask) -> Any:
+    """The app's database router (its members, health checker and counters)."""
+    return app.extensions["loyalty_db.router"]
+
+
+@contextlib.contextmanager
+def cluster_apps(
+    lab: GaleraLab, regions: tuple[str, ...] = REGIONS, **settings: Any
+) -> Iterator[dict[str, Flask]]:
+    """One in-process app per region on the lab; their routers are disposed at the end
+    (health checkers stopped, pools closed) whatever happens."""
+    apps: dict[str, Flask] = {}
+    try:
+        for region in regions:
+            apps[region] = cluster_app(lab, region, **settings)
+        yield apps
+    finally:
+        for app in apps.values():
+            router_of(app).dispose()
+
+
+# ---------------------------------------------------------------------- under gunicorn
 def production_env(region: str, database: Mapping[str, str], **extra: str) -> dict[str, str]:
     """Environment of one app instance: the production profile, plain HTTP on loopback,
     fresh throwaway secrets (the same for every region, so tokens work everywhere)."""

@@ -1,10 +1,10 @@
-"""Measurements and fault drills over a running :class:`regions.lab.RegionLab`.
+"""Measurements and fault drills over a running :class:`labs.regions.lab.RegionLab`.
 
 The tests in ``tests/test_regions.py`` call these and assert; :class:`Report` collects
 what they measured and writes ``reports/regions/summary.{md,json}``.
 """
 
-# ruff: noqa: S603 - a root-only lab that runs its own fixed commands
+
 from __future__ import annotations
 
 import json
@@ -20,10 +20,13 @@ from typing import Any
 
 import pymysql
 
-from regions import client as http
-from regions.lab import ROOT, RegionLab, _python
-from regions.netns import in_ns
-from regions.topology import REGIONS
+from labs import ROOT
+from labs.galera.config import ADMIN_PASSWORD, ADMIN_USER
+from labs.proc import python
+from labs.regions import client as http
+from labs.regions.lab import RegionLab
+from labs.regions.netns import in_ns
+from labs.regions.topology import REGIONS
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - the public demo accounts' password
 # One coin per earn in every region (stores' earn rates from db/seed.py).
@@ -71,13 +74,11 @@ print(json.dumps(out))
 
 def link_rtts(lab: RegionLab, count: int = 15) -> dict[str, dict[str, float]]:
     """Median ``SELECT 1`` round trip from each namespace to every node's identity."""
-    from db.lab import ADMIN_PASSWORD, ADMIN_USER
-
     targets = {r: lab.topology.identity(r) for r in REGIONS}
     result: dict[str, dict[str, float]] = {}
     for region in REGIONS:
         out = subprocess.run(
-            [*in_ns(lab.topology, region), _python(), "-c", PROBE, json.dumps(targets),
+            [*in_ns(lab.topology, region), python(), "-c", PROBE, json.dumps(targets),
              ADMIN_USER, ADMIN_PASSWORD, str(count)],
             capture_output=True, text=True, check=True, timeout=120, cwd=ROOT,
         )  # fmt: skip

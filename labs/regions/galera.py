@@ -1,6 +1,6 @@
 """One MariaDB Galera node per region namespace, talking to its peers over the WAN.
 
-A node is :mod:`db.lab`'s :class:`~db.lab.GaleraNode` (same files, my.cnf, accounts,
+A node is :class:`labs.galera.node.GaleraNode` (same files, my.cnf, accounts,
 recovery and status as the localhost lab, from the same code) adapted to the
 namespaces: it runs behind ``ip netns exec``, uses the standard ports inside its own
 namespace, listens on all its addresses and *advertises* its identity address
@@ -29,26 +29,23 @@ from typing import Any
 
 import pymysql
 
-from db.lab import (
+from labs.galera.config import (
     ADMIN_PASSWORD,
     ADMIN_USER,
     APP_DATABASE,
     APP_PASSWORD,
     APP_USER,
-    GaleraNode,
-    LabError,
     account_statements,
     chown_tree,
-    connect_node,
-    ensure_installed,
-    read_status,
     render_config,
-    start_position,
-    synced_primary,
-    wait_for,
 )
-from regions.netns import in_ns
-from regions.topology import GCOMM_PORT, IST_PORT, MYSQL_PORT, REGIONS, SST_PORT, Topology
+from labs.galera.install import ensure_installed
+from labs.galera.node import GaleraNode
+from labs.galera.recovery import start_position, wsrep_recover
+from labs.galera.status import connect_node, read_status, synced_primary, wait_for
+from labs.proc import LabError
+from labs.regions.netns import in_ns
+from labs.regions.topology import GCOMM_PORT, IST_PORT, MYSQL_PORT, REGIONS, SST_PORT, Topology
 
 STATUS_KEYS = (
     "wsrep_cluster_status",
@@ -269,5 +266,5 @@ class RegionGalera:
 
     def _recover_position(self, node: GaleraNode) -> str | None:
         # In the namespace: the host's port 3306 may well be taken.
-        position, _ = node.wsrep_recover(prefix=in_ns(self.topology, node.region))
+        position, _ = wsrep_recover(node, prefix=in_ns(self.topology, node.region))
         return position

@@ -1,7 +1,8 @@
-"""``python -m regions``: run the three-region lab by hand.
+"""``python -m labs.regions``: run the three-region lab by hand.
 
 up      build everything, print the URLs, run until Ctrl-C/SIGTERM, tear down
 down    remove what a crashed run left behind (namespaces, helpers, temp dir)
+reap    wait for the lab's owner pid to die, then clean up after it (the lab starts this)
 wan     talk to a running lab's forwarder: status | cut SRC DST | isolate R [DIR]
         | heal | rtt A B MS
 """
@@ -13,14 +14,13 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
-from db.lab import LabError
-from regions.forwarder import ForwarderClient
-from regions.lab import RegionLab
-from regions.topology import REGIONS, Topology, parse_rtts
+from labs.proc import LabError, wait_for_owner_to_die
+from labs.regions.forwarder import ForwarderClient
+from labs.regions.lab import RegionLab
+from labs.regions.topology import REGIONS, Topology, parse_rtts
 
 
 def _topology(args: argparse.Namespace) -> Topology:
@@ -39,7 +39,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print(f"front router: {lab.front_url()} (header X-Client-Region), per region:")
         for region in REGIONS:
             print(f"  {region}: {lab.front_url(region)}   app direct {lab.app_url(region)}")
-        print(f"forwarder control: python -m regions wan --prefix {args.prefix} status")
+        print(f"forwarder control: python -m labs.regions wan --prefix {args.prefix} status")
         print("demo: demo@example.com / demo-password-1; Ctrl-C to stop", flush=True)
         stop.wait()
     finally:
@@ -54,11 +54,22 @@ def _cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reap(args: argparse.Namespace) -> int:
+    """The watcher a RegionLab starts in its own session: when the owner dies without
+    ``stop()`` (SIGKILLed pytest, closed terminal) and the state file still names it,
+    remove everything. A normal ``stop()`` terminates the watcher first."""
+    topology = Topology(prefix=args.prefix)
+    wait_for_owner_to_die(args.owner)
+    if RegionLab.state_file(topology).read().get("owner") != args.owner:
+        return 0  # stopped cleanly, or a new lab took over the prefix
+    RegionLab.cleanup_stale(topology)
+    print(f"reaped the region lab of dead pid {args.owner}", flush=True)
+    return 0
+
+
 def _cmd_wan(args: argparse.Namespace) -> int:
-    state = Path(tempfile.gettempdir()) / f"loyalty-regions-{args.prefix}.json"
-    try:
-        base = json.loads(state.read_text())["base_dir"]
-    except (OSError, ValueError, KeyError):
+    base = RegionLab.state_file(Topology(prefix=args.prefix)).read().get("base_dir")
+    if not base:
         print(f"no running lab with prefix {args.prefix!r}", file=sys.stderr)
         return 1
     wan = ForwarderClient(Path(base) / "forwarder.sock")
@@ -80,7 +91,7 @@ def _cmd_wan(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m regions",
+        prog="python -m labs.regions",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -101,12 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--keep", action="store_true", help="keep the lab directory")
     down = sub.add_parser("down")
     down.add_argument("--force", action="store_true", help="even if its owner still runs")
+    reap = sub.add_parser("reap")
+    reap.add_argument("--owner", type=int, required=True)
     wan = sub.add_parser("wan")
     wan.add_argument("op", choices=["status", "cut", "isolate", "heal", "rtt"])
     wan.add_argument("args", nargs="*")
     args = parser.parse_args(argv)
     try:
-        return {"up": _cmd_up, "down": _cmd_down, "wan": _cmd_wan}[args.command](args)
+        commands = {"up": _cmd_up, "down": _cmd_down, "reap": _cmd_reap, "wan": _cmd_wan}
+        return commands[args.command](args)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,12 +1,12 @@
 """Network namespaces and veths for the three regions (root only).
 
-:func:`setup` builds what :mod:`regions.topology` describes; :func:`teardown` removes
+:func:`setup` builds what :mod:`labs.regions.topology` describes; :func:`teardown` removes
 it all and kills whatever still runs inside the namespaces. Both are idempotent and
 ``setup`` starts with a ``teardown``, so a run that died half-way (even SIGKILLed)
-is cleaned up by the next one or by ``python -m regions down``.
+is cleaned up by the next one or by ``python -m labs.regions down``.
 """
 
-# ruff: noqa: S603, S607 - a root-only lab that runs its own fixed commands
+
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 
-from regions.topology import REGIONS, Topology
+from labs.regions.topology import REGIONS, Topology
 
 APT_PACKAGES = ("iproute2", "ethtool")
 

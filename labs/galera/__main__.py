@@ -1,0 +1,5 @@
+import sys
+
+from labs.galera.cli import main
+
+sys.exit(main())
