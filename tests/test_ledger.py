@@ -6,6 +6,7 @@ import itertools
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,11 +17,14 @@ from webapp.errors import (
     AlreadyReversed,
     CardCodeRejected,
     ConfirmationRequired,
+    Conflict,
     IdempotencyMismatch,
     InsufficientCoins,
     NotFound,
     ValidationFailed,
 )
+from webapp.extensions import db
+from webapp.ledger import queries
 from webapp.ledger import services as ledger
 from webapp.ledger.services import coins_for
 
@@ -114,6 +118,35 @@ def test_reversal_once_and_never_negative(app, customer):
             ledger.reverse(transaction_id=second.transaction_id, idempotency_key=_key(),
                            staff_id=None)
         assert assert_invariants()[customer["wallet_id"]] == 2
+
+
+def _stored_created_at(transaction_id):
+    """The time the database kept (MariaDB's DATETIME may round what the app sent)."""
+    return db.read(lambda conn: queries.entry_by_id(conn, transaction_id)["created_at"],
+                   name="test.created_at", causal=True)
+
+
+def test_reversal_window_is_inclusive_and_then_closes(app, customer, monkeypatch):
+    """A reversal exactly at the end of REVERSAL_WINDOW still goes through; a second
+    later the transaction is too old, and nothing is written."""
+    with app.app_context():
+        window = app.config["REVERSAL_WINDOW"]
+        late = earn(customer["number"], 1000)
+        on_time = earn(customer["number"], 2000)
+        too_late_at = _stored_created_at(late.transaction_id) + window + timedelta(seconds=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: too_late_at)
+        with pytest.raises(Conflict, match=r"^This transaction is too old to reverse\.$"):
+            ledger.reverse(transaction_id=late.transaction_id, idempotency_key=_key(),
+                           staff_id=None)
+        assert ledger_count() == 2
+        assert assert_invariants()[customer["wallet_id"]] == 30
+
+        at_the_edge = _stored_created_at(on_time.transaction_id) + window
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: at_the_edge)
+        reversal = ledger.reverse(transaction_id=on_time.transaction_id,
+                                  idempotency_key=_key(), staff_id=None)
+        assert (reversal.kind, reversal.coins, reversal.balance) == ("reversal", -20, 10)
+        assert assert_invariants()[customer["wallet_id"]] == 10
 
 
 def test_reversal_of_unknown_transaction(app):
