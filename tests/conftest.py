@@ -11,6 +11,7 @@ import re
 import sqlite3
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import delete
 
 from db.seed import seed_stores
@@ -92,6 +93,14 @@ def app(request, tmp_path):
         seed_stores()
     yield app
     db.dispose()
+
+
+@pytest.fixture
+def cheap_password_hashing(monkeypatch):
+    """argon2id at full cost is the auth tests' subject; in tests about coins, cards and
+    the till it cost 0.45 s of CPU per account, most of their run."""
+    monkeypatch.setattr("webapp.auth.services.hasher",
+                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

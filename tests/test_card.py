@@ -21,6 +21,8 @@ from webapp.ledger import services as ledger
 
 from .conftest import AuthActions, csrf_token
 
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
 # --- Decoding the inline SVG QR like a till's scanner would ---------------------------
 
 

@@ -24,6 +24,7 @@ from webapp.ledger import services as ledger
 
 from .conftest import AuthActions, csrf_token
 
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 HTMX = {"HX-Request": "true", "HX-Target": "family", "HX-Current-URL": "http://localhost/family"}
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,6 +30,8 @@ from webapp.ledger.services import coins_for
 
 from .ledger_helpers import assert_invariants, ledger_count, new_customer
 
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
 _emails = itertools.count()
 
 

@@ -22,6 +22,8 @@ from webapp.till.forms import format_money, parse_amount, parse_coins
 from .conftest import PASSWORD, AuthActions, csrf_token
 from .ledger_helpers import assert_invariants, ledger_count, new_customer
 
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
 STAFF_EMAIL = "sam.till@example.com"
 HX = {"HX-Request": "true", "HX-Target": "till-result"}
 
