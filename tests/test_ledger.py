@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -164,6 +165,23 @@ def test_rotating_code_pays_once(app, customer):
         with pytest.raises(CardCodeRejected):
             redeem(payload, 3, confirmed=False)
         assert assert_invariants()[customer["wallet_id"]] == 47
+
+
+def test_a_spent_code_step_is_spent_for_that_card_only(app, customer):
+    """Two customers show their live codes in the same 30 s step: each pays once."""
+    with app.app_context():
+        other = new_customer(f"c{next(_emails)}@example.com")
+        for person in (customer, other):
+            earn(person["number"], 5000)
+        now = time.time()
+        first = codes.rotating_payload(customer["number"], customer["secret"], now)
+        second = codes.rotating_payload(other["number"], other["secret"], now)
+        redeem(first, 3, confirmed=False)
+        assert redeem(second, 4, confirmed=False).balance == 46
+        with pytest.raises(CardCodeRejected):
+            redeem(second, 4, confirmed=False)
+        balances = assert_invariants()
+        assert (balances[customer["wallet_id"]], balances[other["wallet_id"]]) == (47, 46)
 
 
 def test_expired_rotating_code_is_refused(app, customer):
