@@ -302,10 +302,10 @@ def main() -> int:
         results.append(run_group(name, groups[name]["mutate"], groups[name]["tests"],
                                  fresh=args.fresh, max_children=args.max_children))
         print(f"  {len(results[-1].mutants)} mutants in {results[-1].seconds:.0f} s", flush=True)
-    text = write_reports(results)
-    (REPORTS / "summary.md").write_text(text + f"\nTotal time: {time.monotonic() - started:.0f} s\n")
+    text = write_reports(results) + f"\nTotal time: {time.monotonic() - started:.0f} s\n"
+    (REPORTS / "summary.md").write_text(text)
     print(text)
-    print(f"Total time: {time.monotonic() - started:.0f} s; reports in reports/mutation/")
+    print("Reports in reports/mutation/")
     return 0
 
 
