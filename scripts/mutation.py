@@ -196,18 +196,6 @@ def equivalents() -> dict[tuple[str, str, str], str]:
     return table
 
 
-def classify(work: Path, names_and_status: dict[str, str]) -> list[Mutant]:
-    known = equivalents()
-    mutants = []
-    for name, status in sorted(names_and_status.items()):
-        mutant = Mutant(name, status)
-        if status not in DETECTED:
-            mutant.diff = diff_of(work, name)
-            mutant.equivalent = known.get((function_label(mutant.function), *mutant.change))
-        mutants.append(mutant)
-    return mutants
-
-
 def run_group(name: str, mutate: list[str], tests: list[str], *, fresh: bool,
               max_children: int, names: list[str] | None = None,
               extra: dict | None = None) -> GroupResult:
@@ -234,7 +222,11 @@ def run_group(name: str, mutate: list[str], tests: list[str], *, fresh: bool,
         raise SystemExit(f"mutmut failed for {name} (exit {result.returncode}); "
                          f"see {log.relative_to(ROOT)}\n{tail}")
     stamp.write_text(fingerprint)
-    return GroupResult(name, classify(work, verdicts(work)), time.monotonic() - started)
+    mutants = [Mutant(n, status) for n, status in sorted(verdicts(work).items())]
+    for mutant in mutants:
+        if mutant.status not in DETECTED:
+            mutant.diff = diff_of(work, mutant.name)
+    return GroupResult(name, mutants, time.monotonic() - started)
 
 
 def score(mutants: list[Mutant]) -> tuple[int, int, int, float]:
@@ -259,7 +251,7 @@ def report(results: list[GroupResult]) -> str:
                          f" {rest} | {percent:.1f} % | {effective:.1f} % |")
     lines.append("")
     for result in results:
-        lines.append(f"## {result.name} ({result.seconds:.0f} s)")
+        lines.append(f"## {result.name} (last run took {result.seconds:.0f} s)")
         lines.append("")
         alive = [m for m in result.mutants if m.status not in DETECTED | IGNORED]
         if not alive:
@@ -272,16 +264,33 @@ def report(results: list[GroupResult]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(results: list[GroupResult]) -> str:
+def save(result: GroupResult) -> None:
     REPORTS.mkdir(parents=True, exist_ok=True)
-    text = report(results)
-    for result in results:
-        (REPORTS / f"{result.name}.json").write_text(json.dumps({
-            "group": result.name, "seconds": round(result.seconds, 1),
-            "mutants": [{"name": m.name, "status": m.status, "equivalent": m.equivalent,
-                         "diff": m.diff} for m in result.mutants],
-        }, indent=2))
-    return text
+    (REPORTS / f"{result.name}.json").write_text(json.dumps({
+        "group": result.name, "seconds": round(result.seconds, 1),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "mutants": [{"name": m.name, "status": m.status, "diff": m.diff}
+                    for m in result.mutants],
+    }, indent=2))
+
+
+def saved(groups: list[str]) -> list[GroupResult]:
+    """Every group's last run, with docs/testing.md's equivalents as they are now."""
+    known = equivalents()
+    results = []
+    for name in groups:
+        path = REPORTS / f"{name}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        result = GroupResult(name, seconds=data["seconds"])
+        for item in data["mutants"]:
+            mutant = Mutant(item["name"], item["status"], item["diff"])
+            if mutant.status not in DETECTED:
+                mutant.equivalent = known.get((function_label(mutant.function), *mutant.change))
+            result.mutants.append(mutant)
+        results.append(result)
+    return results
 
 
 def main() -> int:
@@ -290,22 +299,25 @@ def main() -> int:
     parser.add_argument("groups", nargs="*", help=f"default: all of {', '.join(groups)}")
     parser.add_argument("--fresh", action="store_true", help="forget cached verdicts")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite the summary from the last runs (after editing "
+                             "docs/testing.md)")
     args = parser.parse_args()
     unknown = set(args.groups) - set(groups)
     if unknown:
         parser.error(f"unknown group(s): {', '.join(sorted(unknown))}")
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    results = []
     started = time.monotonic()
-    for name in args.groups or list(groups):
+    for name in [] if args.report else args.groups or list(groups):
         print(f"mutating {name}: {', '.join(groups[name]['mutate'])}", flush=True)
-        results.append(run_group(name, groups[name]["mutate"], groups[name]["tests"],
-                                 fresh=args.fresh, max_children=args.max_children))
-        print(f"  {len(results[-1].mutants)} mutants in {results[-1].seconds:.0f} s", flush=True)
-    text = write_reports(results) + f"\nTotal time: {time.monotonic() - started:.0f} s\n"
+        result = run_group(name, groups[name]["mutate"], groups[name]["tests"],
+                           fresh=args.fresh, max_children=args.max_children)
+        save(result)
+        print(f"  {len(result.mutants)} mutants in {result.seconds:.0f} s", flush=True)
+    text = report(saved(list(groups)))
     (REPORTS / "summary.md").write_text(text)
     print(text)
-    print("Reports in reports/mutation/")
+    if not args.report:
+        print(f"This run: {time.monotonic() - started:.0f} s. Reports in reports/mutation/")
     return 0
 
 
