@@ -226,6 +226,61 @@ def test_bad_earns_write_nothing(app, customer, kwargs, field):
         assert ledger_count() == 0
 
 
+@pytest.mark.parametrize("key", ["", "   ", "tab\there", "line\nbreak", "nul\x00", "k" * 101])
+def test_blank_long_or_unprintable_keys_are_refused(app, customer, key):
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as error:
+            ledger.earn(card=customer["number"], store_code="US-NYC-01", amount_minor=1000,
+                        currency="USD", idempotency_key=key, staff_id=None)
+        assert list(error.value.errors) == ["idempotency_key"]
+        assert ledger_count() == 0
+
+
+def test_a_key_of_the_longest_allowed_length_books(app, customer):
+    with app.app_context():
+        key = "k" * ledger.KEY_MAX_LENGTH
+        assert earn(customer["number"], 1000, key=key).coins == 10
+        assert earn(customer["number"], 1000, key=key).replayed
+
+
+def test_amount_edges(app, customer):
+    """One minor unit is an amount but too small for a coin; the largest amount books."""
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as error:
+            earn(customer["number"], 1)
+        assert error.value.errors == {"amount": ["This amount is too small to earn a coin."]}
+        most = earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
+        assert (most.coins, most.balance) == (ledger.MAX_AMOUNT_MINOR // 100, 1_000_000)
+        with pytest.raises(ValidationFailed) as error:
+            earn(customer["number"], ledger.MAX_AMOUNT_MINOR + 1)
+        assert list(error.value.errors) == ["amount"]
+        assert ledger_count() == 1
+
+
+def test_coin_count_edges(app, customer):
+    """Zero and one past the limit are refused before anything is read; the limit books."""
+    with app.app_context():
+        earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
+        for refused in (0, ledger.MAX_REDEEM_COINS + 1, True, 2.0):
+            with pytest.raises(ValidationFailed) as error:
+                redeem(customer["number"], refused)
+            assert list(error.value.errors) == ["coins"]
+        assert redeem(customer["number"], ledger.MAX_REDEEM_COINS).balance == 0
+        assert ledger_count() == 2
+
+
+def test_a_reversal_cannot_be_reversed(app, customer):
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        reversal = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                                  staff_id=None)
+        with pytest.raises(Conflict, match=r"^Only earns and redemptions can be reversed\.$"):
+            ledger.reverse(transaction_id=reversal.transaction_id, idempotency_key=_key(),
+                           staff_id=None)
+        assert ledger_count() == 2
+        assert assert_invariants()[customer["wallet_id"]] == 0
+
+
 @pytest.mark.parametrize("card", ["", "abc", "123", "000000000000", "<script>", "1' OR '1'='1"])
 def test_unknown_or_malformed_cards_write_nothing(app, customer, card):
     with app.app_context():
