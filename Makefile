@@ -46,11 +46,11 @@ mutate: dev-venv  ## mutation testing of the money, rules and auth code (docs/te
 
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check webapp db tests e2e
+	$(BIN)/ruff format --check webapp db labs/galera labs/proc.py tests e2e
 
 format:
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format webapp db tests e2e
+	$(BIN)/ruff format webapp db labs/galera labs/proc.py tests e2e
 
 lab: venv  ## a 3-node Galera cluster on localhost until Ctrl-C
 	$(BIN)/python -m labs.galera up
@@ -60,10 +60,13 @@ clean:
 
 .PHONY: regions
 regions: dev-venv  ## three regions in network namespaces over a delayed WAN: latency, partitions, region loss (root, ~5.5 min)
-	$(BIN)/python -m pytest tests/test_regions.py -m regions -v; \
+	$(BIN)/python -m pytest tests/cluster/test_regions.py -m regions -v; \
 	status=$$?; cat reports/regions/summary.md 2>/dev/null; exit $$status
 
-.PHONY: jmeter bench audit
+.PHONY: jmeter bench audit bench-open-cards
+bench-open-cards: dev-venv  ## 1,000 open idle cards polling the live balance: server CPU and req/s (docs/live-balance.md)
+	$(BIN)/python -m bench.open_cards
+
 jmeter: venv  ## JMeter, three regions at once (lab + 3 apps under gunicorn), ~5 min; reports/jmeter/
 	$(BIN)/python -m jmeter.run
 

@@ -46,11 +46,11 @@ def seed_demo() -> str:
     holder = db.read(lambda conn: _holder_number(conn, account["id"]), name="seed")
     ledger.earn(card=holder, store_code="IE-DUB-01", amount_minor=1250, currency="EUR",
                 idempotency_key="demo-seed-1", staff_id=None)
-    ledger.earn(card=kid["number"], store_code="US-NYC-01", amount_minor=2375, currency="USD",
+    ledger.earn(card=kid.card["number"], store_code="US-NYC-01", amount_minor=2375, currency="USD",
                 idempotency_key="demo-seed-2", staff_id=None)
     ledger.redeem(card=holder, store_code="IN-BLR-01", coins=5, idempotency_key="demo-seed-3",
                   staff_id=None, confirmed=True)
-    return "demo data loaded: demo@example.com / demo-password-1 (+ barista.us/.ie/.in)"
+    return f"demo data loaded: demo@example.com / {DEMO_PASSWORD} (+ barista.us/.ie/.in)"
 
 
 def _holder_number(conn, account_id: int) -> str:

@@ -1,7 +1,7 @@
 """Production gunicorn settings: ``gunicorn -c deploy/gunicorn.conf.py``.
 
 Every knob reads an environment variable first, so the container, a systemd unit and the
-test in ``tests/test_deploy.py`` share this one file and differ only in their environment.
+test in ``tests/ops/test_deploy.py`` share this one file and differ only in their environment.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (SQLite file with demo data), and Debian's Chromium is driven by Playwright.
 
 Playwright's own browser download does not work here (no internet), so the launch uses
-/usr/bin/chromium with the flags measured in DESIGN.md §5.
+Debian's /usr/bin/chromium with the flags below (each one's reason beside it).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from webapp.commands import upgrade_schema
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
+    "--no-sandbox",  # the tests run as root in a container: no user namespace for it
+    "--disable-gpu",  # headless on a server with no GPU
+    # No internet: background fetches, updates and sync would only wait for timeouts.
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--disable-quic",
+    "--disable-quic",  # the app speaks HTTP/1.1 over TCP; nothing to race QUIC against
 ]
 
 
@@ -42,6 +43,8 @@ class LiveServer:
         self.app = app
         self.server = make_server(host, 0, app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
+        # Mailed links lead back here (the port is known only now).
+        app.config["PUBLIC_BASE_URL"] = self.url
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -63,6 +66,8 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         "DATABASE_URL": f"sqlite:///{path}",
         "LOAD_DEMO_DATA": True,
         "LOGIN_RATE_LIMIT": "1000 per minute",
+        # Mail stays in the outbox and shows at /demo/outbox, as in `make run`.
+        "MAIL_BACKEND": "outbox",
     })
     with app.app_context():
         upgrade_schema()

@@ -98,3 +98,15 @@ def login(page: Page, email: str) -> None:
     page.fill("#password", DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/(card|till)$"))
+
+
+def verify_in_demo_mailbox(page: Page, email: str) -> None:
+    """Opens the verification mail for ``email`` in the demo mailbox (/demo/outbox, newest
+    first) and confirms the address, as a new user of ``make run`` would."""
+    page.goto("/demo/outbox")
+    mail = page.locator("article.mail", has_text=email).first
+    link = mail.locator("a[href*='/verify/']").first.get_attribute("href")
+    assert link, f"no verification link for {email}"
+    page.goto(link)
+    page.get_by_role("button", name="Confirm and open my card").click()
+    page.wait_for_url(re.compile(r"/card$"))

@@ -10,6 +10,7 @@ at the till.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +117,49 @@ def _demo_card_number(app) -> str:
     with app.app_context():
         account = db.read(lambda c: account_by_email(c, "demo@example.com"), name="audit")
         return db.read(lambda c: active_cards(c, account["id"])[0]["number"], name="audit")
+
+
+def test_account_pages(audited: Page):
+    login(audited, "demo@example.com")
+    audited.goto("/account")
+    assert violations(audited) == []
+    audited.get_by_role("button", name="Change password").click()  # fields in error
+    audited.wait_for_selector("#current_password-error")
+    assert violations(audited) == []
+    audited.goto("/account/delete")
+    assert violations(audited) == []
+
+
+def test_recovery_pages(audited: Page):
+    audited.goto("/password/forgot")
+    assert violations(audited) == []
+    audited.fill("#email", "demo@example.com")
+    audited.get_by_role("button", name="Send the link").click()
+    audited.wait_for_url("**/password/forgot/sent")
+    assert violations(audited) == []
+    audited.goto("/demo/outbox")
+    assert violations(audited) == []
+    audited.goto("/password/reset/" + "x" * 43)  # a link that is not valid
+    assert violations(audited) == []
+
+
+def test_family_invite_pages(audited: Page):
+    """The owner's invite (link + QR), the member's join form (empty and in error), a
+    used-up invite, and the card in "show at till" mode."""
+    login(audited, "demo@example.com")
+    audited.goto("/family")
+    audited.get_by_role("button", name=re.compile(r"^Put on .+'s phone$")).first.click()
+    audited.wait_for_selector("#invite-link")
+    assert violations(audited) == []
+    link = audited.locator("#invite-link").input_value()
+    audited.goto(link)
+    assert violations(audited) == []
+    audited.get_by_role("button", name="Show my card").click()  # every field in error
+    audited.wait_for_selector(".error")
+    assert violations(audited) == []
+    audited.goto("/join/" + "x" * 43)  # not a valid invite
+    assert violations(audited) == []
+    audited.goto("/card")
+    audited.get_by_role("button", name="Show at till").click()
+    audited.wait_for_selector("body.at-till")
+    assert violations(audited) == []

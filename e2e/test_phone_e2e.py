@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from e2e.helpers import scan_qr, wait_until, watch_console
+from e2e.helpers import scan_qr, verify_in_demo_mailbox, wait_until, watch_console
 
 PASSWORD = "phone-password-1"
 _accounts = itertools.count(1)
@@ -68,7 +68,8 @@ def register(page: Page, name: str) -> str:
     page.fill("#password", PASSWORD)
     page.check("input[name=region][value=ie]")
     page.get_by_role("button", name="Create card").click()
-    page.wait_for_url(re.compile(r"/card$"))
+    page.wait_for_url(re.compile(r"/register/sent$"))
+    verify_in_demo_mailbox(page, email)
     return email
 
 

@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 from e2e.conftest import CHROMIUM_ARGS
 from e2e.fixtures.camera import write_qr_y4m
 from e2e.helpers import login, scan_qr, watch_console
+from tests.ledger_helpers import lost_commit_answer
 from webapp.card import codes
 
 CUSTOMER = "demo@example.com"
@@ -152,6 +153,35 @@ def test_manual_entry_works_without_javascript(browser: Browser, base_url, custo
         expect(till.locator("#receipt")).to_contain_text("Added 2 coins")
     finally:
         context.close()
+
+
+def test_an_unknown_outcome_offers_try_again_with_the_same_form(browser: Browser, base_url,
+                                                                customer_page):
+    """htmx swaps the till's 503 answer in (app.js): the barista reads that the sale may
+    already be booked and presses "Try again", which shows it was booked once."""
+    number = customer_page.locator("#card-qr").get_attribute("data-number")
+    start_balance = balance_on_card(customer_page)
+    context = browser.new_context(base_url=base_url)
+    try:
+        till = context.new_page()
+        errors = watch_console(till)
+        login(till, "barista.us@example.com")
+        till.fill("#card", number)
+        till.get_by_role("button", name="Find card").click()
+        till.fill("#earn-amount", "4.00")
+        with lost_commit_answer() as lost:
+            till.get_by_role("button", name="Add coins").click()
+            expect(till.locator("#till-result .alert")).to_contain_text(
+                "may already be booked")
+        assert lost["fired"] == 1
+        expect(till.locator("#earn-amount")).to_have_value("4.00")
+        till.get_by_role("button", name="Try again").click()
+        expect(till.locator("#receipt")).to_contain_text("Added 4 coins")
+        expect(till.locator("#receipt")).to_contain_text("already booked once")
+        assert errors == [], errors
+    finally:
+        context.close()
+    assert balance_on_card(customer_page) == start_balance + 4
 
 
 def _qr_box(page: Page) -> tuple[dict, dict]:

@@ -2,7 +2,7 @@
 
 The plan is plain JMeter XML (open it in the JMeter GUI to look at it), but it is written
 from this file so that every sampler is declared next to its assertions and nothing is
-copied by hand; tests/test_jmeter_plan.py checks that the committed .jmx is exactly what
+copied by hand; tests/ops/test_jmeter_plan.py checks that the committed .jmx is exactly what
 this script writes, and that every sampler asserts its status and its content.
 
 What one JMeter process does against one region's app (``-Jregion=us -Jport=...``):
@@ -25,6 +25,8 @@ import xml.dom.minidom
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from db.seed import DEMO_PASSWORD
+
 PLAN = Path(__file__).with_name("loyalty.jmx")
 
 PARAMETERS = [
@@ -38,7 +40,7 @@ PARAMETERS = [
     ("rampup", "5"),
     ("think_ms", "0"),
     ("customer_prefix", "load"),
-    ("password", "demo-password-1"),
+    ("password", DEMO_PASSWORD),
     ("staff_email", "barista.${__P(region,us)}@example.com"),
     ("cards_csv", "cards-${__P(region,us)}.csv"),  # one column "card": the region's cards
     ("currency", "USD"),

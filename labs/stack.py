@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from db.seed import DEMO_PASSWORD
 from labs import ROOT
 from webapp.config import REGIONS
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from labs.galera import GaleraLab
 
 VENV_BIN = Path(sys.executable).parent
-PASSWORD = "demo-password-1"  # noqa: S105 - the published demo password
+PASSWORD = DEMO_PASSWORD  # every demo and load-test account signs in with it
 # What a barista at each region's demo store rings up: the store's currency, and an
 # amount worth a handful of coins at its earn rate.
 TILL = {"us": ("USD", "12.50"), "ie": ("EUR", "9.80"), "in": ("INR", "1250.00")}
@@ -97,6 +98,8 @@ def production_env(region: str, database: Mapping[str, str], **extra: str) -> di
         # Every virtual user signs in from 127.0.0.1: the per-address login limit would
         # turn a load test into a rate-limit test.
         LOYALTY_LOGIN_RATE_LIMIT="100000 per minute",
+        # One app process per region here; what this measures is not the limiter store.
+        LOYALTY_RATELIMIT_STORAGE_URI="memory://",
         PYTHONPATH=str(ROOT),
     )
     env.update(database)
@@ -156,9 +159,10 @@ class AppServer:
             command += ["--worker-class", self.worker_class]
         if self.app:
             command.append(self.app)
-        output = (self.log_dir / f"{self.name}-stdout.log").open("ab")
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        # The child keeps its own copy of the log's descriptor; ours is closed at once.
+        with (self.log_dir / f"{self.name}-stdout.log").open("ab") as output:
+            self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:

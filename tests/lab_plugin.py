@@ -11,12 +11,12 @@ against a real cluster.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from labs.galera import DEFAULT_PORT_BASE, GaleraLab
+from tests.helpers import wait_for as wait_for  # re-exported for the lab-driven tests
 
 # Ports a lab occupies plus room to spare, so each xdist worker gets its own lab.
 _WORKER_PORT_STRIDE = 20
@@ -46,14 +46,20 @@ def galera_lab() -> Iterator[GaleraLab]:
 
 @pytest.fixture
 def galera_clean(galera_lab: GaleraLab) -> GaleraLab:
-    """The lab healed to three Synced nodes, every ``loyalty`` table emptied.
+    """The lab healed to three Synced nodes, every ``loyalty`` table emptied."""
+    galera_lab.heal()
+    empty_app_tables(galera_lab)
+    return galera_lab
+
+
+def empty_app_tables(lab: GaleraLab) -> None:
+    """TRUNCATE every ``loyalty`` table but ``alembic_version``.
 
     ``alembic_version`` is kept: emptying it would make the next migration run try to
     create tables that already exist. TRUNCATE is DDL on Galera (replicated in total
-    order), so the other nodes are empty too by the time the test starts.
+    order), so the other nodes are empty too by the time this returns.
     """
-    galera_lab.heal()
-    with galera_lab.admin_connect(0) as conn, conn.cursor() as cur:
+    with lab.admin_connect(0) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_schema = 'loyalty' AND table_type = 'BASE TABLE' "
@@ -63,20 +69,9 @@ def galera_clean(galera_lab: GaleraLab) -> GaleraLab:
         cur.execute("SET SESSION foreign_key_checks = 0")
         for table in tables:
             cur.execute(f"TRUNCATE TABLE `loyalty`.`{table}`")
-    return galera_lab
 
 
 @pytest.fixture
 def mariadb_url(galera_lab: GaleraLab) -> str:
     """SQLAlchemy URL of the ``us`` node for the application user."""
     return galera_lab.dsn(0)
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check()`` until true; return the seconds it took (fail the test if never)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")

@@ -27,6 +27,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     if app.config["ENV_NAME"] == "demo":
         _use_local_demo_secrets(app)
+        from webapp.passes import demo as demo_passes
+
+        demo_passes.use_demo_keys(app)
     Config.check(app.config)
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -65,11 +68,13 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp import api, auth, card, family, health, pwa, till
+    from webapp import account, api, auth, card, family, health, mail, passes, passkeys, pwa, till
 
-    for blueprint in (auth.bp, card.bp, family.bp, till.bp, pwa.bp, health.bp):
+    for blueprint in (auth.bp, card.bp, family.bp, till.bp, pwa.bp, health.bp, account.bp,
+                      passkeys.bp, mail.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
+    passes.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from webapp.config import REGIONS
 from webapp.database.cli import cluster_cli
 from webapp.extensions import db
 
@@ -17,6 +18,7 @@ db_cli = AppGroup("db", help="Database schema.")
 demo_cli = AppGroup("demo", help="Demo data (demo and test profiles only).")
 staff_cli = AppGroup("staff", help="Café staff accounts.")
 stores_cli = AppGroup("stores", help="Stores and their earn rates.")
+accounts_cli = AppGroup("accounts", help="Customer accounts.")
 
 
 def upgrade_schema(revision: str = "head") -> None:
@@ -78,7 +80,7 @@ def list_stores_command() -> None:
 @stores_cli.command("create")
 @click.argument("code")
 @click.option("--name", required=True)
-@click.option("--region", type=click.Choice(["us", "ie", "in"]), required=True)
+@click.option("--region", type=click.Choice(REGIONS), required=True)
 @click.option("--currency", required=True)
 @click.option("--minor-per-coin", type=click.IntRange(min=1), required=True)
 def create_store_command(code: str, name: str, region: str, currency: str,
@@ -95,6 +97,35 @@ def create_store_command(code: str, name: str, region: str, currency: str,
     click.echo(f"store {code} created")
 
 
+@accounts_cli.command("cleanup")
+def cleanup_command() -> None:
+    """Deletes unverified accounts past LOYALTY_UNVERIFIED_ACCOUNT_DAYS, expired passkey
+    challenges and old delivered mail. Run it daily (the mail worker's timer does)."""
+    from webapp.account.services import cleanup
+
+    done = cleanup()
+    click.echo(f"deleted {done['accounts']} unverified accounts, {done['challenges']} "
+               f"expired passkey challenges, {done['tokens']} expired tokens and links, "
+               f"{done['mail']} delivered mails")
+
+
+@accounts_cli.command("erase")
+@click.argument("email")
+@click.confirmation_option(prompt="Erase this account? Its coins are forfeited.")
+def erase_command(email: str) -> None:
+    """Erases an account on the owner's written request (the page needs their password)."""
+    from webapp.account.services import erase_now
+    from webapp.auth.emails import normalise_email
+    from webapp.auth.queries import account_by_email
+
+    address = normalise_email(email)
+    account = db.read(lambda conn: account_by_email(conn, address), name="cli.account")
+    if account is None or account["email"] != address:
+        raise click.ClickException(f"no account with the address {email}")
+    forfeited = erase_now(account["id"])
+    click.echo(f"account {account['id']} erased; {forfeited} coins forfeited")
+
+
 def _describe(error) -> str:
     fields = getattr(error, "errors", None)
     if fields:
@@ -103,5 +134,7 @@ def _describe(error) -> str:
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, demo_cli, staff_cli, stores_cli, cluster_cli):
+    from webapp.mail.cli import mail_cli
+
+    for group in (db_cli, demo_cli, staff_cli, stores_cli, cluster_cli, accounts_cli, mail_cli):
         app.cli.add_command(group)

@@ -10,7 +10,19 @@ import os
 from datetime import timedelta
 from typing import ClassVar
 
-REGIONS = ("us", "ie", "in")
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+# The regions the product runs in, with the names people see. Everything that lists
+# regions (sign-up, the API, the CLI, the labs) reads them from here.
+REGION_NAMES = {"us": "United States", "ie": "Ireland", "in": "India"}
+REGIONS = tuple(REGION_NAMES)
+
+# Family cards the database can hold per account (slots 1..FAMILY_SLOTS; slot 0 is the
+# holder's own card): the cards table's CHECK is built from it. FAMILY_LIMIT, what the
+# app lets people add, may be lower and never higher (Config.check refuses that), so
+# raising the limit beyond this needs a migration first.
+FAMILY_SLOTS = 4
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -24,6 +36,24 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_bool(name: str, default: bool) -> bool:
     return (_env(name, "1" if default else "0") or "").lower() in ("1", "true", "yes", "on")
+
+
+def parse_amounts(raw: str | None) -> dict[str, str]:
+    """``"USD=500,INR=40000"`` -> ``{"USD": "500", "INR": "40000"}`` (decimal strings,
+    checked against each currency's decimals when used)."""
+    amounts: dict[str, str] = {}
+    for part in (raw or "").split(","):
+        if part.strip():
+            currency, _, amount = part.strip().partition("=")
+            amounts[currency.strip().upper()] = amount.strip()
+    return amounts
+
+
+# The largest purchase a barista may book, per currency, as a decimal string in that
+# currency's units. Above it a manager (an admin, until stores get editable limits)
+# books the sale. One dict: the till's and the API's messages are formatted from it.
+DEFAULT_MAX_PURCHASE = {"USD": "500.00", "EUR": "500.00", "GBP": "500.00",
+                        "INR": "40000.00", "JPY": "75000"}
 
 
 def parse_jwt_keys(raw: str | None) -> dict[str, str]:
@@ -71,13 +101,78 @@ class Config:
     PROXY_HOPS = _env_int("LOYALTY_PROXY_HOPS", 0)
 
     HTTPS = _env_bool("LOYALTY_HTTPS", True)
+    # Sign-in attempts per client address, page and API together (webapp/auth/throttle.py).
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
-    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
-    RATELIMIT_HEADERS_ENABLED = True
+    # Where the limits count (Flask-Limiter / limits storage URI). Production needs one
+    # store shared by every worker of the region (redis://...): a per-process memory://
+    # store lets each gunicorn worker count separately. Required in production; memory://
+    # there only when explicitly set (a single-process deployment).
+    RATELIMIT_STORAGE_URI = _env("LOYALTY_RATELIMIT_STORAGE_URI")
+    # A store that does not answer within half a second, tried twice, counts as down (see
+    # below): redis-py's default of 3 retries with backoff of up to 10 s would hold a
+    # sign-in for seconds when the store's host stops answering.
+    RATELIMIT_STORAGE_OPTIONS: ClassVar[dict] = {
+        "socket_connect_timeout": 0.5, "socket_timeout": 0.5,
+        "retry": Retry(NoBackoff(), 1)}
+    # Store down: limits go on counting in each worker's memory (weaker, not gone) and
+    # the store is retried with backoff; an error racing that switch is logged, not a 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    # "10 per minute" means any 60 s, not a clock minute (twice the limit across a
+    # window boundary).
+    RATELIMIT_STRATEGY = "moving-window"
+    # Off: Flask-Limiter would stamp every answer of a limited route with its own
+    # Retry-After (and the max of it and any other), hiding the per-account wait. A 429 of
+    # the per-address limit gets its Retry-After from webapp/error_pages.py instead.
+    RATELIMIT_HEADERS_ENABLED = False
+    # Per account and client address (webapp/auth/throttle.py): from the
+    # LOGIN_BACKOFF_AFTER-th consecutive failure on, each failure locks that pair for
+    # BASE * 2**(n - AFTER) seconds, at most MAX; a success clears it.
+    LOGIN_BACKOFF_AFTER = _env_int("LOYALTY_LOGIN_BACKOFF_AFTER", 5)
+    LOGIN_BACKOFF_BASE_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_BASE_SECONDS", 2)
+    LOGIN_BACKOFF_MAX_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_MAX_SECONDS", 300)
     REVERSAL_WINDOW = timedelta(minutes=_env_int("LOYALTY_REVERSAL_WINDOW_MINUTES", 60 * 24))
     STATIC_REDEEM_NEEDS_CONFIRMATION = _env_bool("LOYALTY_STATIC_REDEEM_CONFIRM", True)
-    FAMILY_LIMIT = 4
+    # "USD=500,INR=40000" overrides single currencies; the others keep their default.
+    MAX_PURCHASE: ClassVar[dict[str, str]] = {
+        **DEFAULT_MAX_PURCHASE, **parse_amounts(_env("LOYALTY_MAX_PURCHASE"))}
+    FAMILY_LIMIT = FAMILY_SLOTS
     LOAD_DEMO_DATA = False
+
+    # Accounts (webapp/auth, webapp/account). Links in mail are built from this URL,
+    # never from the request's Host header (a forged Host would mail out a phishing link).
+    PUBLIC_BASE_URL = _env("LOYALTY_PUBLIC_BASE_URL")
+    VERIFY_TOKEN_TTL = timedelta(hours=_env_int("LOYALTY_VERIFY_TOKEN_HOURS", 48))
+    RESET_TOKEN_TTL = timedelta(minutes=30)
+    EMAIL_CHANGE_TOKEN_TTL = timedelta(hours=_env_int("LOYALTY_EMAIL_CHANGE_TOKEN_HOURS", 24))
+    # Unverified accounts are deleted this long after registering (flask accounts cleanup).
+    UNVERIFIED_ACCOUNT_TTL = timedelta(days=_env_int("LOYALTY_UNVERIFIED_ACCOUNT_DAYS", 7))
+    # Per email address (registration, password reset), on top of the per-client limit.
+    ADDRESS_RATE_LIMIT = _env("LOYALTY_ADDRESS_RATE_LIMIT", "5 per hour")
+    # Passkeys: the relying party is the site's registrable domain; the origin is where
+    # the pages are served. Both default to PUBLIC_BASE_URL's.
+    WEBAUTHN_RP_ID = _env("LOYALTY_WEBAUTHN_RP_ID")
+    WEBAUTHN_ORIGIN = _env("LOYALTY_WEBAUTHN_ORIGIN")
+    WEBAUTHN_RP_NAME = _env("LOYALTY_WEBAUTHN_RP_NAME", "Loyalty Card")
+    WEBAUTHN_CHALLENGE_TTL = timedelta(seconds=_env_int("LOYALTY_WEBAUTHN_CHALLENGE_SECONDS", 120))
+
+    # Mail (webapp/mail). "smtp" sends from the outbox over SMTP (flask mail send);
+    # "outbox" keeps mail in the outbox, logs it and shows it at /demo/outbox (demo only).
+    MAIL_BACKEND = _env("LOYALTY_MAIL_BACKEND", "smtp")
+    MAIL_SERVER = _env("LOYALTY_MAIL_SERVER", "localhost")
+    MAIL_PORT = _env_int("LOYALTY_MAIL_PORT", 587)
+    # starttls | ssl (implicit TLS, port 465) | none (a relay on localhost only)
+    MAIL_SECURITY = _env("LOYALTY_MAIL_SECURITY", "starttls")
+    MAIL_USERNAME = _env("LOYALTY_MAIL_USERNAME")
+    MAIL_PASSWORD = _env("LOYALTY_MAIL_PASSWORD")
+    # A CA bundle to trust instead of the system's (a private relay's certificate).
+    MAIL_CA_FILE = _env("LOYALTY_MAIL_CA_FILE")
+    MAIL_SENDER = _env("LOYALTY_MAIL_SENDER", "Loyalty Card <no-reply@loyalty.example>")
+    MAIL_TIMEOUT = float(_env("LOYALTY_MAIL_TIMEOUT", "10"))
+    # A message that fails this often is given up (and stays in the outbox with its error).
+    MAIL_MAX_ATTEMPTS = _env_int("LOYALTY_MAIL_MAX_ATTEMPTS", 12)
+    # Delivered mail (bodies already blanked) is deleted after this (flask accounts cleanup).
+    MAIL_RETENTION = timedelta(days=_env_int("LOYALTY_MAIL_RETENTION_DAYS", 7))
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session cookie
     MAX_CONTENT_LENGTH = 64 * 1024
     SEND_FILE_MAX_AGE_DEFAULT = timedelta(days=365)  # static URLs are cache-busted
@@ -95,9 +190,24 @@ class Config:
     COMPRESS_MIN_SIZE = 500
     COMPRESS_STREAMS = False
 
+    # Wallet passes (docs/operations.md, "Wallet passes"). A wallet's button shows only
+    # when all its settings are given; the files are read once at startup.
+    PASS_ORGANIZATION = _env("LOYALTY_PASS_ORGANIZATION", "Loyalty Card")
+    APPLE_PASS_TYPE_ID = _env("LOYALTY_APPLE_PASS_TYPE_ID")  # pass.com.example.loyalty
+    APPLE_TEAM_ID = _env("LOYALTY_APPLE_TEAM_ID")
+    APPLE_PASS_CERT = _env("LOYALTY_APPLE_PASS_CERT")  # path: the Pass Type ID certificate
+    APPLE_PASS_KEY = _env("LOYALTY_APPLE_PASS_KEY")  # path: its private key (PEM)
+    APPLE_PASS_KEY_PASSWORD = _env("LOYALTY_APPLE_PASS_KEY_PASSWORD")
+    APPLE_WWDR_CERT = _env("LOYALTY_APPLE_WWDR_CERT")  # path: Apple's WWDR intermediate
+    GOOGLE_WALLET_ISSUER_ID = _env("LOYALTY_GOOGLE_WALLET_ISSUER_ID")
+    GOOGLE_WALLET_CLASS_SUFFIX = _env("LOYALTY_GOOGLE_WALLET_CLASS_SUFFIX", "loyalty")
+    GOOGLE_WALLET_SERVICE_ACCOUNT = _env("LOYALTY_GOOGLE_WALLET_SERVICE_ACCOUNT")  # JSON key path
+    PASSES_DEMO = False  # set by `make run` with its throwaway keys
+
     @classmethod
     def check(cls, values: dict) -> None:
-        """Refuse to start without real secrets rather than run with guessable ones."""
+        """Refuse to start without real secrets rather than run with guessable ones, or
+        with a family limit the database cannot hold."""
         missing = [k for k in ("SECRET_KEY", "JWT_KEYS", "JWT_ACTIVE_KID") if not values.get(k)]
         if missing:
             raise RuntimeError(f"missing required settings: {', '.join(missing)}")
@@ -105,6 +215,22 @@ class Config:
             raise RuntimeError("JWT_ACTIVE_KID must name one of JWT_KEYS")
         if any(len(secret) < 32 for secret in values["JWT_KEYS"].values()):
             raise RuntimeError("every JWT key must be at least 32 characters")
+        if not values.get("RATELIMIT_STORAGE_URI"):
+            raise RuntimeError(
+                "set LOYALTY_RATELIMIT_STORAGE_URI: redis://HOST:6379/0, the region's limiter "
+                "store shared by every worker (memory:// only for a single process)")
+        from webapp.money import AmountError, to_minor
+
+        for currency, amount in values.get("MAX_PURCHASE", {}).items():
+            try:
+                to_minor(amount, currency)
+            except AmountError as error:
+                raise RuntimeError(f"LOYALTY_MAX_PURCHASE {currency}={amount}: {error}") from None
+        limit = values.get("FAMILY_LIMIT")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= FAMILY_SLOTS:
+            raise RuntimeError(
+                f"FAMILY_LIMIT must be a whole number from 0 to {FAMILY_SLOTS}, the family "
+                f"slots the database holds (not {limit!r}); more needs a migration first")
 
 
 class DemoConfig(Config):
@@ -114,6 +240,11 @@ class DemoConfig(Config):
     HTTPS = _env_bool("LOYALTY_HTTPS", False)
     LOAD_DEMO_DATA = True
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "30 per minute")
+    # One process (make run): its memory is the shared store.
+    RATELIMIT_STORAGE_URI = _env("LOYALTY_RATELIMIT_STORAGE_URI", "memory://")
+    # make run has no mail server: mail stays in the outbox, shown at /demo/outbox.
+    MAIL_BACKEND = _env("LOYALTY_MAIL_BACKEND", "outbox")
+    PUBLIC_BASE_URL = _env("LOYALTY_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 
 class TestConfig(Config):
@@ -126,7 +257,11 @@ class TestConfig(Config):
     DATABASE_URL = "sqlite://"
     CLUSTER = None
     LOGIN_RATE_LIMIT = "1000 per minute"
+    RATELIMIT_STORAGE_URI = "memory://"
+    ADDRESS_RATE_LIMIT = "1000 per minute"
     HEALTH_CHECK_INTERVAL = 0.2
+    PUBLIC_BASE_URL = "http://localhost"
+    MAIL_SECURITY = "none"
 
 
 PROFILES = {"production": Config, "demo": DemoConfig, "test": TestConfig}

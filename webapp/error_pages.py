@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from webapp.errors import AppError, ServiceUnavailable
+from webapp.errors import AppError, BadLink, OutcomeUnknown, ServiceUnavailable, TooManyAttempts
+from webapp.extensions import limiter
 from webapp.problems import problem_response
 
 log = logging.getLogger(__name__)
@@ -24,29 +27,55 @@ FRIENDLY = {
     500: "Something went wrong on our side. Your coins are safe; please try again.",
     503: "We can't reach the loyalty service right now. Your card still works for scanning.",
 }
+# Not "nothing happened": the connection was lost while saving.
+OUTCOME_UNKNOWN = (
+    "We lost the connection while saving, so we can't tell whether it was saved. "
+    "Please check before you try again."
+)
 
 
 def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
-def _page(status: int, message: str, headers: dict | None = None):
-    return render_template("errors/error.html", status=status, message=message), status, (
-        headers or {})
+def _page(status: int, message: str, headers: dict | None = None, *, title: str | None = None,
+          action: str | None = None, action_label: str | None = None):
+    return render_template("errors/error.html", status=status, message=message, title=title,
+                           action=action, action_label=action_label), status, (headers or {})
+
+
+def _limit_retry_after() -> int:
+    """Seconds until the breached per-address limit lets one more attempt through."""
+    try:
+        breached = limiter.current_limit
+        if breached is not None:
+            return max(1, math.ceil(breached.window.reset_time - time.time()))
+    except Exception:  # the limiter's store went away meanwhile: the longest window
+        log.warning("could not read the breached limit's reset time", exc_info=True)
+    return 60
 
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def app_error(error: AppError):
         headers = {}
-        if isinstance(error, ServiceUnavailable):
+        if isinstance(error, ServiceUnavailable | TooManyAttempts):
             headers["Retry-After"] = str(error.retry_after)
         if _is_api():
             response = problem_response(error.status, error.slug, error.title, error.detail,
                                         **error.extra)
             response.headers.update(headers)
             return response
-        message = FRIENDLY[503] if isinstance(error, ServiceUnavailable) else error.detail
+        if isinstance(error, OutcomeUnknown):
+            message = OUTCOME_UNKNOWN
+        elif isinstance(error, ServiceUnavailable):
+            message = FRIENDLY[503]
+        else:
+            message = error.detail
+        if isinstance(error, BadLink):
+            return _page(error.status, message, headers, title=error.title,
+                         action=error.extra.get("action"),
+                         action_label=error.extra.get("action_label"))
         return _page(error.status, message, headers)
 
     @app.errorhandler(CSRFError)
@@ -63,7 +92,7 @@ def init_app(app: Flask) -> None:
         # it), Retry-After on a 429.
         headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         if isinstance(error, TooManyRequests):
-            headers.setdefault("Retry-After", "60")
+            headers["Retry-After"] = str(_limit_retry_after())
         if _is_api():
             response = problem_response(status, f"http-{status}", error.name,
                                         error.description)

@@ -42,10 +42,50 @@ class InvalidCredentials(Unauthorized):
     title = "Email or password is incorrect"
 
 
+class TooManyAttempts(AppError):
+    """Sign-in for this account from this address is locked for ``retry_after`` seconds
+    after repeated failures (webapp/auth/throttle.py). Answered before the password is
+    checked, so it says nothing about whether the password or the account exists."""
+
+    status = 429
+    slug = "too-many-attempts"
+    title = "Too many sign-in attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many failed sign-ins for this account from here. "
+            f"Try again in {retry_after} seconds.", retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 class Forbidden(AppError):
     status = 403
     slug = "forbidden"
     title = "Not allowed"
+
+
+class StoreNotAllowed(Forbidden):
+    """A barista named a store other than the one they work at."""
+
+    slug = "store-not-allowed"
+    title = "Not your store"
+
+
+class NotYourTransaction(Forbidden):
+    slug = "not-your-transaction"
+    title = "Not your transaction"
+
+
+class OwnWallet(Forbidden):
+    """Staff booking on their own (or their family's) wallet: someone else must."""
+
+    slug = "own-wallet"
+    title = "Your own wallet"
+
+
+class PurchaseLimitExceeded(Forbidden):
+    slug = "purchase-limit"
+    title = "Above the purchase limit"
 
 
 class NotFound(AppError):
@@ -114,3 +154,42 @@ class OutcomeUnknown(ServiceUnavailable):
 
     slug = "outcome-unknown"
     title = "Outcome unknown: retry with the same Idempotency-Key"
+
+
+class BadLink(AppError):
+    """A mailed link that can't be used. Each reason has its own words, and the page
+    says what to do next (``action``/``action_label``)."""
+
+    status = 400
+    slug = "bad-link"
+    title = "This link can't be used"
+
+
+class LinkInvalid(BadLink):
+    status = 404
+    slug = "link-invalid"
+    title = "This link is not valid"
+
+
+class LinkExpired(BadLink):
+    status = 410
+    slug = "link-expired"
+    title = "This link has expired"
+
+
+class LinkUsed(BadLink):
+    status = 410
+    slug = "link-used"
+    title = "This link was already used"
+
+
+class LinkReplaced(BadLink):
+    status = 410
+    slug = "link-replaced"
+    title = "A newer link replaced this one"
+
+
+class LinkOtherAccount(BadLink):
+    status = 403
+    slug = "link-other-account"
+    title = "This link belongs to another account"

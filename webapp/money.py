@@ -10,7 +10,8 @@ import re
 
 # ISO 4217 minor-unit exponents of the currencies our stores take.
 CURRENCY_DECIMALS: dict[str, int] = {"EUR": 2, "INR": 2, "USD": 2, "GBP": 2, "JPY": 0}
-MAX_WHOLE_DIGITS = 12  # far above any purchase; the ledger refuses more than 1,000,000.00
+# Far above any purchase: the ledger's own maximum (ledger.services.MAX_AMOUNT_MINOR) is lower.
+MAX_WHOLE_DIGITS = 12
 _MOST_DECIMALS = max(CURRENCY_DECIMALS.values())
 # For the OpenAPI document; to_minor checks the decimals of the actual currency.
 AMOUNT_PATTERN = rf"^[0-9]{{1,{MAX_WHOLE_DIGITS}}}(\.[0-9]{{1,{_MOST_DECIMALS}}})?$"

@@ -1,8 +1,11 @@
 """OpenTelemetry: traces, metrics and logs.
 
-Nothing is exported by default (``OTEL_TRACES_EXPORTER=console`` prints spans);
-with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, everything goes over OTLP/HTTP (SigNoz in
-production). The region is a resource attribute so dashboards can split by it.
+Log lines always go to stderr, each with its trace and span ids. Nothing else is exported
+by default (``OTEL_TRACES_EXPORTER=console`` prints spans); with
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set, traces, metrics and log records all go over
+OTLP/HTTP (to the collector, then SigNoz in production), the log records carrying the
+trace and span of the request that wrote them. The region is a resource attribute so
+dashboards can split by it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ tracer = trace.get_tracer("webapp")
 meter = metrics.get_meter("webapp")
 
 _providers_installed = False
+# Set when log records are exported: the handler that turns them into OTLP log records.
+_otlp_log_handler: logging.Handler | None = None
 
 
 class TraceIdFilter(logging.Filter):
@@ -70,12 +75,37 @@ def _install_providers(region: str) -> None:
 
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        _export_logs(resource)
     elif os.environ.get("OTEL_TRACES_EXPORTER") == "console":
         tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
     trace.set_tracer_provider(tracer_provider)
     if readers:  # without a reader every measurement would be aggregated for nobody
         metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+
+def _export_logs(resource: Resource) -> None:
+    """Log records over OTLP/HTTP (``$OTEL_EXPORTER_OTLP_ENDPOINT/v1/logs``), batched.
+
+    The handler is opentelemetry-instrumentation-logging's: the SDK's own LoggingHandler
+    is deprecated in its favour. It reads the current context, so a record written while
+    a request is traced carries that trace and span id.
+    """
+    global _otlp_log_handler
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+    set_logger_provider(provider)
+    _otlp_log_handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
+    # The exporter's own complaints (collector unreachable) would be exported, fail and
+    # complain again: they stay on stderr.
+    _otlp_log_handler.addFilter(
+        lambda record: not record.name.startswith(("opentelemetry", "urllib3")))
 
 
 def init_app(app: Flask) -> None:
@@ -89,7 +119,7 @@ def init_app(app: Flask) -> None:
     if not instrumentor.is_instrumented_by_opentelemetry:
         # Wraps sqlalchemy.create_engine for the whole process. The package declares
         # SQLAlchemy < 2.1 but only uses engine events, which 2.1 keeps;
-        # tests/test_telemetry.py proves the hooks are attached.
+        # tests/app/test_telemetry.py proves the hooks are attached.
         instrumentor.instrument(enable_commenter=False, skip_dep_check=True)
     _configure_logging(app)
 
@@ -107,3 +137,5 @@ def _configure_logging(app: Flask) -> None:
     if not any(isinstance(f, TraceIdFilter) for h in root.handlers for f in h.filters):
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+    if _otlp_log_handler is not None and _otlp_log_handler not in root.handlers:
+        root.addHandler(_otlp_log_handler)

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +56,10 @@ from labs.galera.recovery import (
 from labs.galera.status import (
     STATUS_KEYS,
     SYNCED,
+    NodeWaits,
     connect_node,
     read_status,
     synced_primary,
-    wait_for,
 )
 from labs.proc import (
     LabError,
@@ -95,7 +95,7 @@ class _Node(GaleraNode):
         return f"node {self.index} ({self.region})"
 
 
-class GaleraLab(StartStop):
+class GaleraLab(StartStop, NodeWaits[int]):
     """Three Galera nodes, regions ``us``, ``ie``, ``in`` (indexes 0, 1, 2) on 127.0.0.1.
 
     The short ``evs`` timeouts make a killed node leave the group in about 2 s instead
@@ -164,13 +164,13 @@ class GaleraLab(StartStop):
 
     def error_log(self, i: int) -> Path:
         """Path of node ``i``'s error log (appended to across restarts)."""
-        return self._node(i).error_log
+        return self.node(i).error_log
 
     def is_running(self, i: int) -> bool:
-        return bool(self._nodes) and self._node(i).alive
+        return bool(self._nodes) and self.node(i).alive
 
     def pid(self, i: int) -> int | None:
-        node = self._node(i)
+        node = self.node(i)
         return node.proc.pid if node.alive and node.proc else None
 
     def admin_connect(self, i: int, **kwargs: Any) -> pymysql.connections.Connection:
@@ -197,8 +197,8 @@ class GaleraLab(StartStop):
             # and sequential joins keep rsync SST from fighting for two cores.
             for node in self._nodes[1:]:
                 self._spawn(node, [])
-                self._wait_synced([node.index], size=node.index + 1)
-            self._wait_synced(range(len(REGIONS)), size=len(REGIONS))
+                self.wait_synced([node.index], size=node.index + 1)
+            self.wait_synced(range(len(REGIONS)), size=len(REGIONS))
         except BaseException:
             self._teardown(keep=self.keep)
             raise
@@ -211,7 +211,7 @@ class GaleraLab(StartStop):
 
     def kill(self, i: int) -> None:
         """SIGKILL node ``i``: a crash, with no chance to leave the group politely."""
-        node = self._node(i)
+        node = self.node(i)
         if not node.alive:
             raise LabError(f"node {i} ({node.region}) is not running")
         self._sigkill(node)
@@ -227,19 +227,19 @@ class GaleraLab(StartStop):
 
     def shutdown(self, i: int, timeout: float = 60.0) -> None:
         """Stop node ``i`` cleanly (SIGTERM): it leaves the group, the others keep quorum."""
-        node = self._node(i)
+        node = self.node(i)
         if node.alive:
             self._terminate([node], timeout)
 
     def restart(self, i: int, timeout: float | None = None) -> None:
         """Start a stopped or killed node from its recovered position so it rejoins by IST."""
-        node = self._node(i)
+        node = self.node(i)
         if node.alive:
             raise LabError(f"node {i} ({node.region}) is still running; kill it first")
         started = time.monotonic()
         self._reap(node)
         self._spawn(node, start_position(recover_position(node)))
-        self._wait(
+        self.wait(
             [i],
             lambda s: synced_primary(s[i]),
             f"node {i} ({node.region}) to rejoin and reach Synced",
@@ -266,12 +266,12 @@ class GaleraLab(StartStop):
         mark_safe_to_bootstrap(self._nodes[leader])
         first = start_position(positions[leader])
         self._spawn(self._nodes[leader], ["--wsrep-new-cluster", *first])
-        self._wait_synced([leader], size=1, timeout=timeout)
+        self.wait_synced([leader], size=1, timeout=timeout)
         for node in self._nodes:
             if node.index == leader:
                 continue
             self._spawn(node, start_position(positions[node.index]))
-        self._wait_synced(range(len(self._nodes)), size=len(self._nodes), timeout=timeout)
+        self.wait_synced(range(len(self._nodes)), size=len(self._nodes), timeout=timeout)
         self.timings["recover_all"] = time.monotonic() - started
 
     def bootstrap_survivor(self, i: int, timeout: float | None = None) -> None:
@@ -280,7 +280,7 @@ class GaleraLab(StartStop):
         After two of three nodes crash the survivor has no quorum and answers 1047 to
         every query; only an operator can decide it holds the truth.
         """
-        node = self._node(i)
+        node = self.node(i)
         if not node.alive:
             raise LabError(f"node {i} ({node.region}) is not running")
         conn = self.admin_connect(i)
@@ -289,7 +289,7 @@ class GaleraLab(StartStop):
                 cur.execute("SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
         finally:
             conn.close()
-        self._wait(
+        self.wait(
             [i],
             lambda s: (
                 s[i] is not None
@@ -315,12 +315,12 @@ class GaleraLab(StartStop):
         for node in self._nodes:
             if not node.alive:
                 self.restart(node.index, timeout)
-        self._wait_synced(range(len(self._nodes)), size=len(self._nodes), timeout=timeout)
+        self.wait_synced(range(len(self._nodes)), size=len(self._nodes), timeout=timeout)
 
     # ------------------------------------------------------------------ status
     def status(self, i: int) -> dict[str, Any] | None:
         """The node's wsrep health, or None when it is down or not accepting connections."""
-        if not self._node(i).alive:
+        if not self.node(i).alive:
             return None
         return read_status(
             lambda: self.admin_connect(i, connect_timeout=1, read_timeout=3, write_timeout=3),
@@ -332,10 +332,10 @@ class GaleraLab(StartStop):
 
     def join_method(self, i: int) -> str | None:
         """How node ``i`` got its state at its last start: ``"IST"``, ``"SST"`` or None."""
-        return self._node(i).join_method()
+        return self.node(i).join_method()
 
     # ------------------------------------------------------------------ internals
-    def _node(self, i: int) -> _Node:
+    def node(self, i: int) -> _Node:
         if not self._nodes:
             raise LabError("lab not started")
         if not 0 <= i < len(self._nodes):
@@ -469,26 +469,6 @@ class GaleraLab(StartStop):
             admin_hosts=("127.0.0.1", "localhost"), app_hosts=("%", "localhost")
         )
         node.socket_sql(";\n".join(statements) + ";", self._socket_user())
-
-    def _wait(
-        self,
-        indexes: Iterable[int],
-        done: Callable[[dict[int, dict[str, Any] | None]], bool],
-        what: str,
-        timeout: float | None = None,
-    ) -> None:
-        nodes = {i: self._node(i) for i in indexes}
-        limit = self.timeout if timeout is None else timeout
-        wait_for(nodes, self.status, done, what, limit)
-
-    def _wait_synced(self, indexes: Iterable[int], size: int, timeout: float | None = None) -> None:
-        wanted = list(indexes)
-        self._wait(
-            wanted,
-            lambda s: all(synced_primary(status, size) for status in s.values()),
-            f"nodes {wanted} Synced in a Primary cluster of {size}",
-            timeout,
-        )
 
     def _sigkill(self, node: _Node) -> None:
         if node.proc is None:

@@ -7,8 +7,8 @@ never on a sleep, and fails at once with the error logs when a node exits meanwh
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import pymysql
 
@@ -111,3 +111,39 @@ def wait_for(
         for key, node in nodes.items()
     )
     raise LabError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+
+
+class NodeWaits(Generic[_Key]):
+    """Waiting on a lab's nodes by key (an index here, a region name in labs.regions):
+    the one implementation both labs use. A lab provides ``timeout``, ``status(key)``
+    and ``node(key)``."""
+
+    timeout: float
+
+    def status(self, key: _Key) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def node(self, key: _Key) -> GaleraNode:
+        raise NotImplementedError
+
+    def wait(
+        self,
+        keys: Iterable[_Key],
+        done: Callable[[Statuses[_Key]], bool],
+        what: str,
+        timeout: float | None = None,
+    ) -> Statuses[_Key]:
+        """Until ``done(statuses)`` for the nodes ``keys`` (the lab's timeout by default)."""
+        nodes = {key: self.node(key) for key in keys}
+        limit = self.timeout if timeout is None else timeout
+        return wait_for(nodes, self.status, done, what, limit)
+
+    def wait_synced(self, keys: Iterable[_Key], size: int, timeout: float | None = None) -> None:
+        """Until every node of ``keys`` is Synced in a Primary component of ``size``."""
+        wanted = list(keys)
+        self.wait(
+            wanted,
+            lambda statuses: all(synced_primary(statuses[key], size) for key in wanted),
+            f"nodes {wanted} Synced in a Primary component of {size}",
+            timeout,
+        )

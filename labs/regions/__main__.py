@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from db.seed import DEMO_PASSWORD
 from labs.proc import LabError, wait_for_owner_to_die
 from labs.regions.forwarder import ForwarderClient
 from labs.regions.lab import RegionLab
@@ -40,7 +41,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         for region in REGIONS:
             print(f"  {region}: {lab.front_url(region)}   app direct {lab.app_url(region)}")
         print(f"forwarder control: python -m labs.regions wan --prefix {args.prefix} status")
-        print("demo: demo@example.com / demo-password-1; Ctrl-C to stop", flush=True)
+        print(f"demo: demo@example.com / {DEMO_PASSWORD}; Ctrl-C to stop", flush=True)
         stop.wait()
     finally:
         print("tearing down...", file=sys.stderr, flush=True)

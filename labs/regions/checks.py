@@ -1,6 +1,6 @@
 """Measurements and fault drills over a running :class:`labs.regions.lab.RegionLab`.
 
-The tests in ``tests/test_regions.py`` call these and assert; :class:`Report` collects
+The tests in ``tests/cluster/test_regions.py`` call these and assert; :class:`Report` collects
 what they measured and writes ``reports/regions/summary.{md,json}``.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import pymysql
 
+from db.seed import DEMO_PASSWORD
 from labs import ROOT
 from labs.galera.config import ADMIN_PASSWORD, ADMIN_USER
 from labs.proc import python
@@ -28,7 +30,6 @@ from labs.regions.lab import RegionLab
 from labs.regions.netns import in_ns
 from labs.regions.topology import REGIONS
 
-DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - the public demo accounts' password
 # One coin per earn in every region (stores' earn rates from db/seed.py).
 EARN = {"us": ("1.00", "USD"), "ie": ("1.00", "EUR"), "in": ("80.00", "INR")}
 
@@ -182,9 +183,10 @@ def new_customer(lab: RegionLab, region: str, tag: str) -> dict[str, Any]:
             "/api/v1/auth/register",
             {"name": f"Lab {tag}", "email": email, "password": DEMO_PASSWORD, "region": region},
         )
-        if answer.status != 201:
+        if answer.status != 202:
             raise AssertionError(f"register: {answer.status} {answer.text[:300]}")
-        token = answer.json()["access_token"]
+        _open_verification_link(lab, region, client, email)
+        token = http.api_token(client, email, DEMO_PASSWORD)
         me = http.me(client, token).json()
     return {
         "email": email,
@@ -192,6 +194,29 @@ def new_customer(lab: RegionLab, region: str, tag: str) -> dict[str, Any]:
         "card": me["cards"][0]["number"],
         "balance": me["balance"],
     }
+
+
+def _open_verification_link(lab: RegionLab, region: str, client: http.Client,
+                            email: str) -> None:
+    """What the customer does with the mail: open the link, press the button."""
+    assert lab.galera is not None
+    conn = lab.galera.connect(region, read_timeout=30)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION wsrep_sync_wait = 1")
+            cur.execute("SELECT body_text FROM mail_outbox WHERE recipient = %s "
+                        "AND kind = 'verify'", (email,))
+            (text,) = cur.fetchone()
+    finally:
+        conn.close()
+    path = "/verify/" + re.search(r"/verify/([A-Za-z0-9_-]+)", text).group(1)
+    page = client.get(path)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    if page.status != 200 or not token:
+        raise AssertionError(f"verification page: {page.status} {page.text[:300]}")
+    answer = client.post_form(path, {"csrf_token": token.group(1)})
+    if answer.status not in (302, 303):
+        raise AssertionError(f"verification: {answer.status} {answer.text[:300]}")
 
 
 # ---------------------------------------------------------------------- ledger truth

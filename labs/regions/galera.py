@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from labs.galera.config import (
 from labs.galera.install import ensure_installed
 from labs.galera.node import GaleraNode
 from labs.galera.recovery import start_position, wsrep_recover
-from labs.galera.status import connect_node, read_status, synced_primary, wait_for
+from labs.galera.status import NodeWaits, connect_node, read_status, synced_primary
 from labs.proc import LabError
 from labs.regions.netns import in_ns
 from labs.regions.topology import GCOMM_PORT, IST_PORT, MYSQL_PORT, REGIONS, SST_PORT, Topology
@@ -68,7 +67,7 @@ WAN_EVS = {
 }
 
 
-class RegionGalera:
+class RegionGalera(NodeWaits[str]):
     """Three Galera nodes, one per region namespace (the namespaces must exist)."""
 
     def __init__(
@@ -175,6 +174,9 @@ class RegionGalera:
         return node.proc.pid if node.alive and node.proc else None
 
     # ------------------------------------------------------------------ status
+    def node(self, region: str) -> GaleraNode:
+        return self.nodes[region]
+
     def status(self, region: str) -> dict[str, Any] | None:
         if not self.nodes[region].alive:
             return None
@@ -185,26 +187,6 @@ class RegionGalera:
 
     def statuses(self) -> dict[str, dict[str, Any] | None]:
         return {r: self.status(r) for r in REGIONS}
-
-    def wait(
-        self,
-        regions: Iterable[str],
-        done: Callable[[dict[str, dict[str, Any] | None]], bool],
-        what: str,
-        timeout: float | None = None,
-    ) -> dict[str, dict[str, Any] | None]:
-        nodes = {r: self.nodes[r] for r in regions}
-        limit = self.timeout if timeout is None else timeout
-        return wait_for(nodes, self.status, done, what, limit)
-
-    def wait_synced(self, regions: Iterable[str], size: int, timeout: float | None = None) -> None:
-        wanted = list(regions)
-        self.wait(
-            wanted,
-            lambda s: all(synced_primary(s[r], size) for r in wanted),
-            f"{wanted} Synced in a Primary component of {size}",
-            timeout,
-        )
 
     def join_method(self, region: str) -> str | None:
         return self.nodes[region].join_method()

@@ -301,6 +301,8 @@ class RegionLab(StartStop):
             "LOYALTY_CLUSTER_KIND": "galera",
             "LOYALTY_REGION_PREFERENCE": ",".join(self.topology.preference(region)),
             "LOYALTY_LOGIN_RATE_LIMIT": "10000 per minute",
+            # The lab measures the WAN and the database, not the limiter store.
+            "LOYALTY_RATELIMIT_STORAGE_URI": "memory://",
             "OTEL_SERVICE_NAME": f"loyalty-{region}",
         }
 

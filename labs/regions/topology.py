@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-REGIONS: tuple[str, ...] = ("us", "ie", "in")
+from webapp.config import REGIONS
 
-# Round-trip times between AWS us-east-1, eu-west-1 and ap-south-1 (DESIGN.md §5).
+__all__ = ["REGIONS"]  # re-exported: the lab's regions are the product's
+
+# Round-trip times between AWS us-east-1, eu-west-1 and ap-south-1 (docs/regions.md, "The WAN").
 DEFAULT_RTT_MS: dict[frozenset[str], float] = {
     frozenset(("us", "ie")): 70.0,
     frozenset(("us", "in")): 190.0,

@@ -133,3 +133,141 @@
     if (document.visibilityState === "visible" && key) refresh().then(schedule, schedule);
   });
 })();
+
+// Live balance: after a till's earn the new balance and history line appear by
+// themselves. The script polls a tiny endpoint with If-None-Match (signed-in pages are
+// not stored, so the browser would not send it): the server answers 304 from one index
+// probe while nothing changed. Fast (1.5 s) for two minutes after the card is shown,
+// brought back or changed, then backing off to 15 s; nothing at all while the page is
+// hidden; offline, it just tries again later without a word.
+(function () {
+  const FAST_MS = 1500;
+  const FAST_FOR_MS = 120000;
+  const SLOWEST_MS = 15000;
+  const announcer = document.getElementById("live-announce");
+  let wallet = document.getElementById("wallet");
+  if (!wallet || !wallet.dataset.live || !window.fetch) return;
+  const url = wallet.dataset.live;
+  let etag = wallet.dataset.etag || "";
+  let fastUntil = 0;
+  let delay = FAST_MS;
+  let timer = null;
+  let busy = false;
+
+  function lastId(block) {
+    const first = block.querySelector("li[data-id]");
+    return first ? Number(first.dataset.id) : 0;
+  }
+
+  function announce(fresh, before) {
+    const lines = [];
+    fresh.querySelectorAll("li[data-id]").forEach(function (row) {
+      if (Number(row.dataset.id) > before) lines.push(row.dataset.announce);
+    });
+    const balance = fresh.querySelector("#balance");
+    if (!lines.length && balance) lines.push("Balance now " + balance.textContent + " coins");
+    if (announcer && lines.length) announcer.textContent = lines.join(". ");
+  }
+
+  function swap(html) {
+    const holder = document.createElement("div");
+    holder.innerHTML = html;
+    const fresh = holder.querySelector("#wallet");
+    if (!fresh) return;
+    const before = lastId(wallet);
+    wallet.replaceWith(fresh);
+    if (window.htmx) window.htmx.process(fresh);
+    wallet = fresh;
+    etag = fresh.dataset.etag || etag;
+    announce(fresh, before);
+  }
+
+  function forgetCard() {
+    // Signed out or access revoked: no copy of the card may stay on this phone.
+    const purge = window.caches ? caches.keys().then(function (keys) {
+      return Promise.all(keys.filter(function (k) { return k.indexOf("card-") === 0; })
+        .map(function (k) { return caches.delete(k); }));
+    }) : Promise.resolve();
+    purge.then(function () { location.assign("/card"); }, function () { location.assign("/card"); });
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (document.visibilityState !== "visible") return;
+    const now = Date.now();
+    delay = now < fastUntil ? FAST_MS : Math.min(SLOWEST_MS, Math.max(delay * 2, FAST_MS * 2));
+    timer = setTimeout(poll, delay);
+  }
+
+  function hurry() {
+    fastUntil = Date.now() + FAST_FOR_MS;
+    delay = FAST_MS;
+  }
+
+  function poll() {
+    if (busy || document.visibilityState !== "visible") return;
+    busy = true;
+    fetch(url, { headers: { "If-None-Match": etag }, cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        if (response.status === 401) { forgetCard(); return null; }
+        if (response.status === 200) {
+          return response.text().then(function (html) { swap(html); hurry(); });
+        }
+        return null;  // 304, or a busy server: try again later
+      })
+      .catch(function () { /* offline: the card still scans; try again later */ })
+      .then(function () { busy = false; schedule(); });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") { hurry(); poll(); } else clearTimeout(timer);
+  });
+  window.addEventListener("online", function () { hurry(); poll(); });
+  hurry();
+  schedule();
+})();
+
+// "Show at till": the code full-screen on white, the screen kept awake where the
+// browser can (Screen Wake Lock), a hint to raise the brightness; a tap returns.
+// Everything is local, so it works offline.
+(function () {
+  const button = document.getElementById("till-mode");
+  const hint = document.getElementById("till-hint");
+  const frame = document.getElementById("card-qr");
+  if (!button || !frame) return;
+  let lock = null;
+
+  function keepAwake() {
+    if (!("wakeLock" in navigator)) return;
+    navigator.wakeLock.request("screen").then(function (sentinel) { lock = sentinel; },
+      function () { /* refused (battery saver): the hint still helps */ });
+  }
+
+  function enter() {
+    document.body.classList.add("at-till");
+    if (hint) hint.hidden = false;
+    keepAwake();
+  }
+
+  function leave() {
+    document.body.classList.remove("at-till");
+    if (hint) hint.hidden = true;
+    if (lock) { lock.release().catch(function () {}); lock = null; }
+    button.focus();
+  }
+
+  button.hidden = false;
+  button.addEventListener("click", function (event) { event.stopPropagation(); enter(); });
+  document.addEventListener("click", function () {
+    if (document.body.classList.contains("at-till")) leave();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && document.body.classList.contains("at-till")) leave();
+  });
+  document.addEventListener("visibilitychange", function () {
+    // The browser drops the lock when the page is hidden: take it again on return.
+    if (document.visibilityState === "visible" && document.body.classList.contains("at-till")) {
+      keepAwake();
+    }
+  });
+})();

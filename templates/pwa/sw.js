@@ -32,8 +32,12 @@ async function cardNetworkFirst(request) {
   const cache = await caches.open(CARD);
   try {
     const response = await fetch(request);
-    if (response.ok && response.url && new URL(response.url).pathname === "/card") {
+    const landed = response.url ? new URL(response.url).pathname : "";
+    if (response.ok && landed === "/card") {
       await cache.put("/card", response.clone());
+    } else if (response.redirected && landed === "/login") {
+      // Signed out, or a family member's access was revoked: the card leaves the phone.
+      await caches.delete(CARD);
     } else if (response.status === 503) {
       // The loyalty service lost its database quorum: the card itself still scans.
       return (await cache.match("/card")) || response;

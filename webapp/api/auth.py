@@ -32,10 +32,16 @@ def authenticate(access: Access) -> Principal | None:
         raise Unauthorized("Send an access token: 'Authorization: Bearer <token>'.")
     try:
         principal = tokens.decode_access_token(token)
+        tokens.ensure_live(principal)
     except Unauthorized:
         g.api_token_error = INVALID_TOKEN
         raise
     g.api_principal = principal
+    if principal.is_member:
+        # A family member's sign-in shows their one card on the card page; the API
+        # manages the owner's account, which a member may not.
+        g.api_token_error = INSUFFICIENT_SCOPE
+        raise Forbidden("A family member's sign-in can only show its card on the card page.")
     if access == "staff" and not principal.is_staff:
         g.api_token_error = INSUFFICIENT_SCOPE
         raise Forbidden("This operation is for café staff.")

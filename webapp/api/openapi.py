@@ -43,7 +43,14 @@ class Operation:
     # declaration (401/403 from access, 400/422 from input, 429 from a rate limit).
     problems: tuple[int, ...] = ()
     idempotent: bool = False
-    rate_limit: Callable[[], str] | None = None
+    # The Idempotency-Key may be left out (the server then makes one for the request, so
+    # its own retries are safe, but a client's re-send is a new request).
+    idempotency_optional: bool = False
+    # A Flask-Limiter decorator, e.g. webapp.auth.throttle.sign_in_limited: its bucket is
+    # shared with the page that does the same thing.
+    rate_limit: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
+    # A second limit keyed by the email address in the body (registration).
+    address_rate_limit: Callable[[], str] | None = None
     uses_database: bool = True
     description: str = ""
 
@@ -57,7 +64,7 @@ class Operation:
             statuses.add(400)
         if self.body is not None or self.query is not None or self.idempotent:
             statuses.add(422)
-        if self.rate_limit is not None:
+        if self.rate_limit is not None or self.address_rate_limit is not None:
             statuses.add(429)
         if self.uses_database:
             statuses.add(503)
@@ -83,7 +90,12 @@ def operation(**declaration: Any) -> Callable[[Callable[..., Reply]], Callable[.
 
         handle.api_operation = op  # type: ignore[attr-defined]
         if op.rate_limit is not None:
-            handle = limiter.limit(op.rate_limit)(handle)
+            handle = op.rate_limit(handle)
+            handle.api_operation = op  # type: ignore[attr-defined]
+        if op.address_rate_limit is not None:
+            from webapp.auth.limits import address_key
+
+            handle = limiter.limit(op.address_rate_limit, key_func=address_key)(handle)
             handle.api_operation = op  # type: ignore[attr-defined]
         return handle
 
@@ -96,7 +108,7 @@ def _parse_request(op: Operation) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     steps: list[tuple[str, Callable[[], Any]]] = []
     if op.idempotent:
-        steps.append(("idempotency_key", _idempotency_key))
+        steps.append(("idempotency_key", lambda: _idempotency_key(op.idempotency_optional)))
     if op.query is not None:
         steps.append(("query", lambda: schemas.parse_query(op.query, request.args.to_dict())))
     if op.body is not None:
@@ -112,8 +124,10 @@ def _parse_request(op: Operation) -> dict[str, Any]:
     return parsed
 
 
-def _idempotency_key() -> str:
+def _idempotency_key(optional: bool = False) -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None and optional:
+        return None
     if not key:
         raise ValidationFailed({"idempotency_key": [
             f"Send an {IDEMPOTENCY_HEADER} header: any unique string per transaction, "
@@ -157,14 +171,22 @@ _RESPONSE_HEADERS = {
 _PROBLEM_NOTES = {
     400: "The body is not JSON.",
     401: "No access token, or an invalid or expired one (see WWW-Authenticate).",
-    403: "The token is valid but the account may not do this (staff only).",
+    403: "The token is valid but the account may not do this: a customer calling a staff "
+         "operation (`forbidden`), a barista naming a store other than their home store "
+         "(`store-not-allowed`), reversing another barista's transaction "
+         "(`not-your-transaction`), booking on their own or their family's wallet "
+         "(`own-wallet`), or a purchase above the staff limit, which a manager books "
+         "(`purchase-limit`). Nothing is changed.",
     404: "Not found, or not yours: other accounts' resources look the same as missing ones.",
     409: "Conflicts with the current state (family full, not enough coins, already done).",
     422: "Invalid input; `errors` lists the fields. Also an idempotency key reused with a "
          "different request, or a card code that is no longer valid.",
     428: "Redeeming by the static card number needs `confirm_static: true`.",
     429: "Too many attempts; see Retry-After.",
-    503: "The loyalty database cannot be reached; see Retry-After.",
+    503: "The loyalty database cannot be reached; see Retry-After. `service-unavailable`: "
+         "refused, nothing happened. `outcome-unknown`: the connection was lost while "
+         "saving, so it may have happened; send the same request again with the same "
+         "Idempotency-Key (never a new one).",
 }
 
 
@@ -236,7 +258,8 @@ def document(app: Flask) -> dict[str, Any]:
         path, parameters = _path_and_parameters(rule_path)
         if op.idempotent:
             parameters.append({
-                "name": IDEMPOTENCY_HEADER, "in": "header", "required": True,
+                "name": IDEMPOTENCY_HEADER, "in": "header",
+                "required": not op.idempotency_optional,
                 "description": "Unique per transaction; send the same key to retry it safely. "
                                "A replay answers 200 with the first result.",
                 "schema": {"type": "string", "minLength": 1,

@@ -9,9 +9,10 @@ from flask import current_app
 
 from webapp import staff
 from webapp.auth import services as accounts
-from webapp.auth import tokens
+from webapp.auth import throttle, tokens
+from webapp.auth.limits import address_limit
 from webapp.card import services as cards
-from webapp.errors import NotFound, Unauthorized, ValidationFailed
+from webapp.errors import NotFound, Unauthorized
 from webapp.family import services as family
 from webapp.ledger import services as ledger
 
@@ -21,6 +22,7 @@ from .openapi import REPLAYED_HEADER, document, operation
 from .schemas import (
     Account,
     Card,
+    CardLookup,
     EarnRequest,
     FamilyList,
     FamilyMember,
@@ -28,12 +30,13 @@ from .schemas import (
     FamilyMemberUpdate,
     HistoryQuery,
     LedgerEntry,
+    LookupRequest,
     Me,
     OpenApiDocument,
     Receipt,
     RefreshRequest,
-    Registered,
     RegisterRequest,
+    RegistrationAccepted,
     Store,
     StoreList,
     TokenRequest,
@@ -42,9 +45,8 @@ from .schemas import (
     TransactionRequest,
 )
 
-
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+REGISTRATION_ACCEPTED = ("We have sent a message to the address you gave. Open the link in it "
+                         "to finish.")
 
 
 @bp.after_request
@@ -63,22 +65,31 @@ def _tokens(pair: tokens.TokenPair) -> dict:
 
 
 @bp.post("/auth/register")
-@operation(summary="Create a customer account (and sign in)", tag="auth", access="public",
-           body=RegisterRequest, responses={201: Registered}, problems=(409,),
-           rate_limit=_login_limit)
+@operation(summary="Register a customer account (the address is verified by mail)",
+           tag="auth", access="public", body=RegisterRequest,
+           responses={202: RegistrationAccepted}, rate_limit=throttle.sign_up_limited,
+           address_rate_limit=address_limit,
+           description="Always 202 with the same body, whether or not the address already "
+                       "has an account, so it reveals no one's address. The address's owner "
+                       "gets a mail: a link that verifies the address (then sign in with "
+                       "`/auth/token`), or a note that they already have an account. Until "
+                       "the address is verified, `/auth/token` answers 401 as for a wrong "
+                       "password.")
 def register(body: RegisterRequest):
-    account = accounts.register(name=body.name, email=body.email, password=body.password,
+    accounts.start_registration(name=body.name, email=body.email, password=body.password,
                                 region=body.region)
-    pair = tokens.issue_token_pair(account)
-    return Registered(account=Account.of(account), **_tokens(pair)), 201
+    return RegistrationAccepted(detail=REGISTRATION_ACCEPTED), 202
 
 
 @bp.post("/auth/token")
 @operation(summary="Sign in: email and password for a token pair", tag="auth",
            access="public", body=TokenRequest, responses={200: TokenResponse},
-           problems=(401,), rate_limit=_login_limit)
+           problems=(401,), rate_limit=throttle.sign_in_limited,
+           description="Shares its per-address limit with the sign-in page. Repeated "
+                       "failures for one email from one address lock that pair for a "
+                       "growing time (429 `too-many-attempts`, see Retry-After).")
 def token(body: TokenRequest):
-    account = accounts.authenticate(body.email, body.password)
+    account = accounts.authenticate(body.email, body.password, client=throttle.client())
     return TokenResponse(**_tokens(tokens.issue_token_pair(account)))
 
 
@@ -126,10 +137,17 @@ def family_list():
 
 @bp.post("/family")
 @operation(summary="Add a family member with their own card", tag="family",
-           body=FamilyMemberCreate, responses={201: FamilyMember}, problems=(409,))
-def family_add(body: FamilyMemberCreate):
-    card = family.add(current_principal().account_id, body.name, body.birthday)
-    return FamilyMember.of(card), 201
+           body=FamilyMemberCreate, idempotent=True, idempotency_optional=True,
+           responses={201: FamilyMember, 200: FamilyMember}, problems=(409,),
+           description="Send an Idempotency-Key to make the request safe to send again "
+                       "(after a timeout or a 503 outcome-unknown): a second request with "
+                       "it answers 200 with the member the first one added.")
+def family_add(body: FamilyMemberCreate, idempotency_key: str | None):
+    added = family.add(current_principal().account_id, body.name, body.birthday,
+                       request_id=idempotency_key)
+    if added.replayed:
+        return FamilyMember.of(added.card), 200, {REPLAYED_HEADER: "true"}
+    return FamilyMember.of(added.card), 201
 
 
 @bp.patch("/family/<int:card_id>")
@@ -170,21 +188,8 @@ def wallet_transactions(query: HistoryQuery):
 
 
 # -- the till -----------------------------------------------------------------------
-
-
-def _store_code(requested: str | None) -> str:
-    if requested:
-        return requested
-    store = staff.home_store(current_principal().account_id)
-    if store is None:
-        raise ValidationFailed({"store": ["This account has no home store: name one."]})
-    return store["code"]
-
-
-def _scoped_key(key: str) -> str:
-    # Keys are the client's; scoping them by staff account keeps two clients that pick
-    # the same key from answering each other's requests.
-    return f"api:{current_principal().account_id}:{key}"
+# What staff may do is the rulebook's (webapp.staff.services), the same one the till
+# pages call: these views only map the wire to it.
 
 
 def _receipt_reply(receipt: ledger.Receipt):
@@ -193,40 +198,55 @@ def _receipt_reply(receipt: ledger.Receipt):
     return Receipt.of(receipt), 201
 
 
+_STAFF_RULES = (
+    " A barista books only at their home store, never on their own wallet (their own or "
+    "their family's cards), and purchases above the staff limit per currency need a "
+    "manager: those are refused with 403 and change nothing.")
+
+
+@bp.post("/lookup")
+@operation(summary="Look up a scanned or typed card at the till", tag="till",
+           access="staff", body=LookupRequest, responses={200: CardLookup},
+           problems=(404,),
+           description="What the barista sees after a scan: the first name, the card's last "
+                       "4 digits and the shared balance. A POST, so a live card code never "
+                       "lands in a URL or an access log. An expired rotating code is 422.")
+def lookup(body: LookupRequest):
+    return CardLookup.of(staff.lookup(current_principal(), body.card))
+
+
 @bp.post("/transactions")
 @operation(summary="Earn or redeem coins at the till", tag="till", access="staff",
            body=TransactionRequest, idempotent=True, responses={201: Receipt, 200: Receipt},
            problems=(404, 409, 428),
-           description="The card is the number or the rotating QR payload. An earn's amount "
-                       "is in the store's currency; coins are whole. The store defaults to "
-                       "the staff account's home store.")
+           description="The card is the number or the rotating QR payload. An earn goes by "
+                       "the card number in either (a rotating code that has since expired "
+                       "still identifies the card); a redemption needs a live rotating code, "
+                       "or the number with `confirm_static`. An earn's amount is in the "
+                       "store's currency; coins are whole. The store is the staff account's "
+                       "home store; `store` may only name it (an admin may name any)."
+                       + _STAFF_RULES)
 def create_transaction(body: TransactionRequest, idempotency_key: str):
     principal = current_principal()
-    store_code = _store_code(body.store)
     if isinstance(body, EarnRequest):
-        receipt = ledger.earn(card=body.card, store_code=store_code,
-                              amount_minor=body.amount_minor, currency=body.currency,
-                              idempotency_key=_scoped_key(idempotency_key),
-                              staff_id=principal.account_id)
+        receipt = staff.earn(principal, card=body.card, amount_minor=body.amount_minor,
+                             currency=body.currency, key=idempotency_key, store=body.store)
     else:
-        receipt = ledger.redeem(card=body.card, store_code=store_code, coins=body.coins,
-                                idempotency_key=_scoped_key(idempotency_key),
-                                staff_id=principal.account_id, confirmed=body.confirm_static)
+        receipt = staff.redeem(principal, card=body.card, coins=body.coins,
+                               key=idempotency_key, confirmed=body.confirm_static,
+                               store=body.store)
     return _receipt_reply(receipt)
 
 
 @bp.post("/transactions/<int:transaction_id>/reversal")
 @operation(summary="Reverse an earn or a redemption, once", tag="till", access="staff",
            idempotent=True, responses={201: Receipt, 200: Receipt}, problems=(404, 409),
-           description="Within the reversal window; fails if the coins were already spent.")
+           description="Within the reversal window; fails if the coins were already spent. "
+                       "A barista reverses only their own transactions (403 otherwise); an "
+                       "admin any. Nobody reverses a transaction on their own wallet.")
 def reverse_transaction(transaction_id: int, idempotency_key: str):
-    principal = current_principal()
-    store = staff.home_store(principal.account_id)
-    receipt = ledger.reverse(transaction_id=transaction_id,
-                             idempotency_key=_scoped_key(idempotency_key),
-                             staff_id=principal.account_id,
-                             store_code=store["code"] if store else None)
-    return _receipt_reply(receipt)
+    return _receipt_reply(staff.reverse(current_principal(), transaction_id=transaction_id,
+                                        key=idempotency_key))
 
 
 @bp.get("/stores")

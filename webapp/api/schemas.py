@@ -24,14 +24,15 @@ from pydantic import (
 from webapp import money
 from webapp.auth.forms import NAME_PATTERN
 from webapp.clock import utcnow
-from webapp.config import REGIONS
+from webapp.config import FAMILY_SLOTS, REGIONS
 from webapp.errors import AppError, ValidationFailed
 from webapp.ledger.services import KEY_MAX_LENGTH, MAX_REDEEM_COINS
 
 # Ids are BIGINT: anything larger can't exist, and SQLite would overflow binding it.
 MAX_ID = 2**63 - 1
 PAGE_LIMIT_MAX = 100
-# The client's key is stored as "api:<staff id>:<key>", which must fit the ledger column.
+# The client's key is stored scoped per staff member, "api:<staff id>:<key>" (the same
+# for the till's forms; webapp.staff.services.scoped_key), which must fit the ledger column.
 IDEMPOTENCY_KEY_MAX = 64
 IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,64}$"  # visible ASCII: safe in a header and a log line
 assert IDEMPOTENCY_KEY_MAX + len(f"api:{MAX_ID}:") <= KEY_MAX_LENGTH
@@ -95,7 +96,9 @@ CardText = Annotated[
 StoreCode = Annotated[
     str,
     Field(min_length=1, max_length=20, pattern="^[A-Z0-9-]+$",
-          description="A store code; defaults to the staff account's home store.",
+          description="The staff account's home store, which is also the default. A "
+                      "barista naming any other store gets 403 (`store-not-allowed`) and "
+                      "nothing is booked; an admin may name any store.",
           examples=["IE-DUB-01"]),
 ]
 
@@ -145,8 +148,12 @@ class Account(BaseModel):
                    home_region=row["home_region"])
 
 
-class Registered(TokenResponse):
-    account: Account
+class RegistrationAccepted(BaseModel):
+    """The one answer to a registration, whether or not the address had an account."""
+
+    status: Literal["check-your-inbox"] = "check-your-inbox"
+    detail: str = Field(examples=["We have sent a message to the address you gave. Open the "
+                                  "link in it to finish."])
 
 
 # -- cards and family ---------------------------------------------------------------
@@ -156,7 +163,7 @@ class FamilyMember(BaseModel):
     id: int
     number: str
     display_name: str
-    slot: int = Field(ge=1, le=4)
+    slot: int = Field(ge=1, le=FAMILY_SLOTS)
     birthday: date | None
 
     @classmethod
@@ -166,7 +173,7 @@ class FamilyMember(BaseModel):
 
 
 class Card(FamilyMember):
-    slot: int = Field(ge=0, le=4, description="0 is the account holder's own card.")
+    slot: int = Field(ge=0, le=FAMILY_SLOTS, description="0 is the account holder's own card.")
     code_secret: str = Field(
         description="Base32 secret for the rotating QR code (RFC 6238: SHA-1, 30 s, 6 digits; "
                     "payload LC1.<number>.<code>), so the card works offline.")
@@ -245,6 +252,28 @@ class RedeemRequest(Request):
     store: StoreCode | None = None
 
 
+class LookupRequest(Request):
+    card: CardText
+
+
+class CardLookup(BaseModel):
+    """A scanned card as the till shows it: never the full number or the holder's
+    surname."""
+
+    first_name: str
+    card_last4: str = Field(pattern="^[0-9]{4}$")
+    balance: int = Field(description="The wallet's balance, shared by the family.")
+    live_code: bool = Field(description="Scanned as a live rotating code, not a typed number "
+                                        "(a redemption by number needs `confirm_static`).")
+    own_wallet: bool = Field(description="The card is on the caller's own wallet: the caller "
+                                         "may not book on it (403); a colleague must.")
+
+    @classmethod
+    def of(cls, card: Any) -> CardLookup:
+        return cls(first_name=card.first_name, card_last4=card.last4, balance=card.balance,
+                   live_code=card.rotating, own_wallet=card.own_wallet)
+
+
 class TransactionRequest(RootModel[Annotated[EarnRequest | RedeemRequest,
                                              Field(discriminator="kind")]]):
     pass
@@ -293,7 +322,7 @@ class EntryCard(BaseModel):
 
 class LedgerEntry(BaseModel):
     id: int
-    kind: Literal["earn", "redeem", "reversal", "adjustment"]
+    kind: Literal["earn", "redeem", "reversal", "adjustment", "erasure"]
     coins: int = Field(description="Signed: positive added to the wallet, negative taken.")
     balance_after: int
     card: EntryCard | None

@@ -1,5 +1,4 @@
-from flask import Blueprint
+# The blueprint lives with its routes, so the routes never import their own package.
+from .routes import bp
 
-bp = Blueprint("auth", __name__)
-
-from . import routes  # noqa: E402,F401  (routes attach themselves to bp)
+__all__ = ["bp"]

@@ -3,10 +3,10 @@ from __future__ import annotations
 from wtforms import EmailField, PasswordField, RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Regexp
 
+from webapp.config import REGION_NAMES
 from webapp.forms import PageForm
 
-REGION_CHOICES = [SelectChoice("us", "United States"), SelectChoice("ie", "Ireland"),
-                  SelectChoice("in", "India")]
+REGION_CHOICES = [SelectChoice(code, name) for code, name in REGION_NAMES.items()]
 # Printable text only: no control characters (C0, C1, line separators) sneaking into
 # names shown at the till, and no bidi overrides/isolates that would make "Ana\u202eoB"
 # display as someone else. Scripts written right to left are fine; only the controls go.
@@ -46,3 +46,36 @@ class RegisterForm(PageForm):
     # InputRequired: a post without the field is refused, not quietly given the default.
     region = RadioField("Home region", choices=REGION_CHOICES, default="us",
                         validators=[InputRequired(message="Choose your home region.")])
+
+
+def _new_password(label: str = "New password") -> PasswordField:
+    return PasswordField(label, validators=[
+        DataRequired(), Length(min=10, max=128, message="Use 10 to 128 characters.")])
+
+
+class ConfirmForm(PageForm):
+    """A button that uses a mailed link: opening the link itself changes nothing, so a
+    mail scanner that follows links can't spend it."""
+
+
+class ForgotPasswordForm(PageForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)],
+                       filters=[_strip])
+
+
+class ResetPasswordForm(PageForm):
+    password = _new_password()
+
+
+class ChangePasswordForm(PageForm):
+    current_password = PasswordField("Current password",
+                                     validators=[DataRequired(), Length(max=128)])
+    password = _new_password()
+
+
+class ChangeEmailForm(PageForm):
+    email = EmailField("New email", validators=[DataRequired(), Email(), Length(max=254)],
+                       filters=[_strip])
+    # Not "current_password": the password form on the same page has that id.
+    email_password = PasswordField("Current password",
+                                   validators=[DataRequired(), Length(max=128)])

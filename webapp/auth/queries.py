@@ -1,4 +1,4 @@
-"""SQL for accounts, their wallet and first card, and refresh tokens."""
+"""SQL for accounts, their wallet and first card, refresh tokens and mailed tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from webapp.database.schema import accounts, cards, refresh_tokens, wallets
+from webapp.database.schema import account_tokens, accounts, cards, refresh_tokens, wallets
 
 
 def account_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
@@ -68,3 +68,75 @@ def revoke_token_family(conn: Connection, family_id: str, now: datetime) -> None
         .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+# -- mailed tokens (verify, reset, email change) ------------------------------------
+
+
+def insert_account_token(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(account_tokens).values(**values))
+
+
+def account_token_by_hash(conn: Connection, token_hash: str) -> dict[str, Any] | None:
+    row = (conn.execute(select(account_tokens).where(account_tokens.c.token_hash == token_hash))
+           .mappings().first())
+    return dict(row) if row else None
+
+
+def spend_account_token(conn: Connection, token_id: int, now: datetime) -> bool:
+    """Single use: one conditional UPDATE, so two clicks racing can't both win."""
+    result = conn.execute(
+        update(account_tokens)
+        .where(account_tokens.c.id == token_id, account_tokens.c.used_at.is_(None),
+               account_tokens.c.revoked_at.is_(None), account_tokens.c.expires_at > now)
+        .values(used_at=now)
+    )
+    return result.rowcount == 1
+
+
+def revoke_account_tokens(conn: Connection, account_id: int, purpose: str,
+                          now: datetime) -> None:
+    conn.execute(
+        update(account_tokens)
+        .where(account_tokens.c.account_id == account_id, account_tokens.c.purpose == purpose,
+               account_tokens.c.used_at.is_(None), account_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+# -- account changes ----------------------------------------------------------------
+
+
+def mark_verified(conn: Connection, account_id: int, now: datetime,
+                  password_hash: str | None = None) -> None:
+    values: dict[str, Any] = {"email_verified_at": now}
+    if password_hash:
+        values["password_hash"] = password_hash
+    conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+
+def set_password_hash(conn: Connection, account_id: int, password_hash: str) -> None:
+    conn.execute(update(accounts).where(accounts.c.id == account_id)
+                 .values(password_hash=password_hash))
+
+
+def set_email(conn: Connection, account_id: int, email: str) -> None:
+    conn.execute(update(accounts).where(accounts.c.id == account_id).values(email=email))
+
+
+def revoke_all_refresh_tokens(conn: Connection, account_id: int, now: datetime,
+                              except_family: str | None = None) -> None:
+    condition = [refresh_tokens.c.account_id == account_id, refresh_tokens.c.revoked_at.is_(None)]
+    if except_family:
+        condition.append(refresh_tokens.c.family_id != except_family)
+    conn.execute(update(refresh_tokens).where(*condition).values(revoked_at=now))
+
+
+def family_is_live(conn: Connection, family_id: str) -> bool:
+    """A signed-in device: some token of its family not revoked. Signing it out (or
+    erasing the account, which deletes the rows) makes this false."""
+    query = (select(refresh_tokens.c.id)
+             .where(refresh_tokens.c.family_id == family_id,
+                    refresh_tokens.c.revoked_at.is_(None))
+             .limit(1))
+    return conn.execute(query).first() is not None

@@ -1,22 +1,26 @@
-"""Register, sign in, sign out."""
+"""Register (with a verified address), sign in and out, recover a password, confirm a
+new address. The mailed links open a page with one button: opening a link changes
+nothing, so a mail scanner that follows it can't use it up."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, request, url_for
+from flask import Blueprint, make_response, redirect, request, url_for
 
-from webapp.errors import EmailTaken, InvalidCredentials
+from webapp.errors import InvalidCredentials, TooManyAttempts
 from webapp.extensions import limiter
 from webapp.pages import render_page
 
-from . import bp, services, tokens
-from .forms import LoginForm, RegisterForm
+from . import services, throttle, tokens
+from .forms import ConfirmForm, ForgotPasswordForm, LoginForm, RegisterForm, ResetPasswordForm
+from .limits import address_key, address_limit
 from .session import REFRESH_COOKIE, clear_session_cookies, current_principal, set_session_cookies
 
+bp = Blueprint("auth", __name__)
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+# Mailed links carry 43 characters; anything much longer is not ours.
+LINK = "<string(maxlength=100):token>"
 
 
 def _safe_next(target: str | None) -> str:
@@ -28,19 +32,35 @@ def _safe_next(target: str | None) -> str:
     return url_for("card.show")
 
 
+def _signed_in_as() -> int | None:
+    principal = current_principal()
+    return principal.account_id if principal else None
+
+
+def _no_store(body, status: int = 200):
+    """Pages that show a link's form or a signed-in person's data: never cached."""
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.route("/")
 def index():
     return redirect(url_for("card.show" if current_principal() else "auth.login"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@throttle.sign_in_limited
 def login():
     form = LoginForm()
     error = None
     if form.validate_on_submit():
         try:
-            account = services.authenticate(form.email.data, form.password.data)
+            account = services.authenticate(form.email.data, form.password.data,
+                                            client=throttle.client())
+        except TooManyAttempts as exc:  # the form again, saying how long to wait
+            return render_page("auth/login.html", form=form, error=exc.detail), 429, {
+                "Retry-After": str(exc.retry_after)}
         except InvalidCredentials as exc:  # a database outage stays a 503, not a 401
             error = exc.detail
         else:
@@ -55,24 +75,72 @@ def login():
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@throttle.sign_up_limited
+@limiter.limit(address_limit, key_func=address_key, methods=["POST"])
 def register():
     form = RegisterForm()
-    error = None
     if form.validate_on_submit():
-        try:
-            account = services.register(
-                name=form.name.data, email=form.email.data, password=form.password.data,
-                region=form.region.data,
-            )
-        except EmailTaken as exc:
-            error = exc.detail
-        else:
-            response = redirect(url_for("card.show"))
-            set_session_cookies(response, tokens.issue_token_pair(account))
-            return response
-    status = 409 if error else (422 if form.errors else 200)
-    return render_page("auth/register.html", form=form, error=error), status
+        services.start_registration(name=form.name.data, email=form.email.data,
+                                    password=form.password.data, region=form.region.data)
+        # The same answer whether or not the address has an account.
+        return redirect(url_for("auth.register_sent"))
+    return render_page("auth/register.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/register/sent")
+def register_sent():
+    return render_page("auth/check_inbox.html", what="register")
+
+
+@bp.route(f"/verify/{LINK}", methods=["GET", "POST"])
+def verify(token: str):
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        account = services.verify_email(token, signed_in_as=_signed_in_as())
+        response = redirect(url_for("card.show"))
+        set_session_cookies(response, tokens.issue_token_pair(account))
+        return response
+    services.check_link(token, "verify", signed_in_as=_signed_in_as())
+    return _no_store(render_page("auth/confirm_link.html", form=form, what="verify"))
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(throttle.sign_in_limit, methods=["POST"])
+@limiter.limit(address_limit, key_func=address_key, methods=["POST"])
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data)
+        return redirect(url_for("auth.reset_sent"))
+    return render_page("auth/forgot.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/password/forgot/sent")
+def reset_sent():
+    return render_page("auth/check_inbox.html", what="reset")
+
+
+@bp.route(f"/password/reset/{LINK}", methods=["GET", "POST"])
+@limiter.limit(throttle.sign_in_limit, methods=["POST"])
+def reset_password(token: str):
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        services.reset_password(token, form.password.data, signed_in_as=_signed_in_as())
+        response = redirect(url_for("auth.login", reset=1))
+        clear_session_cookies(response)
+        return response
+    services.check_link(token, "reset", signed_in_as=_signed_in_as())
+    return _no_store(render_page("auth/reset.html", form=form), 422 if form.errors else 200)
+
+
+@bp.route(f"/email/confirm/{LINK}", methods=["GET", "POST"])
+def confirm_email(token: str):
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        services.confirm_email_change(token, signed_in_as=_signed_in_as())
+        return _no_store(render_page("auth/email_changed.html"))
+    services.check_link(token, "email", signed_in_as=_signed_in_as())
+    return _no_store(render_page("auth/confirm_link.html", form=form, what="email"))
 
 
 @bp.route("/logout", methods=["POST"])

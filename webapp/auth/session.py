@@ -40,10 +40,17 @@ def _load_principal() -> None:
     access = request.cookies.get(ACCESS_COOKIE)
     if access:
         try:
-            g.principal = tokens.decode_access_token(access)
-            return
+            principal = tokens.decode_access_token(access)
         except Unauthorized:
             pass
+        else:
+            try:
+                tokens.ensure_live(principal)
+            except Unauthorized:  # signed out from another device: so is its refresh token
+                g.clear_session_cookies = True
+                return
+            g.principal = principal
+            return
     refresh = request.cookies.get(REFRESH_COOKIE)
     if refresh:
         try:
@@ -89,6 +96,22 @@ def login_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., An
     def wrapped(**kwargs: Any) -> ResponseReturnValue:
         if current_principal() is None:
             return redirect_to_login()
+        return view(**kwargs)
+
+    return wrapped
+
+
+def owner_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Any]:
+    """Pages that manage the account (the family): not for a family member's own
+    sign-in, which only shows its card."""
+
+    @functools.wraps(view)
+    def wrapped(**kwargs: Any) -> ResponseReturnValue:
+        principal = current_principal()
+        if principal is None:
+            return redirect_to_login()
+        if principal.is_member:
+            raise Forbidden("Only the card's owner can manage the family.")
         return view(**kwargs)
 
     return wrapped

@@ -23,10 +23,11 @@ import jwt
 from flask import current_app
 
 from webapp.clock import utcnow
+from webapp.database import after_unknown_commit
 from webapp.errors import Unauthorized
 from webapp.extensions import db
 
-from . import queries
+from . import devices, queries
 
 ALGORITHM = "HS256"
 # Two requests from one phone may carry the same refresh cookie; the loser of that race
@@ -41,10 +42,18 @@ class Principal:
     account_id: int
     role: str
     name: str
+    # The refresh-token family (signed-in device) the token was issued to; None for
+    # tokens issued before devices were tracked.
+    family_id: str | None = None
 
     @property
     def is_staff(self) -> bool:
         return self.role in ("staff", "admin")
+
+    @property
+    def is_member(self) -> bool:
+        """A family member's own sign-in: sees one card of someone else's wallet."""
+        return self.role == "member"
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,8 @@ class TokenPair:
     expires_in: int
 
 
-def issue_access_token(account_id: int, role: str, name: str) -> tuple[str, int]:
+def issue_access_token(account_id: int, role: str, name: str,
+                       family_id: str | None = None) -> tuple[str, int]:
     config = current_app.config
     now = utcnow()
     ttl = config["ACCESS_TOKEN_TTL"]
@@ -69,6 +79,8 @@ def issue_access_token(account_id: int, role: str, name: str) -> tuple[str, int]
         "exp": now + ttl,
         "jti": secrets.token_hex(8),
     }
+    if family_id:
+        claims["fam"] = family_id
     kid = config["JWT_ACTIVE_KID"]
     token = jwt.encode(claims, config["JWT_KEYS"][kid], algorithm=ALGORITHM, headers={"kid": kid})
     return token, int(ttl.total_seconds())
@@ -127,7 +139,9 @@ def _verify(token: str, config: Mapping[str, Any]) -> tuple[Principal, str, dict
             issuer=config["JWT_ISSUER"],
             options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
-        principal = Principal(int(claims["sub"]), str(claims["role"]), str(claims.get("name", "")))
+        family = claims.get("fam")
+        principal = Principal(int(claims["sub"]), str(claims["role"]), str(claims.get("name", "")),
+                              family if isinstance(family, str) else None)
         return principal, kid, claims
     except jwt.ExpiredSignatureError as error:
         raise Unauthorized("Your session has expired. Please sign in again.") from error
@@ -141,13 +155,18 @@ def _hash(token: str) -> str:
 
 def issue_token_pair(account: dict) -> TokenPair:
     """A fresh login: new access token and a refresh token starting a new family."""
-    access, expires_in = issue_access_token(account["id"], account["role"], account["name"])
     refresh = secrets.token_urlsafe(32)
     family_id = secrets.token_hex(16)
-    db.write(
-        lambda conn: _store_refresh_token(conn, refresh, account["id"], family_id),
-        name="refresh.issue",
-    )
+    access, expires_in = issue_access_token(account["id"], account["role"], account["name"],
+                                            family_id)
+
+    def store(conn) -> None:
+        if after_unknown_commit(conn) and queries.refresh_token_by_hash(conn, _hash(refresh)):
+            return  # stored by the attempt whose COMMIT answer was lost
+        _store_refresh_token(conn, refresh, account["id"], family_id)
+
+    # Idempotent: the token is random to this call, so finding it means we stored it.
+    db.write(store, name="refresh.issue", idempotent=True)
     return TokenPair(access, refresh, expires_in)
 
 
@@ -160,7 +179,19 @@ def _store_refresh_token(conn, token: str, account_id: int, family_id: str) -> N
         account_id=account_id,
         created_at=now,
         expires_at=now + current_app.config["REFRESH_TOKEN_TTL"],
+        user_agent=devices.describe_client(),
+        region=current_app.config["REGION"],
     )
+
+
+def ensure_live(principal: Principal) -> None:
+    """Signing a device out (from another one, or by erasing the account) ends its
+    session at its next request, not when its access token expires: the family must
+    still have a token that was not revoked."""
+    family = principal.family_id
+    if family and not db.read(lambda conn: queries.family_is_live(conn, family),
+                              name="session.live"):
+        raise Unauthorized("You were signed out. Please sign in again.")
 
 
 def rotate(refresh_token: str) -> TokenPair:
@@ -181,6 +212,11 @@ def rotate(refresh_token: str) -> TokenPair:
             # Spent and replaced in one transaction: a crash can't strand the user.
             _store_refresh_token(conn, successor, row["account_id"], row["family_id"])
             return row, "rotated"
+        if queries.refresh_token_by_hash(conn, _hash(successor)) is not None:
+            # Our own successor, random to this call: an earlier attempt spent the token
+            # and its COMMIT's answer was lost. Not "grace" (no new token, so the client
+            # would keep the spent one and later be logged out as a token thief).
+            return row, "rotated"
         if row["revoked_at"] is not None or row["expires_at"] <= now:
             return row, "dead"
         if row["used_at"] is not None and now - row["used_at"] <= REUSE_GRACE:
@@ -188,7 +224,8 @@ def rotate(refresh_token: str) -> TokenPair:
         queries.revoke_token_family(conn, row["family_id"], now)
         return row, "reused"
 
-    row, outcome = db.write(spend, name="refresh.rotate")
+    # Idempotent: a second run recognises its own successor (above).
+    row, outcome = db.write(spend, name="refresh.rotate", idempotent=True)
     if outcome == "reused":
         current_app.logger.warning("refresh token reuse: family %s revoked", row["family_id"])
     if outcome not in ("rotated", "grace"):
@@ -196,7 +233,8 @@ def rotate(refresh_token: str) -> TokenPair:
     account = db.read(lambda conn: queries.account_by_id(conn, row["account_id"]), name="account")
     if account is None:
         raise Unauthorized("Your session has ended. Please sign in again.")
-    access, expires_in = issue_access_token(account["id"], account["role"], account["name"])
+    access, expires_in = issue_access_token(account["id"], account["role"], account["name"],
+                                            row["family_id"])
     return TokenPair(access, successor if outcome == "rotated" else None, expires_in)
 
 
@@ -209,4 +247,5 @@ def revoke(refresh_token: str) -> None:
         if row is not None:
             queries.revoke_token_family(conn, row["family_id"], utcnow())
 
-    db.write(revoke_family, name="refresh.revoke")
+    # Idempotent: revoking an already revoked family changes nothing.
+    db.write(revoke_family, name="refresh.revoke", idempotent=True)

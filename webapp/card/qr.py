@@ -1,21 +1,47 @@
-"""Server-side QR codes as inline SVG.
+"""Server-side QR codes as inline SVG, drawn by ``qrcode`` (its single-path SVG image).
 
-Cached per card number: a card's static QR never changes, and segno spends most of a
-card-page request's CPU building it.
+Cached per card number: a card's static QR never changes, and drawing it costs more CPU
+than the rest of a card-page request.
 """
 
 from __future__ import annotations
 
 import functools
+import xml.etree.ElementTree as ET
 
-import segno
+import qrcode
+from qrcode.constants import ERROR_CORRECT_M
+from qrcode.image.svg import SvgPathFillImage
 
 
 @functools.lru_cache(maxsize=4096)
 def card_qr_svg(number: str) -> str:
-    qr = segno.make(number, error="m", micro=False)
     # Pure black on white with a 4-module quiet zone: the most reliable scan in sunlight.
-    return qr.svg_inline(
-        scale=8, border=4, dark="#000", light="#fff", omitsize=True,
-        title=None, desc=None, svgclass="qr", lineclass=None,
-    )
+    # One SVG unit per module (box_size 10 = 1 mm), so the path has whole numbers only.
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=10, border=4,
+                       image_factory=SvgPathFillImage)
+    qr.add_data(number)
+    qr.make(fit=True)
+    svg = qr.make_image().get_image()
+    # The page's CSS sizes it (.qr), so no fixed millimetre size; no id to clash with.
+    for attribute in ("width", "height", "version"):
+        svg.attrib.pop(attribute, None)
+    svg.set("class", "qr")
+    for path in svg.iter("path"):
+        path.attrib.pop("id", None)
+    return ET.tostring(svg, encoding="unicode")
+
+
+def link_qr_svg(url: str) -> str:
+    """A link as a QR for another phone's camera (an invite: not cached, shown once)."""
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=10, border=4,
+                       image_factory=SvgPathFillImage)
+    qr.add_data(url)
+    qr.make(fit=True)
+    svg = qr.make_image().get_image()
+    for attribute in ("width", "height", "version"):
+        svg.attrib.pop(attribute, None)
+    svg.set("class", "qr")
+    for path in svg.iter("path"):
+        path.attrib.pop("id", None)
+    return ET.tostring(svg, encoding="unicode")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, insert, select, update
+from sqlalchemy import Connection, Integer, bindparam, func, insert, select, update
 
-from webapp.database.schema import cards, ledger, stores, wallets
+from webapp.database.schema import accounts, cards, ledger, stores, wallets
 
 ACTIVE = cards.c.slot.is_not(None)
 
@@ -44,6 +44,48 @@ _RECENT_ACTIVITY = (
 )
 
 
+_MEMBER_CARD_WITH_BALANCE = (
+    select(cards.c.id, cards.c.number, cards.c.display_name, cards.c.code_secret,
+           cards.c.slot, wallets.c.id.label("wallet_id"), wallets.c.balance)
+    .join(wallets, wallets.c.id == cards.c.wallet_id)
+    .join(accounts, accounts.c.member_card_id == cards.c.id)
+    .where(accounts.c.id == bindparam("member_id"), accounts.c.role == "member", ACTIVE)
+)
+_MEMBER_ACTIVITY = _RECENT_ACTIVITY.where(ledger.c.card_id == bindparam("card_id"))
+# The live card's version: the wallet's newest ledger row (one index probe on
+# ix_ledger_wallet_history) and the balance, so any family member's earn shows.
+_LIVE_VERSION = (
+    select(wallets.c.balance,
+           select(func.max(ledger.c.id)).where(ledger.c.wallet_id == wallets.c.id)
+           .scalar_subquery().label("last_id"))
+    .where(wallets.c.id == bindparam("wallet_id"))
+)
+
+
+def member_card_with_balance(conn: Connection, member_id: int) -> list[dict[str, Any]]:
+    """A member sign-in's one card (empty once revoked or the card was removed)."""
+    rows = conn.execute(_MEMBER_CARD_WITH_BALANCE, {"member_id": member_id}).mappings()
+    return [dict(row) for row in rows]
+
+
+def member_activity(conn: Connection, wallet_id: int, card_id: int, limit: int
+                    ) -> list[dict[str, Any]]:
+    """A member's own transactions on the shared wallet."""
+    rows = conn.execute(_MEMBER_ACTIVITY, {"wallet_id": wallet_id, "card_id": card_id,
+                                           "limit": limit}).mappings()
+    return [dict(row) for row in rows]
+
+
+def live_version(conn: Connection, wallet_id: int) -> tuple[int, int]:
+    row = conn.execute(_LIVE_VERSION, {"wallet_id": wallet_id}).first()
+    return (row.balance, row.last_id or 0) if row else (0, 0)
+
+
+def rotate_code_secret(conn: Connection, card_id: int, secret: str) -> None:
+    """A new rotating-code secret: codes from a cached card or pass stop working."""
+    conn.execute(update(cards).where(cards.c.id == card_id).values(code_secret=secret))
+
+
 def cards_with_balance(conn: Connection, account_id: int) -> list[dict[str, Any]]:
     """The card page's first query: active cards, each row carrying the shared balance.
 
@@ -60,6 +102,24 @@ def recent_activity(conn: Connection, wallet_id: int, limit: int) -> list[dict[s
     return [dict(row) for row in rows]
 
 
+def card_by_request(conn: Connection, account_id: int, request_id: str) -> dict[str, Any] | None:
+    """The card a family add with this request id created, if any (removed ones too)."""
+    row = conn.execute(
+        select(cards).where(cards.c.account_id == account_id, cards.c.request_id == request_id)
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def card_was_retired(conn: Connection, account_id: int, card_id: int) -> bool:
+    row = conn.execute(
+        select(cards.c.id).where(
+            cards.c.id == card_id, cards.c.account_id == account_id, cards.c.slot.is_(None),
+            cards.c.removed_at.is_not(None),
+        )
+    ).first()
+    return row is not None
+
+
 def insert_family_card(conn: Connection, **values: Any) -> int:
     return conn.execute(insert(cards).values(**values)).inserted_primary_key[0]
 
@@ -67,21 +127,20 @@ def insert_family_card(conn: Connection, **values: Any) -> int:
 def rename_family_card(
     conn: Connection, account_id: int, card_id: int, name: str, birthday: date | None
 ) -> bool:
-    result = conn.execute(
-        update(cards)
-        .where(cards.c.id == card_id, cards.c.account_id == account_id, ACTIVE,
-               cards.c.slot > 0)
-        .values(display_name=name, birthday=birthday)
-    )
-    return result.rowcount == 1
+    return _update_family_card(conn, account_id, card_id, display_name=name, birthday=birthday)
 
 
 def retire_family_card(conn: Connection, account_id: int, card_id: int, now: datetime) -> bool:
     """Frees the slot but keeps the row: the ledger's history still names the card."""
+    return _update_family_card(conn, account_id, card_id, slot=None, removed_at=now)
+
+
+def _update_family_card(conn: Connection, account_id: int, card_id: int, **values: Any) -> bool:
+    """Changes one active family card of the account (never the holder's, slot 0)."""
     result = conn.execute(
         update(cards)
         .where(cards.c.id == card_id, cards.c.account_id == account_id, ACTIVE,
                cards.c.slot > 0)
-        .values(slot=None, removed_at=now)
+        .values(**values)
     )
     return result.rowcount == 1

@@ -1,15 +1,24 @@
-"""The customer's card: QR, number, shared balance, recent history."""
+"""The customer's card: QR, number, shared balance, recent history, and the small
+conditional endpoint its script polls so a till's earn shows without a click."""
 
 from __future__ import annotations
 
-from flask import make_response, request
+from flask import Blueprint, make_response, request
+from jinja2_fragments.flask import render_block
 
-from webapp.auth.session import current_principal, login_required
+from webapp.auth.session import (
+    clear_session_cookies,
+    current_principal,
+    login_required,
+    redirect_to_login,
+)
 from webapp.pages import render_page
 
-from . import bp, services
+from . import services
 from .numbers import format_card_number
 from .qr import card_qr_svg
+
+bp = Blueprint("card", __name__)
 
 CARD_COOKIE = "card"
 
@@ -19,12 +28,23 @@ def _chosen_card_id() -> int | None:
     return int(raw) if raw and raw.isdigit() and len(raw) < 19 else None
 
 
+def _signed_out():
+    """A sign-in that no longer shows a card (a member whose access was revoked): signed
+    out, so the phone's worker drops its cached card when it sees the login page."""
+    response = redirect_to_login()
+    clear_session_cookies(response)
+    return response
+
+
 @bp.route("/card")
 @login_required
 def show():
     principal = current_principal()
-    view = services.card_view(principal.account_id, _chosen_card_id(),
-                              causal=bool(request.args.get("fresh")))
+    try:
+        view = services.card_view(principal, _chosen_card_id(),
+                                  causal=bool(request.args.get("fresh")))
+    except services.NoCard:
+        return _signed_out()
     body = render_page(
         "card/card.html", partial="history", view=view, qr_svg=card_qr_svg(view.card["number"]),
         number=format_card_number(view.card["number"]),
@@ -34,4 +54,27 @@ def show():
     response.set_cookie(CARD_COOKIE, str(view.card["id"]), max_age=365 * 86400,
                         httponly=True, samesite="Lax", secure=request.is_secure)
     response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+# Ids are BIGINT: a longer number is a 404, not an overflow in the driver.
+@bp.route("/card/<int(max=9223372036854775807):card_id>/live")
+def live(card_id: int):
+    """304 while nothing changed (the script sends If-None-Match itself: signed-in
+    responses are not stored, so the browser would not); else the wallet block, whose
+    new rows the script announces. 401 (not a redirect, which fetch would follow) once
+    the caller is signed out or may no longer see the card."""
+    principal = current_principal()
+    etag = services.live_version(principal, card_id) if principal else None
+    if etag is None:
+        response = make_response("", 401)
+        clear_session_cookies(response)
+    elif request.headers.get("If-None-Match") == etag:
+        response = make_response("", 304)
+    else:
+        view = services.card_view(principal, card_id)
+        response = make_response(render_block("card/card.html", "history", view=view))
+    if etag:
+        response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -5,11 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from webapp.auth.tokens import Principal
+from webapp.errors import NotFound
 from webapp.extensions import db
 
 from . import queries
+from .numbers import new_code_secret
 
 HISTORY_LENGTH = 10
+
+
+class NoCard(NotFound):
+    """The caller has no card to show (a revoked member's sign-in)."""
 
 
 @dataclass(frozen=True)
@@ -18,19 +25,69 @@ class CardView:
     card: dict[str, Any]
     balance: int
     history: list[dict[str, Any]]
+    etag: str  # the live version the page shows (see live_version)
 
 
-def card_view(account_id: int, card_id: int | None, *, causal: bool = False) -> CardView:
+def card_view(principal: Principal, card_id: int | None, *, causal: bool = False) -> CardView:
     """One read transaction for the whole page: two narrow queries (cards with the
-    wallet's balance, then the recent history), the fewest round trips that can serve it."""
+    wallet's balance, then the recent history), the fewest round trips that can serve it.
+
+    A family member's own sign-in sees only their card and their own transactions (the
+    balance is the family's); once the owner revoked it there is no card:
+    :class:`NoCard`, which the page treats as signed out.
+    """
 
     def work(conn) -> CardView:
-        cards = queries.cards_with_balance(conn, account_id)
-        chosen = next((c for c in cards if c["id"] == card_id), cards[0])
-        history = queries.recent_activity(conn, chosen["wallet_id"], HISTORY_LENGTH)
-        return CardView(cards, chosen, chosen["balance"], history)
+        if principal.is_member:
+            cards = queries.member_card_with_balance(conn, principal.account_id)
+            if not cards:
+                raise NoCard("This sign-in no longer shows a card.")
+            chosen = cards[0]
+            history = queries.member_activity(conn, chosen["wallet_id"], chosen["id"],
+                                              HISTORY_LENGTH)
+        else:
+            cards = queries.cards_with_balance(conn, principal.account_id)
+            if not cards:
+                raise NoCard("This account has no card.")
+            chosen = next((c for c in cards if c["id"] == card_id), cards[0])
+            history = queries.recent_activity(conn, chosen["wallet_id"], HISTORY_LENGTH)
+        balance, last_id = queries.live_version(conn, chosen["wallet_id"])
+        return CardView(cards, chosen, balance, history,
+                        live_etag(chosen["id"], balance, last_id))
 
     return db.read(work, name="card.view", causal=causal)
+
+
+def live_etag(card_id: int, balance: int, last_id: int) -> str:
+    return f'"{card_id}.{balance}.{last_id}"'
+
+
+def live_version(principal: Principal, card_id: int) -> str | None:
+    """The open card's version as an ETag, in one small read (the card as this caller
+    may see it, then the wallet's newest ledger id); None once the caller may no longer
+    see that card (a revoked member, a removed card): the script then reloads and the
+    page signs out. A local read: on Galera a write made in another region arrives in
+    milliseconds, and the next poll would catch it anyway."""
+
+    def work(conn) -> str | None:
+        if principal.is_member:
+            visible = queries.member_card_with_balance(conn, principal.account_id)
+        else:
+            visible = queries.cards_with_balance(conn, principal.account_id)
+        card = next((c for c in visible if c["id"] == card_id), None)
+        if card is None:
+            return None
+        balance, last_id = queries.live_version(conn, card["wallet_id"])
+        return live_etag(card_id, balance, last_id)
+
+    return db.read(work, name="card.live", causal=False)
+
+
+def rotate_code_secret(conn, card_id: int) -> None:
+    """Called inside the transaction that revokes a member's access, blocks the card or
+    erases the account: a copy of the card cached on a phone (or in a wallet pass)
+    then shows codes the till refuses."""
+    queries.rotate_code_secret(conn, card_id, new_code_secret())
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 Callers hand a unit of work (a function of a SQLAlchemy ``Connection``) to
 :meth:`Database.write` or :meth:`Database.read`; where it runs, how often it is retried
-and how consistent the read is are this package's business, not theirs. With no cluster
-configured a single engine serves everything (SQLite by default); with
-``LOYALTY_CLUSTER`` set, :mod:`webapp.database.routing` picks members by region and health.
+and how consistent the read is are this package's business, not theirs. Theirs is one
+declaration: whether a write is safe to run again after its COMMIT's answer was lost
+(``idempotent``). With no cluster configured a single engine serves everything (SQLite
+by default); with ``LOYALTY_CLUSTER`` set, :mod:`webapp.database.routing` picks members
+by region and health. Both go through the same router and retry policy.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from sqlalchemy import Connection, Engine
 
 from .errors import Failure, RetryTransaction, classify
 from .pool import make_engine
-from .single import SingleRouter
+from .retry import RetryPolicy, after_unknown_commit
+from .single import single_router
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -25,11 +28,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Work = Callable[[Connection], T]
 
-__all__ = ["Database", "Failure", "RetryTransaction", "Router", "classify"]
+__all__ = [
+    "Database",
+    "Failure",
+    "RetryPolicy",
+    "RetryTransaction",
+    "Router",
+    "after_unknown_commit",
+    "classify",
+]
 
 
 class Router(Protocol):
-    def run(self, work: Work[T], *, write: bool, causal: bool, name: str) -> T: ...
+    def run(
+        self, work: Work[T], *, write: bool, causal: bool, name: str, idempotent: bool = False
+    ) -> T: ...
     def status(self) -> list[dict[str, Any]]: ...
     def schema_engine(self) -> Engine: ...
     def dispose(self) -> None: ...
@@ -48,18 +61,23 @@ class Database:
 
             self.router = ClusterRouter.from_config(config)
         else:
-            self.router = SingleRouter(make_engine(config["DATABASE_URL"], config), config)
+            self.router = single_router(make_engine(config["DATABASE_URL"], config), config)
         app.extensions["loyalty_db"] = self
         # Each app keeps its own router, so apps for several regions can share a process.
         app.extensions["loyalty_db.router"] = self.router
 
-    def write(self, work: Work[T], *, name: str) -> T:
+    def write(self, work: Work[T], *, name: str, idempotent: bool = False) -> T:
         """Run ``work`` in one write transaction, retried whole on conflicts/failover.
 
-        ``work`` must be safe to run again: every money movement carries an idempotency
-        key, so a retry after an unknown COMMIT outcome finds the first write.
+        Failures before COMMIT was sent are retried for all work. ``idempotent`` governs
+        the one case a retry could do harm: the COMMIT was sent and its answer lost.
+        Declare ``idempotent=True`` only when running ``work`` again finds its own
+        earlier result (an idempotency key, a request id, a value only this call knows;
+        see :func:`after_unknown_commit`) and answers as the first run would have.
+        Otherwise the caller gets :class:`webapp.errors.OutcomeUnknown` (503), and the
+        transaction happened wholly or not at all.
         """
-        return self._router.run(work, write=True, causal=True, name=name)
+        return self._router.run(work, write=True, causal=True, name=name, idempotent=idempotent)
 
     def read(self, work: Work[T], *, name: str, causal: bool = False) -> T:
         """Run a read. ``causal=True`` waits until this member has applied every write

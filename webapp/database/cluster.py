@@ -1,67 +1,38 @@
-"""Cluster members, their health, and the one object that owns it.
+"""The cluster state machine: every member's state, and the one object that owns it.
 
-A :class:`Cluster` knows every member (one engine each), which region it serves and
-what state it is in. State changes in exactly two ways: a background health checker
-probes every member on an interval (backing off for members that are down), and the
-router reports every connection-level failure it sees (:meth:`Cluster.report_failure`),
-which marks the member ``suspect`` and wakes the checker to confirm at once. Callers
-never flip states themselves; they ask for :meth:`Cluster.candidates`.
-
-Member states (``MemberState``):
-
-``up``
-    In the primary component / group majority and accepts writes.
-``suspect``
-    A request just failed on it (or it was never probed); the checker is confirming.
-``down``
-    Cannot be reached. Probed again with exponential backoff.
-``joining``
-    Reachable, in the primary component, but not serving: Galera Joiner/Joined/
-    Donor-Desynced (``wsrep_local_state`` != 4 or ``wsrep_ready`` = OFF), GR RECOVERING.
-``non_primary``
-    Reachable but outside the quorum: Galera ``wsrep_cluster_status`` != Primary
-    (answers 1047 to every query), GR member in ERROR/OFFLINE or in a minority partition.
-    Only ever read from with ``ALLOW_STALE_READS``.
-``read_only``
-    In the quorum but refusing writes (``read_only``/``super_read_only``, a GR secondary).
-    Serves reads, never writes.
-
-Two cluster kinds are understood: MariaDB Galera (``SHOW GLOBAL STATUS LIKE 'wsrep_%'``)
-and MySQL Group Replication (``performance_schema.replication_group_members`` and
-``@@super_read_only``). ``CLUSTER_KIND=auto`` detects the kind on the first member that
-answers.
+A :class:`Cluster` knows every member (one engine each, see :mod:`.members`), which
+region it serves and what state it is in (the states are described in :mod:`.probes`).
+State changes in exactly two ways: a background health checker probes every member on
+an interval (backing off for members that are down), and the router reports every
+connection-level failure it sees (:meth:`Cluster.report_failure`), which marks the
+member ``suspect`` and wakes the checker to confirm at once. Callers never flip states
+themselves; they ask for :meth:`Cluster.candidates`.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import enum
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
 from opentelemetry.metrics import CallbackOptions, Observation
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import make_url
 
 from webapp.telemetry import meter
 
-from .errors import CONNECTION_CODES, NOT_PRIMARY_CODES, mysql_code
-from .pool import make_engine
+from .errors import NOT_PRIMARY_CODES, mysql_code
+from .members import Member, describe_error, preference_order
+from .probes import GALERA, GROUP_REPLICATION, KINDS, Health, MemberState, detect_kind, probe_sql
 
 log = logging.getLogger(__name__)
-
-GALERA = "galera"
-GROUP_REPLICATION = "group_replication"
-STANDALONE = "standalone"
-KINDS = (GALERA, GROUP_REPLICATION)
 
 # MySQL error codes that mean "reachable, in the group, but will not take writes".
 READ_ONLY_CODES = {1290, 1836, 1792}
@@ -95,238 +66,6 @@ meter.create_observable_gauge(
 )
 
 
-class MemberState(enum.StrEnum):
-    UP = "up"
-    SUSPECT = "suspect"
-    DOWN = "down"
-    JOINING = "joining"
-    NON_PRIMARY = "non_primary"
-    READ_ONLY = "read_only"
-
-
-@dataclass(frozen=True)
-class Health:
-    """What one probe learned about a member."""
-
-    state: MemberState
-    role: str | None = None
-    queue: int | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-
-# ---------------------------------------------------------------------------- probes
-def galera_health(status: Mapping[str, Any], variables: Mapping[str, Any]) -> Health:
-    """Reads ``SHOW GLOBAL STATUS``/``VARIABLES`` of a Galera node.
-
-    Only a node that is in the Primary component *and* Synced (local state 4) with
-    ``wsrep_ready=ON`` takes traffic: a Joiner answers 1047 until synced, a Donor/
-    Desynced node lags (and blocks writes during an rsync SST).
-    """
-    cluster_status = str(status.get("wsrep_cluster_status") or "")
-    ready = str(status.get("wsrep_ready") or "").upper() == "ON"
-    local_state = _int(status.get("wsrep_local_state"))
-    comment = str(status.get("wsrep_local_state_comment") or "")
-    queue = _int(status.get("wsrep_local_recv_queue"))
-    details = {
-        "cluster_status": cluster_status,
-        "cluster_size": _int(status.get("wsrep_cluster_size")),
-        "local_state": comment or local_state,
-        "last_committed": _int(status.get("wsrep_last_committed")),
-    }
-    if str(variables.get("wsrep_on") or "ON").upper() != "ON":
-        return Health(
-            MemberState.NON_PRIMARY,
-            "wsrep-off",
-            queue,
-            details,
-            error="wsrep_on=OFF: this node does not replicate",
-        )
-    if cluster_status != "Primary":
-        return Health(
-            MemberState.NON_PRIMARY,
-            "non-primary",
-            queue,
-            details,
-            error=f"wsrep_cluster_status={cluster_status or '?'}",
-        )
-    if not ready or local_state != 4:
-        role = (comment or f"state {local_state}").lower()
-        return Health(
-            MemberState.JOINING,
-            role,
-            queue,
-            details,
-            error=f"wsrep_local_state={comment or local_state}, wsrep_ready="
-            f"{'ON' if ready else 'OFF'}",
-        )
-    if _on(variables.get("read_only")):
-        return Health(MemberState.READ_ONLY, "read-only", queue, details)
-    return Health(MemberState.UP, "primary", queue, details)
-
-
-def group_replication_health(row: Mapping[str, Any] | None) -> Health:
-    """Reads this member's row of ``replication_group_members`` (+ stats, read-only flags).
-
-    A member cut off from the majority still calls itself ONLINE and sees the others as
-    UNREACHABLE; writes there would block, so fewer than a majority of ONLINE members
-    in its own view counts as ``non_primary``.
-    """
-    if row is None:
-        return Health(MemberState.NON_PRIMARY, None, error="not a Group Replication member")
-    member_state = str(row.get("member_state") or "").upper()
-    role = str(row.get("member_role") or "").lower() or None
-    queue = _int(row.get("queue"))
-    group_size = _int(row.get("group_size")) or 0
-    online = _int(row.get("online")) or 0
-    details = {
-        "member_state": member_state,
-        "group_size": group_size,
-        "online": online,
-        "applier_queue": _int(row.get("applier_queue")),
-    }
-    if member_state == "RECOVERING":
-        return Health(MemberState.JOINING, role, queue, details, error="RECOVERING")
-    if member_state != "ONLINE":
-        return Health(
-            MemberState.NON_PRIMARY,
-            role,
-            queue,
-            details,
-            error=f"MEMBER_STATE={member_state or '?'}",
-        )
-    if online * 2 <= group_size:
-        return Health(
-            MemberState.NON_PRIMARY,
-            role,
-            queue,
-            details,
-            error=f"only {online} of {group_size} members reachable: no majority",
-        )
-    if _on(row.get("super_read_only")) or _on(row.get("read_only")):
-        return Health(MemberState.READ_ONLY, "read-only", queue, details)
-    return Health(MemberState.UP, role or "primary", queue, details)
-
-
-def standalone_health(variables: Mapping[str, Any]) -> Health:
-    if _on(variables.get("read_only")):
-        return Health(MemberState.READ_ONLY, "read-only")
-    return Health(MemberState.UP, "primary")
-
-
-_GALERA_STATUS = (
-    "wsrep_cluster_status",
-    "wsrep_ready",
-    "wsrep_local_state",
-    "wsrep_local_state_comment",
-    "wsrep_local_recv_queue",
-    "wsrep_cluster_size",
-    "wsrep_last_committed",
-)
-_GR_SQL = """
-SELECT m.MEMBER_STATE AS member_state, m.MEMBER_ROLE AS member_role,
-       (SELECT COUNT(*) FROM performance_schema.replication_group_members) AS group_size,
-       (SELECT COUNT(*) FROM performance_schema.replication_group_members
-         WHERE MEMBER_STATE = 'ONLINE') AS online,
-       s.COUNT_TRANSACTIONS_IN_QUEUE AS queue,
-       s.COUNT_TRANSACTIONS_REMOTE_IN_APPLIER_QUEUE AS applier_queue,
-       @@global.super_read_only AS super_read_only, @@global.read_only AS read_only
-FROM performance_schema.replication_group_members m
-LEFT JOIN performance_schema.replication_group_member_stats s ON s.MEMBER_ID = m.MEMBER_ID
-WHERE m.MEMBER_ID = @@server_uuid
-"""
-
-
-def _show(cursor: Any, sql: str, names: Iterable[str]) -> dict[str, Any]:
-    names = list(names)
-    cursor.execute(f"{sql} WHERE Variable_name IN ({','.join(['%s'] * len(names))})", names)
-    return {str(k).lower(): v for k, v in cursor.fetchall()}
-
-
-def probe_sql(kind: str, cursor: Any) -> Health:
-    """Runs the health queries for ``kind`` on an open PyMySQL cursor."""
-    if kind == GALERA:
-        status = _show(cursor, "SHOW GLOBAL STATUS", _GALERA_STATUS)
-        variables = _show(cursor, "SHOW GLOBAL VARIABLES", ("read_only", "wsrep_on"))
-        return galera_health(status, variables)
-    if kind == GROUP_REPLICATION:
-        cursor.execute(_GR_SQL)
-        row = cursor.fetchone()
-        columns = [d[0].lower() for d in cursor.description or ()]
-        return group_replication_health(dict(zip(columns, row, strict=True)) if row else None)
-    return standalone_health(_show(cursor, "SHOW GLOBAL VARIABLES", ("read_only",)))
-
-
-def detect_kind(cursor: Any) -> str:
-    """``galera`` when wsrep is on, ``group_replication`` when GR runs, else standalone."""
-    variables = _show(cursor, "SHOW GLOBAL VARIABLES", ("wsrep_on",))
-    if _on(variables.get("wsrep_on")):
-        return GALERA
-    try:
-        cursor.execute(
-            "SELECT COUNT(*) FROM performance_schema.replication_group_members"
-            " WHERE MEMBER_ID = @@server_uuid AND MEMBER_STATE <> 'OFFLINE'"
-        )
-        (count,) = cursor.fetchone()
-    except pymysql.MySQLError:
-        return STANDALONE
-    return GROUP_REPLICATION if count else STANDALONE
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _on(value: Any) -> bool:
-    return str(value).upper() in ("1", "ON", "YES", "TRUE")
-
-
-# ---------------------------------------------------------------------------- members
-class Member:
-    """One cluster member: its engine for work, its probe connection, its last health.
-
-    Only :class:`Cluster` writes the health fields, under its lock.
-    """
-
-    def __init__(self, name: str, region: str, url: str, engine: Engine, index: int) -> None:
-        self.name = name
-        self.region = region
-        self.url = url
-        self.engine = engine
-        self.index = index  # position in the CLUSTER setting
-        self.rank = index  # position in the preference order, set by Cluster
-        self.state = MemberState.SUSPECT  # unknown until the first probe
-        self.role: str | None = None
-        self.queue: int | None = None
-        self.details: Mapping[str, Any] = {}
-        self.latency_ms: float | None = None
-        self.error: str | None = None
-        self.checked_at: float | None = None  # time.monotonic() of the last probe
-        self.changed_at = time.monotonic()
-        self.server_version: str | None = None  # from the probe's handshake
-        self.failures = 0  # consecutive failed probes, drives the backoff
-        self.next_check_at = 0.0
-        self._probe_conn: pymysql.connections.Connection | None = None
-        self._probe_lock = threading.Lock()
-
-    @property
-    def backend(self) -> str:
-        if self.server_version and "mariadb" in self.server_version.lower():
-            return "mariadb"
-        return self.engine.dialect.name
-
-    @property
-    def address(self) -> str:
-        parsed = make_url(self.url)
-        return f"{parsed.host}:{parsed.port or 3306}"
-
-    def __repr__(self) -> str:
-        return f"<Member {self.name} {self.state.value}>"
-
-
 @dataclass(frozen=True)
 class StateChange:
     at: float  # time.monotonic()
@@ -335,49 +74,6 @@ class StateChange:
     old: MemberState
     new: MemberState
     reason: str | None
-
-
-def parse_members(setting: str | Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """``"us=dsn,ie=dsn"`` (or a mapping) -> ``[(name, region, dsn), ...]`` in order.
-
-    The label is the member's region; two members in one region get names ``us``, ``us-2``.
-    """
-    if isinstance(setting, Mapping):
-        pairs = [(str(k), str(v)) for k, v in setting.items()]
-    else:
-        pairs = []
-        for part in str(setting).split(","):
-            if not part.strip():
-                continue
-            label, sep, dsn = part.strip().partition("=")
-            if not sep or not label.strip() or not dsn.strip():
-                raise ValueError(f"CLUSTER entries look like region=dsn, not {part.strip()!r}")
-            pairs.append((label.strip(), dsn.strip()))
-    if not pairs:
-        raise ValueError("CLUSTER lists no members")
-    seen: collections.Counter[str] = collections.Counter()
-    members = []
-    for region, dsn in pairs:
-        seen[region] += 1
-        name = region if seen[region] == 1 else f"{region}-{seen[region]}"
-        members.append((name, region, dsn))
-    return members
-
-
-def preference_order(
-    regions: Sequence[str], own: str | None, preference: str | Sequence[str] | None
-) -> list[str]:
-    """Regions in the order members are tried: REGION_PREFERENCE as given, else own
-    region first; regions not mentioned follow in configuration order."""
-    if isinstance(preference, str):
-        wanted = [r.strip() for r in preference.split(",") if r.strip()]
-    elif preference:
-        wanted = list(preference)
-    else:
-        wanted = [own] if own else []
-    order = [r for r in wanted if r in regions]
-    order += [r for r in regions if r not in order]
-    return list(dict.fromkeys(order))
 
 
 # ---------------------------------------------------------------------------- cluster
@@ -466,7 +162,7 @@ class Cluster:
         connection only makes the member suspect until the checker confirms.
         """
         code = mysql_code(error)
-        reason = _describe(error)
+        reason = describe_error(error)
         if code in READ_ONLY_CODES:
             new = MemberState.READ_ONLY
         elif code in NOT_PRIMARY_CODES:
@@ -524,9 +220,9 @@ class Cluster:
                 self._drop_probe_connection(member)
                 code = mysql_code(error)
                 if code in NOT_PRIMARY_CODES:
-                    health = Health(MemberState.NON_PRIMARY, None, error=_describe(error))
+                    health = Health(MemberState.NON_PRIMARY, None, error=describe_error(error))
                 else:
-                    health = Health(MemberState.DOWN, None, error=_describe(error))
+                    health = Health(MemberState.DOWN, None, error=describe_error(error))
         latency = round((time.perf_counter() - started) * 1000, 2)
         self._record(member, health, latency)
         return health
@@ -705,22 +401,3 @@ SESSION_DEFAULTS = {
     GALERA: "SET SESSION wsrep_sync_wait = 0",
     GROUP_REPLICATION: "SET SESSION group_replication_consistency = 'EVENTUAL'",
 }
-
-
-def build_members(setting: str | Mapping[str, str], config: Mapping[str, Any]) -> list[Member]:
-    return [
-        Member(name, region, dsn, make_engine(dsn, config), index)
-        for index, (name, region, dsn) in enumerate(parse_members(setting))
-    ]
-
-
-def _describe(error: BaseException) -> str:
-    orig = getattr(error, "orig", None) or error
-    args = getattr(orig, "args", ())
-    if len(args) >= 2:
-        return f"{args[0]}: {args[1]}"
-    return f"{type(orig).__name__}: {orig}" if str(orig) else type(orig).__name__
-
-
-def is_connection_error(error: BaseException) -> bool:
-    return mysql_code(error) in CONNECTION_CODES

@@ -21,17 +21,32 @@ protocol). For each transaction it
    * ``PERMANENT``: raise; the transaction was rolled back.
 
    Retries are bounded by ``DB_RETRY_BUDGET`` extra attempts and ``DB_RETRY_TIME_BUDGET``
-   seconds (10 by default). When no member can take the transaction -- quorum lost,
-   every member down -- or the budget runs out, :class:`webapp.errors.ServiceUnavailable`
-   is raised (HTTP 503 + Retry-After, a friendly page).
+   seconds (10 by default), one :class:`~webapp.database.retry.RetryPolicy` that a
+   single database (a one-member cluster, :mod:`webapp.database.single`) shares. When no
+   member can take the transaction -- quorum lost, every member down -- or the budget
+   runs out, :class:`webapp.errors.ServiceUnavailable` is raised (HTTP 503 +
+   Retry-After, a friendly page): refused, nothing happened.
 
-**The contract with callers: every unit of work must be safe to run again from the
-top.** A connection lost during COMMIT leaves the outcome unknown -- the writeset may
-have been certified and applied cluster-wide, or not at all -- and the router cannot
-tell. It retries anyway, possibly on another member, which is correct only because
-every money movement carries a unique idempotency key: a second run finds the ledger
-row of the first (``_replay``) and returns it instead of applying it twice. A unit of
-work without such a key must not have effects a second run would duplicate.
+**The contract with callers: only work that is safe to repeat is repeated blindly.**
+Every failure *before* COMMIT was sent (a conflict, a lost connection, a member outside
+the quorum) rolled the transaction back, so every unit of work is retried after it. A
+connection lost *during* COMMIT is different: the writeset may have been certified and
+applied cluster-wide, or not at all, and the router cannot tell. What happens then is
+the caller's declaration (``db.write(work, idempotent=...)``):
+
+* ``idempotent=True``: the work finds its own earlier result when it runs again (money
+  movements by their idempotency key, a family card by its request id, a refresh token
+  by its successor...). It is retried, possibly on another member; the attempt's
+  connection carries :func:`~webapp.database.retry.after_unknown_commit` so the work can
+  answer as the first run would have (a 201, not a "replayed" 200).
+* ``idempotent=False`` (the default): it is not run again. The caller gets
+  :class:`webapp.errors.OutcomeUnknown` (503, problem type ``outcome-unknown``): it may
+  or may not have happened; a client must retry with the same idempotency key. The
+  transaction is atomic, so it happened wholly or not at all.
+
+If the retries of idempotent work run out after an unknown outcome, the answer is
+:class:`~webapp.errors.OutcomeUnknown` too, never the plain "nothing happened" 503.
+Reads are always idempotent.
 
 Consistency (Galera)
     Reads that do not ask for causality are fast local reads (``wsrep_sync_wait=0``):
@@ -82,24 +97,24 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import pymysql
 from flask import g, has_app_context
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
-from webapp.errors import ServiceUnavailable
+from webapp.errors import OutcomeUnknown, ServiceUnavailable
 from webapp.telemetry import meter, tracer
 
-from .cluster import GALERA, GROUP_REPLICATION, Cluster, Member, build_members
+from .cluster import Cluster
 from .errors import Failure, RetryTransaction, classify
+from .members import Member, build_members
+from .probes import GALERA, GROUP_REPLICATION
+from .retry import COMMIT_UNKNOWN_OPTION, RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-CONFLICT_BACKOFF_BASE = 0.005
-CONFLICT_BACKOFF_CAP = 0.25
 
 _failovers = meter.create_counter(
     "loyalty.db.failovers", description="Transactions moved to another member after a failure"
@@ -116,6 +131,28 @@ _unavailable = meter.create_counter(
 _stale_reads = meter.create_counter(
     "loyalty.db.stale_reads", description="Reads served by a member outside the quorum"
 )
+_outcome_unknown = meter.create_counter(
+    "loyalty.db.outcome_unknown",
+    description="Transactions answered 503 outcome-unknown: COMMIT sent, answer lost",
+)
+
+
+class Members(Protocol):
+    """What the router needs from the members it routes over: a :class:`Cluster`, or
+    the one database of :class:`webapp.database.single.SingleDatabase`."""
+
+    kind: str | None
+    interval: float
+    members: list[Member]
+
+    def ensure_started(self) -> None: ...
+    def candidates(self, *, write: bool) -> list[Member]: ...
+    def stale_candidates(self) -> list[Member]: ...
+    def unsettled(self) -> bool: ...
+    def wait_for_change(self, timeout: float) -> None: ...
+    def report_failure(self, member: Member, error: BaseException) -> object: ...
+    def status(self) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
 
 
 class RouterStats:
@@ -129,6 +166,7 @@ class RouterStats:
         self.conflicts = 0
         self.retries: collections.Counter[str] = collections.Counter()
         self.unavailable = 0
+        self.outcome_unknown = 0
         self.stale_reads = 0
         self.max_attempts = 0  # most attempts any one transaction needed
         self.by_member: collections.Counter[str] = collections.Counter()
@@ -158,6 +196,7 @@ class RouterStats:
                 "conflicts": self.conflicts,
                 "retries": dict(self.retries),
                 "unavailable": self.unavailable,
+                "outcome_unknown": self.outcome_unknown,
                 "stale_reads": self.stale_reads,
                 "max_attempts": self.max_attempts,
                 "by_member": dict(self.by_member),
@@ -165,21 +204,28 @@ class RouterStats:
 
 
 class ClusterRouter:
-    """Routes transactions over the members of one cluster; see the module docstring."""
+    """Routes transactions over the members of one cluster (or the one member of a
+    single database); see the module docstring."""
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: Members,
         *,
-        retry_budget: int = 8,
-        time_budget: float = 10.0,
+        policy: RetryPolicy | None = None,
         allow_stale_reads: bool = False,
     ) -> None:
         self.cluster = cluster
-        self.retry_budget = max(0, int(retry_budget))
-        self.time_budget = float(time_budget)
+        self.policy = policy or RetryPolicy()
         self.allow_stale_reads = allow_stale_reads
         self.stats = RouterStats()
+
+    @property
+    def retry_budget(self) -> int:
+        return self.policy.retry_budget
+
+    @property
+    def time_budget(self) -> float:
+        return self.policy.time_budget
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ClusterRouter:
@@ -195,8 +241,7 @@ class ClusterRouter:
         )
         return cls(
             cluster,
-            retry_budget=int(config.get("DB_RETRY_BUDGET", 8)),
-            time_budget=float(config.get("DB_RETRY_TIME_BUDGET", 10.0)),
+            policy=RetryPolicy.from_config(config),
             allow_stale_reads=bool(config.get("ALLOW_STALE_READS", False)),
         )
 
@@ -206,12 +251,26 @@ class ClusterRouter:
         return [m.engine for m in sorted(self.cluster.members, key=lambda m: m.index)]
 
     # ------------------------------------------------------------------ Router protocol
-    def run(self, work: Callable[[Connection], T], *, write: bool, causal: bool, name: str) -> T:
+    def run(
+        self,
+        work: Callable[[Connection], T],
+        *,
+        write: bool,
+        causal: bool,
+        name: str,
+        idempotent: bool = False,
+    ) -> T:
         """Run ``work`` in one transaction on the best member, retrying as described in
-        the module docstring. ``work`` must be idempotent: it may run more than once, on
-        more than one member, when a COMMIT's outcome is unknown."""
+        the module docstring. Only ``idempotent`` work (and every read) runs again after
+        a COMMIT whose outcome is unknown; other work gets :class:`OutcomeUnknown`."""
         self.cluster.ensure_started()
-        tx = _Transaction(name, write, causal, time.monotonic() + self.time_budget)
+        tx = _Transaction(
+            name,
+            write,
+            causal,
+            time.monotonic() + self.policy.time_budget,
+            idempotent=idempotent or not write,
+        )
         try:
             return self._run(work, tx)
         finally:
@@ -257,16 +316,25 @@ class ClusterRouter:
                 reason = failure.value
                 if failure is Failure.MEMBER_UNAVAILABLE and tx.committing:
                     # The COMMIT was sent and the answer lost: it may or may not have
-                    # happened. The retry's idempotency key makes both cases right.
+                    # happened. Only work that finds its own earlier result runs again.
                     reason = "commit_unknown"
+                    tx.outcome_unknown = True
+                    if not tx.idempotent:
+                        log.warning(
+                            "%s: outcome of COMMIT on %s unknown (%s); not safe to repeat",
+                            tx.name,
+                            member.name,
+                            error,
+                        )
+                        self._refuse(tx, error)
                     log.warning(
-                        "%s: outcome of COMMIT on %s unknown (%s); retrying with "
-                        "the same idempotency key",
+                        "%s: outcome of COMMIT on %s unknown (%s); running it again, "
+                        "it finds its own earlier result",
                         tx.name,
                         member.name,
                         error,
                     )
-                if tx.attempts > self.retry_budget or tx.remaining() <= 0:
+                if self.policy.exhausted(tx.attempts, tx.remaining()):
                     log.warning(
                         "%s: giving up after %d attempts in %.1fs (%s)",
                         tx.name,
@@ -279,8 +347,7 @@ class ClusterRouter:
                 _retries.add(1, {"reason": reason, "member": member.name, "region": member.region})
                 if failure is Failure.CONFLICT:
                     # Same member: the conflict was about data, not the member.
-                    cap = min(CONFLICT_BACKOFF_CAP, CONFLICT_BACKOFF_BASE * 2**tx.conflicts)
-                    time.sleep(min(random.uniform(0, cap), max(0.0, tx.remaining())))
+                    time.sleep(self.policy.conflict_pause(tx.conflicts, tx.remaining()))
                     continue
                 previous, member = member, None
                 continue
@@ -327,6 +394,23 @@ class ClusterRouter:
     def _refuse(
         self, tx: _Transaction, error: BaseException | None, busy: bool = False
     ) -> NoReturn:
+        if tx.outcome_unknown:
+            # Not "nothing happened": a COMMIT was sent and may have been applied. A
+            # client that took this for a refusal and tried again with a new key would
+            # book twice.
+            self.stats.add(outcome_unknown=1)
+            _outcome_unknown.add(1, {"idempotent": tx.idempotent})
+            log.warning(
+                "%s: outcome unknown after %d attempts (last error: %s)",
+                tx.name,
+                tx.attempts,
+                error,
+            )
+            raise OutcomeUnknown(
+                "The connection to the database was lost while saving, so we cannot tell "
+                "whether it was saved. Send the same request again with the same "
+                "Idempotency-Key: it will not be applied twice."
+            ) from error
         self.stats.add(unavailable=1)
         _unavailable.add(1, {"write": tx.write, "busy": busy})
         if busy:
@@ -357,7 +441,9 @@ class ClusterRouter:
             tracer.start_as_current_span(f"db.transaction {tx.name}", attributes=attributes),
             member.engine.connect() as conn,
         ):
-            conn.execution_options(loyalty_write=tx.write)
+            conn.execution_options(
+                loyalty_write=tx.write, **{COMMIT_UNKNOWN_OPTION: tx.outcome_unknown}
+            )
             try:
                 with conn.begin():
                     try:
@@ -387,6 +473,7 @@ class _Transaction:
     write: bool
     causal: bool
     deadline: float
+    idempotent: bool = False  # safe to run again after an unknown COMMIT outcome
     started: float = field(default_factory=time.monotonic)
     attempts: int = 0
     conflicts: int = 0
@@ -394,6 +481,7 @@ class _Transaction:
     last_error: BaseException | None = None
     served_by: str | None = None
     committing: bool = False  # the unit of work returned; COMMIT is on its way
+    outcome_unknown: bool = False  # some attempt's COMMIT was sent and its answer lost
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -20,9 +20,12 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
+
+from webapp.config import FAMILY_SLOTS
 
 metadata = MetaData(
     naming_convention={
@@ -55,6 +58,14 @@ accounts = Table(
     Column("role", String(10), nullable=False, server_default="customer"),
     Column("store_id", Id, nullable=True),
     Column("created_at", Timestamp, nullable=False),
+    # NULL until the owner opens the link mailed to the address: an unverified account
+    # cannot sign in, and is deleted after UNVERIFIED_ACCOUNT_TTL.
+    Column("email_verified_at", Timestamp, nullable=True),
+    # Set when the owner erased the account: its personal fields are blank from then on.
+    Column("erased_at", Timestamp, nullable=True),
+    # role "member": a family member's own sign-in, showing only this card of the
+    # owner's wallet; NULL for everyone else and once the owner revoked the access.
+    Column("member_card_id", Id, nullable=True),
 )
 
 wallets = Table(
@@ -83,8 +94,13 @@ cards = Table(
     Column("code_secret", String(64), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("removed_at", Timestamp, nullable=True),
+    # The client's id for the request that added a family card (form field or the API's
+    # Idempotency-Key), else one the server made for that call: running the add again
+    # after a lost COMMIT answer, or sending it again, finds this card instead of adding
+    # a second one. NULL for holders' cards.
+    Column("request_id", String(64), nullable=True),
     UniqueConstraint("account_id", "slot"),
-    CheckConstraint("slot IS NULL OR (slot >= 0 AND slot <= 4)", name="slot_range"),
+    CheckConstraint(f"slot IS NULL OR (slot >= 0 AND slot <= {FAMILY_SLOTS})", name="slot_range"),
 )
 
 stores = Table(
@@ -106,7 +122,8 @@ ledger = Table(
     _id(),
     Column("wallet_id", Id, nullable=False),
     Column("card_id", Id, nullable=True),
-    # earn | redeem | reversal | adjustment
+    # earn | redeem | reversal | adjustment | erasure (forfeits the balance of an erased
+    # account, so the balance still equals the ledger's sum)
     Column("kind", String(12), nullable=False),
     # Signed: + adds to the wallet, - takes from it. The wallet balance is their sum.
     Column("coins", BigInteger, nullable=False),
@@ -146,6 +163,115 @@ refresh_tokens = Table(
     Column("expires_at", Timestamp, nullable=False),
     Column("used_at", Timestamp, nullable=True),
     Column("revoked_at", Timestamp, nullable=True),
+    # Where and on what the token was issued: the account page lists each family as a
+    # signed-in device ("Firefox on Android, ie").
+    Column("user_agent", String(120), nullable=True),
+    Column("region", String(2), nullable=True),
+)
+
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    _id(),
+    Column("account_id", Id, nullable=False, index=True),
+    # verify | reset | email: what the mailed link may do.
+    Column("purpose", String(10), nullable=False),
+    # Only the SHA-256 of the link's secret: a database leak opens no account.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    # verify: the address verified; email: the new address.
+    Column("email", String(254), nullable=True),
+    # verify: the password chosen with this registration, applied when its link is used,
+    # so a second registration of the same unverified address can't swap in its own.
+    Column("password_hash", String(255), nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+)
+
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    _id(),
+    # Made before the transaction that queues the mail: a retry after an unknown COMMIT
+    # outcome finds its own row instead of queueing the mail twice.
+    Column("message_key", String(64), nullable=False, unique=True),
+    Column("account_id", Id, nullable=True, index=True),
+    Column("recipient", String(254), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("next_attempt_at", Timestamp, nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # A sender that took the row keeps it until then; another sender waits it out.
+    Column("claimed_until", Timestamp, nullable=True),
+    Column("sent_at", Timestamp, nullable=True),
+    Column("last_error", String(200), nullable=True),
+)
+
+passkeys = Table(
+    "passkeys",
+    metadata,
+    _id(),
+    Column("account_id", Id, nullable=False, index=True),
+    # Credential ids reach 1023 bytes, too long for a unique index everywhere: the
+    # index is on their SHA-256.
+    Column("credential_hash", String(64), nullable=False, unique=True),
+    Column("credential_id", Text, nullable=False),  # base64url
+    Column("public_key", Text, nullable=False),  # base64url COSE key
+    Column("sign_count", BigInteger, nullable=False, server_default="0"),
+    Column("name", String(60), nullable=False),
+    Column("transports", String(100), nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_used_at", Timestamp, nullable=True),
+)
+
+webauthn_challenges = Table(
+    "webauthn_challenges",
+    metadata,
+    _id(),
+    Column("challenge_hash", String(64), nullable=False, unique=True),
+    # register | login
+    Column("purpose", String(10), nullable=False),
+    Column("account_id", Id, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp, nullable=True),
+)
+
+apple_pass_registrations = Table(
+    "apple_pass_registrations",
+    metadata,
+    # A phone that installed a card's Apple Wallet pass and wants to hear when it changes
+    # (Apple's pass web service). The key is the protocol's own: device, pass type, serial.
+    Column("device_id", String(100), primary_key=True),
+    Column("pass_type_id", String(100), primary_key=True),
+    Column("serial", String(20), primary_key=True),
+    Column("card_id", Id, nullable=False, index=True),
+    # Where Apple's push service reaches this device for this pass type.
+    Column("push_token", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# An owner's invitation for a family member to use their card on their own phone: single
+# use, expires, revocable; only the SHA-256 of the token is kept.
+family_invites = Table(
+    "family_invites",
+    metadata,
+    _id(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", Id, nullable=False),  # the owner
+    Column("card_id", Id, nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+    Column("member_account_id", Id, nullable=True),
 )
 
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
+Index("uq_cards_account_request", cards.c.account_id, cards.c.request_id, unique=True)
+Index("uq_accounts_member_card_id", accounts.c.member_card_id, unique=True)

@@ -3,30 +3,41 @@ without JavaScript the same forms post and redirect."""
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, url_for
 
-from webapp.auth.session import current_principal, login_required
-from webapp.errors import AppError
+from webapp.auth import tokens
+from webapp.auth.session import (
+    clear_session_cookies,
+    current_principal,
+    login_required,
+    owner_required,
+    set_session_cookies,
+)
+from webapp.card.qr import link_qr_svg
+from webapp.errors import AppError, Forbidden, OutcomeUnknown
 from webapp.pages import is_htmx_partial_request, render_page
 
-from . import bp, services
-from .forms import MemberForm
+from . import invites, services
+from .forms import AddMemberForm, JoinForm, MemberForm
+
+bp = Blueprint("family", __name__)
 
 # Ids are BIGINT: a longer number in the URL is a 404, not an overflow in the driver.
 MEMBER_ID = "<int(max=9223372036854775807):card_id>"
 
 
-def _family_page(form: MemberForm | None = None, *, error: str | None = None,
+def _family_page(form: AddMemberForm | None = None, *, error: str | None = None,
                  status: int = 200, edit_forms: dict | None = None):
     account_id = current_principal().account_id
     members = services.members(account_id)
+    states = invites.states(account_id)
     forms = {m["id"]: MemberForm(prefix=f"m{m['id']}", data={
         "name": m["display_name"], "birthday": m["birthday"]}) for m in members}
     forms.update(edit_forms or {})
     body = render_page(
         "family/family.html", partial="family_list", members=members,
-        form=form or MemberForm(formdata=None), edit_forms=forms, error=error,
-        limit=current_app.config["FAMILY_LIMIT"],
+        form=form or AddMemberForm(formdata=None), edit_forms=forms, error=error,
+        limit=current_app.config["FAMILY_LIMIT"], states=states,
     )
     return body, status
 
@@ -40,26 +51,32 @@ def _done(message: str):
 
 
 @bp.route("/family")
-@login_required
+@owner_required
 def show():
     return _family_page()
 
 
 @bp.route("/family", methods=["POST"])
-@login_required
+@owner_required
 def add():
-    form = MemberForm()
+    form = AddMemberForm()
     if not form.validate():
         return _family_page(form, status=422)
     try:
-        card = services.add(current_principal().account_id, form.name.data, form.birthday.data)
+        added = services.add(current_principal().account_id, form.name.data,
+                             form.birthday.data, request_id=form.request_id.data)
+    except OutcomeUnknown as error:
+        # The form keeps its request id, so pressing Add again cannot add a second one.
+        message = (f"We couldn't confirm that {form.name.data} was added. Press "
+                   "Add member again: they will not be added twice.")
+        return _family_page(form, error=message, status=error.status)
     except AppError as error:
         return _family_page(form, error=error.detail, status=error.status)
-    return _done(f"{card['display_name']} now has a card.")
+    return _done(f"{added.card['display_name']} now has a card.")
 
 
 @bp.route(f"/family/{MEMBER_ID}", methods=["POST"])
-@login_required
+@owner_required
 def rename(card_id: int):
     form = MemberForm(prefix=f"m{card_id}")
     if not form.validate():
@@ -73,10 +90,103 @@ def rename(card_id: int):
 
 
 @bp.route(f"/family/{MEMBER_ID}/remove", methods=["POST"])
-@login_required
+@owner_required
 def remove(card_id: int):
     try:
         services.remove(current_principal().account_id, card_id)
     except AppError as error:
         return _family_page(error=error.detail, status=error.status)
     return _done("Family member removed. Their past purchases stay in your history.")
+
+
+@bp.route(f"/family/{MEMBER_ID}/invite", methods=["POST"])
+@owner_required
+def invite(card_id: int):
+    """The link and QR for the member's phone, shown once: only a hash is kept."""
+    try:
+        created = invites.create(current_principal().account_id, card_id)
+    except AppError as error:
+        return _family_page(error=error.detail, status=error.status)
+    link = url_for("family.join", token=created.token, _external=True)
+    body = render_page("family/invite.html", invite=created, link=link,
+                       qr_svg=link_qr_svg(link), card_id=card_id)
+    return body, 201
+
+
+@bp.route(f"/family/{MEMBER_ID}/invite/revoke", methods=["POST"])
+@owner_required
+def revoke_invite(card_id: int):
+    try:
+        invites.revoke_invites(current_principal().account_id, card_id)
+    except AppError as error:
+        return _family_page(error=error.detail, status=error.status)
+    return _done("Invite cancelled: its link no longer works.")
+
+
+@bp.route(f"/family/{MEMBER_ID}/access/revoke", methods=["POST"])
+@owner_required
+def revoke_access(card_id: int):
+    try:
+        invites.revoke_member(current_principal().account_id, card_id)
+    except AppError as error:
+        return _family_page(error=error.detail, status=error.status)
+    return _done("Their phone no longer shows the card, and its old codes stop working.")
+
+
+GONE = {
+    "unknown": "This invite link is not valid. Check that you copied all of it, "
+               "or ask for a new one.",
+    "used": "This invite has already been used. Ask the card's owner for a new one if you need it.",
+    "expired": "This invite has expired (invites last 24 hours). "
+               "Ask the card's owner for a new one.",
+    "revoked": "This invite was cancelled by the card's owner. Ask them for a new one.",
+}
+
+
+def _gone(error: invites.InviteGone):
+    response = make_response(render_page("family/invite_gone.html",
+                                         message=GONE[error.reason]), 410)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/join/<token>", methods=["GET", "POST"])
+def join(token: str):
+    """The member's phone opens the owner's link: they choose their own sign-in."""
+    token = token[:100]
+    try:
+        card = invites.check(token)
+    except invites.InviteGone as error:
+        return _gone(error)
+    form = JoinForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            account = invites.accept(token, email=form.email.data, password=form.password.data)
+        except invites.InviteGone as gone:
+            return _gone(gone)
+        except AppError as failure:
+            error = failure.detail
+        else:
+            response = redirect(url_for("card.show"))
+            set_session_cookies(response, tokens.issue_token_pair(account))
+            return response
+    status = 409 if error else (422 if form.errors else 200)
+    response = make_response(render_page("family/join.html", form=form, card=card,
+                                         error=error), status)
+    # The token is in the URL: keep it out of caches and other sites' Referer.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.route("/membership/leave", methods=["POST"])
+@login_required
+def leave():
+    principal = current_principal()
+    if not principal.is_member:
+        raise Forbidden("Only a family member's own sign-in can leave a family.")
+    invites.leave(principal.account_id)
+    response = redirect(url_for("auth.login"))
+    clear_session_cookies(response)
+    return response

@@ -8,6 +8,7 @@ wallet from going negative when two tills redeem at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,14 @@ def entry_by_key(conn: Connection, key: str) -> dict[str, Any] | None:
     # Almost always absent (a new transaction), so ask for one column first: PyMySQL
     # parses the metadata of every column of a result, even an empty one.
     found = conn.execute(_ENTRY_BY_KEY, {"key": key}).first()
+    return entry_by_id(conn, found.id) if found else None
+
+
+def entry_by_legacy_key(conn: Connection, keys: Sequence[str],
+                        staff_id: int | None) -> dict[str, Any] | None:
+    """An entry stored under one of ``keys`` by ``staff_id`` (see services._replay)."""
+    found = conn.execute(select(ledger.c.id).where(
+        ledger.c.idempotency_key.in_(list(keys)), ledger.c.staff_id == staff_id)).first()
     return entry_by_id(conn, found.id) if found else None
 
 

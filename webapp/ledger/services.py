@@ -3,13 +3,20 @@
 Every movement is one transaction that (1) returns the first result if its idempotency
 key was seen before, (2) applies a conditional UPDATE to the wallet, (3) appends the
 ledger row. Each transaction is safe to run again from the start, which is what lets
-the database layer retry conflicts and unknown COMMIT outcomes on another member.
+the database layer retry conflicts and unknown COMMIT outcomes on another member
+(``db.write(..., idempotent=True)``).
+
+A row found by its key is a replay (``Idempotent-Replayed``) only when a client sent the
+request again. When the router's own retry, after losing the answer to COMMIT, finds
+the row its earlier attempt wrote, the request was sent once and is answered as the
+first response would have been (:class:`_Attempts`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,9 +25,10 @@ from flask import current_app
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
+from webapp import money
 from webapp.card import codes
 from webapp.clock import utcnow
-from webapp.database import RetryTransaction
+from webapp.database import RetryTransaction, after_unknown_commit
 from webapp.errors import (
     AlreadyReversed,
     CardCodeRejected,
@@ -40,6 +48,10 @@ _transactions = meter.create_counter(
     "loyalty.ledger.transactions", description="Ledger rows written, by kind and region")
 _coins = meter.create_counter(
     "loyalty.ledger.coins", unit="{coin}", description="Coins moved, by kind and region")
+_replays = meter.create_counter(
+    "loyalty.ledger.replays",
+    description="Requests answered from the ledger by their idempotency key, by kind and "
+                "region: a retry (client's or router's) that found the first write")
 
 MAX_AMOUNT_MINOR = 100_000_000  # a single purchase above 1,000,000.00 is a typo
 MAX_REDEEM_COINS = 1_000_000
@@ -73,6 +85,7 @@ class Receipt:
 class ScannedCard:
     card_id: int
     wallet_id: int
+    account_id: int  # the wallet's owner (the holder, for a family member's card)
     number: str
     display_name: str
     account_name: str
@@ -102,14 +115,35 @@ def _check_key(key: str | None) -> str:
     return key
 
 
-def _replay(conn: Connection, key: str, request_hash: str) -> Receipt | None:
+class _Attempts:
+    """The ledger rows this call's attempts wrote. A row found by key is this call's own
+    (not a replay) when an attempt wrote it and that attempt's COMMIT answer was lost."""
+
+    def __init__(self) -> None:
+        self.written: set[int] = set()
+
+    def wrote(self, entry: dict[str, Any]) -> dict[str, Any]:
+        self.written.add(entry["id"])
+        return entry
+
+    def is_own(self, conn: Connection, entry: dict[str, Any]) -> bool:
+        return entry["id"] in self.written and after_unknown_commit(conn)
+
+
+def _replay(conn: Connection, key: str, request_hash: str, attempts: _Attempts, *,
+            legacy_keys: Sequence[str] = (), staff_id: int | None = None) -> Receipt | None:
     entry = queries.entry_by_key(conn, key)
+    if entry is None and legacy_keys:
+        # A request first sent before its key's scheme changed, retried after: it was
+        # stored under its old key. Old keys were not scoped per staff member, so only
+        # the same staff member's entry counts.
+        entry = queries.entry_by_legacy_key(conn, legacy_keys, staff_id)
     if entry is None:
         return None
     if entry["request_hash"] != request_hash:
         raise IdempotencyMismatch(
             "This idempotency key was already used for a different transaction.")
-    return _receipt(conn, entry, replayed=True)
+    return _receipt(conn, entry, replayed=not attempts.is_own(conn, entry))
 
 
 def _receipt(conn: Connection, entry: dict[str, Any], *, replayed: bool,
@@ -147,6 +181,8 @@ def _append(conn: Connection, *, wallet_id: int, delta: int, now: datetime,
 
 def _recorded(receipt: Receipt) -> Receipt:
     """Counts first writes only: a replayed request moved no coins."""
+    if receipt.replayed:
+        _replays.add(1, {"kind": receipt.kind, "region": receipt.region})
     if not receipt.replayed:
         attributes = {"kind": receipt.kind, "region": receipt.region}
         _transactions.add(1, attributes)
@@ -168,8 +204,8 @@ def scan(conn: Connection, scanned_text: str, *, now: float | None = None) -> Sc
         if step is None:
             raise CardCodeRejected(
                 "This card code has expired. Ask the customer to show the live card.")
-    return ScannedCard(card["id"], card["wallet_id"], card["number"], card["display_name"],
-                       card["account_name"], card["balance"], step)
+    return ScannedCard(card["id"], card["wallet_id"], card["account_id"], card["number"],
+                       card["display_name"], card["account_name"], card["balance"], step)
 
 
 def lookup(scanned_text: str) -> ScannedCard:
@@ -183,18 +219,29 @@ def _store(conn: Connection, store_code: str) -> dict[str, Any]:
     return store
 
 
+def _largest_amount(currency: object) -> str:
+    """MAX_AMOUNT_MINOR for messages: in the currency when it is one we know."""
+    if isinstance(currency, str) and currency in money.CURRENCY_DECIMALS:
+        return money.format_money(MAX_AMOUNT_MINOR, currency)
+    return f"{MAX_AMOUNT_MINOR // 100:,}"
+
+
 def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
-         idempotency_key: str, staff_id: int | None) -> Receipt:
+         idempotency_key: str, staff_id: int | None,
+         legacy_keys: Sequence[str] = ()) -> Receipt:
     """Coins for a purchase at ``store_code``: the amount is in the store's currency."""
     key = _check_key(idempotency_key)
     if (not isinstance(amount_minor, int) or isinstance(amount_minor, bool)
             or not 0 < amount_minor <= MAX_AMOUNT_MINOR):
-        raise ValidationFailed({"amount": ["Enter an amount above 0 and at most 1,000,000."]})
+        most = _largest_amount(currency)
+        raise ValidationFailed({"amount": [f"Enter an amount above 0 and at most {most}."]})
     digest = _request_hash(kind="earn", card=card, store=store_code, amount=amount_minor,
                            currency=currency)
+    attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         store = _store(conn, store_code)
@@ -205,19 +252,21 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
         coins = coins_for(amount_minor, store)
         if coins < 1:
             raise ValidationFailed({"amount": ["This amount is too small to earn a coin."]})
-        entry = _append(
+        entry = attempts.wrote(_append(
             conn, wallet_id=scanned.wallet_id, delta=coins, now=utcnow(), kind="earn",
             card_id=scanned.card_id, amount_minor=amount_minor, currency=currency,
             store_id=store["id"], region=store["region"], staff_id=staff_id,
             idempotency_key=key, request_hash=digest,
-        )
+        ))
         return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
-    return _recorded(db.write(work, name="ledger.earn"))
+    # Idempotent: a second run finds the first one's row by its key.
+    return _recorded(db.write(work, name="ledger.earn", idempotent=True))
 
 
 def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
-           staff_id: int | None, confirmed: bool = False) -> Receipt:
+           staff_id: int | None, confirmed: bool = False,
+           legacy_keys: Sequence[str] = ()) -> Receipt:
     """Spends whole coins from the shared wallet of the scanned card.
 
     A rotating code's step is recorded with the redemption, so the same code (say, a
@@ -227,12 +276,15 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
     key = _check_key(idempotency_key)
     if (not isinstance(coins, int) or isinstance(coins, bool)
             or not 0 < coins <= MAX_REDEEM_COINS):
-        raise ValidationFailed({"coins": ["Enter whole coins above 0 and at most 1,000,000."]})
+        raise ValidationFailed(
+            {"coins": [f"Enter whole coins above 0 and at most {MAX_REDEEM_COINS:,}."]})
     digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins)
     needs_confirmation = current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]
+    attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         store = _store(conn, store_code)
@@ -245,12 +297,12 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
                 conn, scanned.card_id, scanned.code_step):
             raise CardCodeRejected("This card code was already used. Ask for the live card.")
         now = utcnow()
-        entry = _append(
+        entry = attempts.wrote(_append(
             conn, wallet_id=scanned.wallet_id, delta=-coins, now=now, kind="redeem",
             card_id=scanned.card_id, amount_minor=None, currency=None,
             store_id=store["id"], region=store["region"], staff_id=staff_id,
             idempotency_key=key, request_hash=digest,
-        )
+        ))
         if scanned.code_step is not None:
             try:
                 queries.mark_code_used(conn, scanned.card_id, scanned.code_step, entry["id"], now)
@@ -258,18 +310,22 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
                 raise RetryTransaction() from error
         return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
-    return _recorded(db.write(work, name="ledger.redeem"))
+    # Idempotent: a second run finds the first one's row by its key (before it would
+    # find the rotating code used).
+    return _recorded(db.write(work, name="ledger.redeem", idempotent=True))
 
 
 def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
-            store_code: str | None = None) -> Receipt:
+            store_code: str | None = None, legacy_keys: Sequence[str] = ()) -> Receipt:
     """A compensating row for an earn or redeem, once, within the reversal window."""
     key = _check_key(idempotency_key)
     digest = _request_hash(kind="reversal", reverses=transaction_id)
     window = current_app.config["REVERSAL_WINDOW"]
+    attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest)
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
         if replay:
             return replay
         original = queries.entry_by_id(conn, transaction_id)
@@ -284,20 +340,22 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
             raise Conflict("This transaction is too old to reverse.")
         store = queries.store_by_code(conn, store_code) if store_code else None
         try:
-            entry = _append(
+            entry = attempts.wrote(_append(
                 conn, wallet_id=original["wallet_id"], delta=-original["coins"], now=now,
                 kind="reversal", card_id=original["card_id"], amount_minor=None,
                 currency=None, store_id=store["id"] if store else original["store_id"],
                 region=store["region"] if store else original["region"], staff_id=staff_id,
                 idempotency_key=key, request_hash=digest, reverses_id=transaction_id,
-            )
+            ))
         except InsufficientCoins as error:
             raise InsufficientCoins(
                 "Reversing this would make the balance negative: the coins were spent."
             ) from error
         return _receipt(conn, entry, replayed=False)
 
-    return _recorded(db.write(work, name="ledger.reverse"))
+    # Idempotent: a second run finds the first one's row by its key (before it would
+    # find the transaction "already reversed").
+    return _recorded(db.write(work, name="ledger.reverse", idempotent=True))
 
 
 def history(wallet_id: int, *, limit: int = 20, before_id: int | None = None,

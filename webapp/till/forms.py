@@ -12,7 +12,7 @@ import re
 import secrets
 
 from wtforms import BooleanField, HiddenField, StringField
-from wtforms.validators import InputRequired, Length, Regexp, ValidationError
+from wtforms.validators import InputRequired, Length, Optional, Regexp, ValidationError
 
 from webapp.card import codes
 from webapp.card.numbers import is_valid_card_number
@@ -118,7 +118,14 @@ class _CardActionForm(PageForm):
             self.key.data = new_key()
 
 
+# The store the page was rendered for: the rulebook refuses any other, so a page left
+# open while the barista was moved to another store (and currency) books nothing.
+_store_validators = [
+    Optional(), Length(max=20, message="This form is out of date: reload the till.")]
+
+
 class EarnForm(_CardActionForm):
+    store = HiddenField(validators=_store_validators, filters=_stripped)
     amount = StringField("Purchase amount", validators=[Length(max=32)], filters=_stripped)
 
     def __init__(self, *args, currency: str = "USD", **kwargs) -> None:
@@ -134,6 +141,7 @@ class EarnForm(_CardActionForm):
 
 
 class RedeemForm(_CardActionForm):
+    store = HiddenField(validators=_store_validators, filters=_stripped)
     coins = StringField("Coins to redeem", validators=[Length(max=32)], filters=_stripped)
     confirm = BooleanField("I checked the customer's ID: redeem by card number")
 

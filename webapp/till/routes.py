@@ -1,10 +1,12 @@
 """The till: staff scan a card (or type its number), then earn, redeem or undo.
 
 Every action is a plain form POST that renders the till page, so the till works
-without JavaScript; htmx swaps only the ``result`` block of the same template. Errors
-are shown in that block with their 4xx status and nothing is written: the ledger
-checks everything before its one transaction, and a form that failed keeps its
-idempotency key, so pressing the button again after a network error can't book twice.
+without JavaScript; htmx swaps only the ``result`` block of the same template. What a
+barista may do is the staff rulebook's (:mod:`webapp.staff.services`, which the API
+calls too); a view parses its form, calls the rulebook and renders the answer. Errors
+are shown in the result block with their status and nothing is written, and a form
+that failed keeps its idempotency key, so pressing the button again after a network
+error or an unknown outcome can't book twice.
 """
 
 from __future__ import annotations
@@ -19,10 +21,8 @@ from webapp import staff
 from webapp.auth.session import current_principal, staff_required
 from webapp.card import codes
 from webapp.card.numbers import format_card_number
-from webapp.errors import AppError, Forbidden, IdempotencyMismatch, ServiceUnavailable
-from webapp.extensions import db
-from webapp.ledger import queries as ledger_queries
-from webapp.ledger import services as ledger
+from webapp.errors import AppError, IdempotencyMismatch, OutcomeUnknown, ServiceUnavailable
+from webapp.ledger.services import Receipt
 from webapp.pages import render_page
 
 from . import bp
@@ -33,51 +33,40 @@ MISMATCH = ("This form was already submitted with different details, and that fi
             "submission was booked. Nothing new was booked now: check the balance first.")
 UNAVAILABLE = ("We can't reach the loyalty service right now. Press the button again in a "
                "moment: the same form is never booked twice.")
+# After an unknown outcome the form keeps its key: only a retry with that key can tell
+# "booked" from "not booked". A new form would book the sale a second time.
+UNKNOWN = ("{what} may already be booked: the connection was lost before the loyalty "
+           "service could confirm it. Press “Try again”: retrying with this form is safe "
+           "and never books it twice. Don't ring it up again on a new form.")
+WHAT = {"earn": "This sale", "redeem": "This redemption", "reverse": "This undo"}
 
 
 @dataclass(frozen=True)
 class Customer:
-    """What the barista sees after a scan: enough to greet and check the card (the last
-    4 digits); the full number only travels in the forms' hidden fields."""
+    """A scan as the barista sees it: the rulebook's summary of the card and the text
+    that was scanned or typed, which the action forms send back."""
 
-    first_name: str
-    last4: str
-    balance: int
-    scanned: str  # what was scanned or typed; redemptions send it back to be checked
-    rotating: bool
+    card: staff.CardSummary
+    scanned: str
 
     @property
     def masked(self) -> str:
-        return format_card_number("•" * 8 + self.last4)
+        return format_card_number("•" * 8 + self.card.last4)
 
 
-def _customer(scanned: str, card: ledger.ScannedCard) -> Customer:
-    parsed = codes.parse_scanned(scanned)
-    return Customer(card.first_name, card.number[-4:], card.balance, scanned,
-                    bool(parsed and parsed.is_rotating))
-
-
-def _fresh_customer(scanned: str) -> Customer | None:
+def _fresh_customer(scanned: str | None) -> Customer | None:
     """The customer again after an action, by number: a rotating code may have expired
-    since the scan, and showing the name and balance needs no proof of presence."""
-    parsed = codes.parse_scanned(scanned or "")
-    if parsed is None:
-        return None
+    since the scan. A failure here only leaves the name and balance out."""
     try:
-        return _customer(scanned, ledger.lookup(parsed.number))
+        card = staff.lookup(current_principal(), scanned or "", by_number=True)
     except AppError:
         return None
+    return Customer(card, scanned)
 
 
-def _staff_store() -> dict[str, Any]:
-    """The till books at the barista's own store (accounts.store_id)."""
-    store = staff.home_store(current_principal().account_id)
-    if store is None:
-        raise Forbidden("Your staff account is not assigned to a store; ask an admin.")
-    return store
-
-
-def _message(error: AppError) -> str:
+def _message(error: AppError, action: str | None = None) -> str:
+    if isinstance(error, OutcomeUnknown):
+        return UNKNOWN.format(what=WHAT.get(action, "This"))
     if isinstance(error, ServiceUnavailable):
         return UNAVAILABLE
     if isinstance(error, IdempotencyMismatch):
@@ -100,120 +89,129 @@ def _attach(form: FlaskForm, error: AppError) -> None:
             field.errors = [*field.errors, *messages]
 
 
+def _is_rotating(scanned: str | None) -> bool:
+    parsed = codes.parse_scanned(scanned or "")
+    return bool(parsed and parsed.is_rotating)
+
+
 def _till(store: dict[str, Any], *, customer: Customer | None = None,
-          receipt: ledger.Receipt | None = None, error: str | None = None,
-          status: int = 200, **forms: FlaskForm) -> tuple[str, int]:
+          receipt: Receipt | None = None, error: str | None = None, status: int = 200,
+          retry: str | None = None, **forms: FlaskForm) -> tuple[str, int]:
+    """The page, or its result block for htmx. ``retry`` names the action whose outcome
+    is unknown: its form (with its key) is offered again as "Try again"."""
     scanned = {"card": customer.scanned} if customer else {}
     receipt_card = receipt.card_number if receipt else None
+    redeem_form = forms.get("redeem_form") or RedeemForm(
+        formdata=None, prefix="redeem", data={**scanned, "store": store["code"]})
     context = {
         "store": store,
         "customer": customer,
         "receipt": receipt,
         "error": error,
+        "retry": retry,
         "money": format_money,
         "needs_confirmation": bool(
-            customer and not customer.rotating
+            (customer or retry == "redeem")
+            and not _is_rotating(customer.scanned if customer else redeem_form.card.data)
             and current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]),
         "lookup_form": forms.get("lookup_form") or LookupForm(formdata=None),
         "earn_form": forms.get("earn_form") or EarnForm(
-            formdata=None, prefix="earn", data=scanned, currency=store["currency"]),
-        "redeem_form": forms.get("redeem_form") or RedeemForm(
-            formdata=None, prefix="redeem", data=scanned),
-        "reverse_form": ReverseForm(formdata=None, prefix="reverse", data={
-            **scanned, "transaction": receipt.transaction_id if receipt else ""}),
+            formdata=None, prefix="earn", data={**scanned, "store": store["code"]},
+            currency=store["currency"]),
+        "redeem_form": redeem_form,
+        "reverse_form": forms.get("reverse_form") or ReverseForm(
+            formdata=None, prefix="reverse",
+            data={**scanned, "transaction": receipt.transaction_id if receipt else ""}),
         "receipt_last4": receipt_card[-4:] if receipt_card else None,
     }
     return render_page(TEMPLATE, partial="result", **context), status
 
 
+def _store() -> dict[str, Any]:
+    return staff.working_store(current_principal())
+
+
 @bp.route("/till")
 @staff_required
 def show():
-    return _till(_staff_store())
+    return _till(_store())
 
 
 @bp.route("/till/lookup", methods=["POST"])
 @staff_required
 def lookup():
-    store = _staff_store()
+    store = _store()
     form = LookupForm()
     if not form.validate():
         return _till(store, lookup_form=form, error=_form_error(form), status=422)
     try:
-        card = ledger.lookup(form.card.data)
+        card = staff.lookup(current_principal(), form.card.data)
     except AppError as error:
         return _till(store, lookup_form=form, error=_message(error), status=error.status)
-    return _till(store, customer=_customer(form.card.data, card))
+    return _till(store, customer=Customer(card, form.card.data))
 
 
 @bp.route("/till/earn", methods=["POST"])
 @staff_required
 def earn():
-    store = _staff_store()
+    store = _store()
     form = EarnForm(prefix="earn", currency=store["currency"])
     if not form.validate():
         return _till(store, customer=_fresh_customer(form.card.data), earn_form=form,
                      error=_form_error(form), status=422)
     try:
-        # Earning needs no proof of presence beyond the scan just made, so it goes by
-        # number: a rotating code that expired while the barista typed doesn't matter.
-        receipt = ledger.earn(
-            card=codes.parse_scanned(form.card.data).number, store_code=store["code"],
-            amount_minor=form.amount_minor, currency=store["currency"],
-            idempotency_key=form.key.data, staff_id=current_principal().account_id)
+        receipt = staff.earn(current_principal(), card=form.card.data,
+                             amount_minor=form.amount_minor, currency=store["currency"],
+                             key=form.key.data, store=form.store.data or None)
     except AppError as error:
-        return _failed(store, form, error)
+        return _failed(store, form, error, "earn")
     return _till(store, customer=_fresh_customer(form.card.data), receipt=receipt)
 
 
 @bp.route("/till/redeem", methods=["POST"])
 @staff_required
 def redeem():
-    store = _staff_store()
+    store = _store()
     form = RedeemForm(prefix="redeem")
     if not form.validate():
         return _till(store, customer=_fresh_customer(form.card.data), redeem_form=form,
                      error=_form_error(form), status=422)
     try:
-        # Redeeming goes by what was scanned: a rotating code is checked again and
-        # spent, a typed number needs the confirmation box when the operator says so.
-        receipt = ledger.redeem(
-            card=form.card.data, store_code=store["code"], coins=form.coin_count,
-            idempotency_key=form.key.data, staff_id=current_principal().account_id,
-            confirmed=bool(form.confirm.data))
+        receipt = staff.redeem(current_principal(), card=form.card.data,
+                               coins=form.coin_count, key=form.key.data,
+                               confirmed=bool(form.confirm.data),
+                               store=form.store.data or None)
     except AppError as error:
-        return _failed(store, form, error)
+        return _failed(store, form, error, "redeem")
     return _till(store, customer=_fresh_customer(form.card.data), receipt=receipt)
 
 
 @bp.route("/till/reverse", methods=["POST"])
 @staff_required
 def reverse():
-    store = _staff_store()
+    store = _store()
     form = ReverseForm(prefix="reverse")
     if not form.validate():
         return _till(store, customer=_fresh_customer(form.card.data),
                      error=_form_error(form), status=422)
-    staff_id = current_principal().account_id
-    transaction_id = int(form.transaction.data)
     try:
-        original = db.read(lambda conn: ledger_queries.entry_by_id(conn, transaction_id),
-                           name="till.reverse.check", causal=True)
-        if original is None or original["staff_id"] != staff_id:
-            # The till undoes its own mistakes; anything else is an admin's job.
-            raise Forbidden("You can only undo a transaction you made yourself.")
-        receipt = ledger.reverse(transaction_id=transaction_id, idempotency_key=form.key.data,
-                                 staff_id=staff_id, store_code=store["code"])
+        receipt = staff.reverse(current_principal(), transaction_id=int(form.transaction.data),
+                                key=form.key.data)
     except AppError as error:
-        return _till(store, customer=_fresh_customer(form.card.data), error=_message(error),
-                     status=error.status)
+        # Unreachable or unknown: the same undo form (same key) is offered again.
+        retry = "reverse" if isinstance(error, ServiceUnavailable) else None
+        return _till(store, customer=_fresh_customer(form.card.data),
+                     error=_message(error, "reverse"), status=error.status, retry=retry,
+                     **({"reverse_form": form} if retry else {}))
     return _till(store, customer=_fresh_customer(form.card.data), receipt=receipt)
 
 
-def _failed(store: dict[str, Any], form: EarnForm | RedeemForm, error: AppError):
+def _failed(store: dict[str, Any], form: EarnForm | RedeemForm, error: AppError,
+            action: str):
     if isinstance(error, IdempotencyMismatch):
         form.key.data = new_key()
     _attach(form, error)
-    forms = {"earn_form" if isinstance(form, EarnForm) else "redeem_form": form}
-    return _till(store, customer=_fresh_customer(form.card.data), error=_message(error),
-                 status=error.status, **forms)
+    return _till(store, customer=_fresh_customer(form.card.data),
+                 error=_message(error, action), status=error.status,
+                 retry=action if isinstance(error, ServiceUnavailable) else None,
+                 **{f"{action}_form": form})

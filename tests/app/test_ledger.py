@@ -1,0 +1,389 @@
+"""The ledger's contract, on SQLite and on the real Galera lab."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
+from webapp.card import codes
+from webapp.errors import (
+    AlreadyReversed,
+    CardCodeRejected,
+    ConfirmationRequired,
+    Conflict,
+    IdempotencyMismatch,
+    InsufficientCoins,
+    NotFound,
+    ValidationFailed,
+)
+from webapp.extensions import db
+from webapp.ledger import queries
+from webapp.ledger import services as ledger
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
+_emails = itertools.count()
+
+
+def _key() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def customer(app):
+    with app.app_context():
+        yield new_customer(f"c{next(_emails)}@example.com")
+
+
+def earn(card, amount_minor=1000, store="US-NYC-01", currency="USD", key=None):
+    return ledger.earn(card=card, store_code=store, amount_minor=amount_minor,
+                       currency=currency, idempotency_key=key or _key(), staff_id=None)
+
+
+def redeem(card, coins, key=None, confirmed=True, store="IE-DUB-01"):
+    return ledger.redeem(card=card, store_code=store, coins=coins,
+                         idempotency_key=key or _key(), staff_id=None, confirmed=confirmed)
+
+
+def test_earn_redeem_and_balance(app, customer):
+    with app.app_context():
+        first = earn(customer["number"], 1250)
+        assert (first.kind, first.coins, first.balance) == ("earn", 12, 12)
+        spent = redeem(customer["number"], 5)
+        assert (spent.coins, spent.balance) == (-5, 7)
+        india = earn(customer["number"], 16000, store="IN-BLR-01", currency="INR")
+        assert (india.coins, india.region, india.currency) == (2, "in", "INR")
+        assert assert_invariants()[customer["wallet_id"]] == 9
+
+
+def test_redeem_more_than_balance_is_refused_and_writes_nothing(app, customer):
+    with app.app_context():
+        earn(customer["number"], 300)
+        before = ledger_count()
+        with pytest.raises(InsufficientCoins):
+            redeem(customer["number"], 4)
+        assert ledger_count() == before
+        assert assert_invariants()[customer["wallet_id"]] == 3
+
+
+def test_same_key_returns_first_result_and_changes_nothing(app, customer):
+    with app.app_context():
+        key = _key()
+        first = earn(customer["number"], 500, key=key)
+        again = earn(customer["number"], 500, key=key)
+        assert again.transaction_id == first.transaction_id
+        assert again.balance == first.balance == 5
+        assert (first.replayed, again.replayed) == (False, True)
+        assert ledger_count() == 1
+
+
+def test_same_key_different_body_is_refused(app, customer):
+    with app.app_context():
+        key = _key()
+        earn(customer["number"], 500, key=key)
+        with pytest.raises(IdempotencyMismatch):
+            earn(customer["number"], 600, key=key)
+        assert ledger_count() == 1
+
+
+def test_reversal_once_and_never_negative(app, customer):
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        reversal = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                                  staff_id=None)
+        assert (reversal.kind, reversal.coins, reversal.balance) == ("reversal", -10, 0)
+        with pytest.raises(AlreadyReversed):
+            ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                           staff_id=None)
+        second = earn(customer["number"], 1000)
+        redeem(customer["number"], 8)
+        with pytest.raises(InsufficientCoins):
+            ledger.reverse(transaction_id=second.transaction_id, idempotency_key=_key(),
+                           staff_id=None)
+        assert assert_invariants()[customer["wallet_id"]] == 2
+
+
+def _stored_created_at(transaction_id):
+    """The time the database kept (MariaDB's DATETIME may round what the app sent)."""
+    return db.read(lambda conn: queries.entry_by_id(conn, transaction_id)["created_at"],
+                   name="test.created_at", causal=True)
+
+
+def test_reversal_window_is_inclusive_and_then_closes(app, customer, monkeypatch):
+    """A reversal exactly at the end of REVERSAL_WINDOW still goes through; a second
+    later the transaction is too old, and nothing is written."""
+    with app.app_context():
+        window = app.config["REVERSAL_WINDOW"]
+        late = earn(customer["number"], 1000)
+        on_time = earn(customer["number"], 2000)
+        too_late_at = _stored_created_at(late.transaction_id) + window + timedelta(seconds=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: too_late_at)
+        with pytest.raises(Conflict, match=r"^This transaction is too old to reverse\.$"):
+            ledger.reverse(transaction_id=late.transaction_id, idempotency_key=_key(),
+                           staff_id=None)
+        assert ledger_count() == 2
+        assert assert_invariants()[customer["wallet_id"]] == 30
+
+        at_the_edge = _stored_created_at(on_time.transaction_id) + window
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: at_the_edge)
+        reversal = ledger.reverse(transaction_id=on_time.transaction_id,
+                                  idempotency_key=_key(), staff_id=None)
+        assert (reversal.kind, reversal.coins, reversal.balance) == ("reversal", -20, 10)
+        assert assert_invariants()[customer["wallet_id"]] == 10
+
+
+def test_reversal_of_unknown_transaction(app):
+    with app.app_context(), pytest.raises(NotFound):
+        ledger.reverse(transaction_id=999_999, idempotency_key=_key(), staff_id=None)
+
+
+def test_rotating_code_pays_once(app, customer):
+    with app.app_context():
+        earn(customer["number"], 5000)
+        payload = codes.rotating_payload(customer["number"], customer["secret"])
+        redeem(payload, 3, confirmed=False)
+        with pytest.raises(CardCodeRejected):
+            redeem(payload, 3, confirmed=False)
+        assert assert_invariants()[customer["wallet_id"]] == 47
+
+
+def test_a_spent_code_step_is_spent_for_that_card_only(app, customer):
+    """Two customers show their live codes in the same 30 s step: each pays once."""
+    with app.app_context():
+        other = new_customer(f"c{next(_emails)}@example.com")
+        for person in (customer, other):
+            earn(person["number"], 5000)
+        now = time.time()
+        first = codes.rotating_payload(customer["number"], customer["secret"], now)
+        second = codes.rotating_payload(other["number"], other["secret"], now)
+        redeem(first, 3, confirmed=False)
+        assert redeem(second, 4, confirmed=False).balance == 46
+        with pytest.raises(CardCodeRejected):
+            redeem(second, 4, confirmed=False)
+        balances = assert_invariants()
+        assert (balances[customer["wallet_id"]], balances[other["wallet_id"]]) == (47, 46)
+
+
+def test_expired_rotating_code_is_refused(app, customer):
+    with app.app_context():
+        earn(customer["number"], 5000)
+        old_code = codes.totp(customer["secret"], codes.current_step() - 5)
+        stale = f"LC1.{customer['number']}.{old_code}"
+        with pytest.raises(CardCodeRejected):
+            redeem(stale, 1, confirmed=False)
+
+
+def test_static_number_redeem_needs_confirmation(app, customer):
+    with app.app_context():
+        earn(customer["number"], 5000)
+        with pytest.raises(ConfirmationRequired):
+            redeem(customer["number"], 1, confirmed=False)
+        assert redeem(customer["number"], 1, confirmed=True).balance == 49
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"amount_minor": 0}, "amount"),
+        ({"amount_minor": -100}, "amount"),
+        ({"amount_minor": 10**12}, "amount"),
+        ({"amount_minor": 50}, "amount"),  # below one coin
+        ({"currency": "EUR"}, "currency"),
+        ({"store": "XX-NOPE-1"}, "store"),
+        ({"key": ""}, "idempotency_key"),
+        ({"key": "k" * 101}, "idempotency_key"),
+    ],
+)
+def test_bad_earns_write_nothing(app, customer, kwargs, field):
+    with app.app_context():
+        args = {"amount_minor": 1000, "store": "US-NYC-01", "currency": "USD", "key": _key()}
+        args.update(kwargs)
+        with pytest.raises(ValidationFailed) as error:
+            ledger.earn(card=customer["number"], store_code=args["store"],
+                        amount_minor=args["amount_minor"], currency=args["currency"],
+                        idempotency_key=args["key"], staff_id=None)
+        assert field in error.value.errors
+        assert ledger_count() == 0
+
+
+@pytest.mark.parametrize("key", ["", "   ", "tab\there", "line\nbreak", "nul\x00", "k" * 101])
+def test_blank_long_or_unprintable_keys_are_refused(app, customer, key):
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as error:
+            ledger.earn(card=customer["number"], store_code="US-NYC-01", amount_minor=1000,
+                        currency="USD", idempotency_key=key, staff_id=None)
+        assert list(error.value.errors) == ["idempotency_key"]
+        assert ledger_count() == 0
+
+
+def test_a_key_of_the_longest_allowed_length_books(app, customer):
+    with app.app_context():
+        key = "k" * ledger.KEY_MAX_LENGTH
+        assert earn(customer["number"], 1000, key=key).coins == 10
+        assert earn(customer["number"], 1000, key=key).replayed
+
+
+def test_amount_edges(app, customer):
+    """One minor unit is an amount but too small for a coin; the largest amount books."""
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as error:
+            earn(customer["number"], 1)
+        assert error.value.errors == {"amount": ["This amount is too small to earn a coin."]}
+        most = earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
+        assert (most.coins, most.balance) == (ledger.MAX_AMOUNT_MINOR // 100, 1_000_000)
+        with pytest.raises(ValidationFailed) as error:
+            earn(customer["number"], ledger.MAX_AMOUNT_MINOR + 1)
+        assert list(error.value.errors) == ["amount"]
+        assert ledger_count() == 1
+
+
+def test_coin_count_edges(app, customer):
+    """Zero and one past the limit are refused before anything is read; the limit books."""
+    with app.app_context():
+        earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
+        for refused in (0, ledger.MAX_REDEEM_COINS + 1, True, 2.0):
+            with pytest.raises(ValidationFailed) as error:
+                redeem(customer["number"], refused)
+            assert list(error.value.errors) == ["coins"]
+        assert redeem(customer["number"], ledger.MAX_REDEEM_COINS).balance == 0
+        assert ledger_count() == 2
+
+
+def test_a_reversal_cannot_be_reversed(app, customer):
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        reversal = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                                  staff_id=None)
+        with pytest.raises(Conflict, match=r"^Only earns and redemptions can be reversed\.$"):
+            ledger.reverse(transaction_id=reversal.transaction_id, idempotency_key=_key(),
+                           staff_id=None)
+        assert ledger_count() == 2
+        assert assert_invariants()[customer["wallet_id"]] == 0
+
+
+@pytest.mark.parametrize("card", ["", "abc", "123", "000000000000", "<script>", "1' OR '1'='1"])
+def test_unknown_or_malformed_cards_write_nothing(app, customer, card):
+    with app.app_context():
+        with pytest.raises((ValidationFailed, NotFound)):
+            earn(card, 1000)
+        assert ledger_count() == 0
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("earn"), st.integers(min_value=1, max_value=5000)),
+        st.tuples(st.just("redeem"), st.integers(min_value=1, max_value=60)),
+        st.tuples(st.just("reverse"), st.integers(min_value=0, max_value=20)),
+        st.tuples(st.just("retry"), st.integers(min_value=0, max_value=20)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=OPS)
+def test_random_sequences_keep_balance_equal_to_ledger(app, ops):
+    """Whatever sequence of earn/redeem/reverse/retry: balance == sum(ledger) >= 0, and a
+    retried request never changes anything."""
+    with app.app_context():
+        person = new_customer(f"h{next(_emails)}@example.com")
+        done: list[tuple[str, dict, object]] = []  # (key, request, receipt)
+        expected = 0
+        for op, value in ops:
+            try:
+                if op == "earn":
+                    key = _key()
+                    receipt = earn(person["number"], value * 100, key=key)
+                    done.append((key, {"op": "earn", "amount": value * 100}, receipt))
+                    expected += value
+                elif op == "redeem":
+                    key = _key()
+                    receipt = redeem(person["number"], value, key=key)
+                    done.append((key, {"op": "redeem", "coins": value}, receipt))
+                    expected -= value
+                elif op == "reverse" and done:
+                    _, _, target = done[value % len(done)]
+                    if target.kind in ("earn", "redeem"):
+                        receipt = ledger.reverse(transaction_id=target.transaction_id,
+                                                 idempotency_key=_key(), staff_id=None)
+                        expected += receipt.coins
+                elif op == "retry" and done:
+                    key, request, first = done[value % len(done)]
+                    if request["op"] == "earn":
+                        again = earn(person["number"], request["amount"], key=key)
+                    else:
+                        again = redeem(person["number"], request["coins"], key=key)
+                    assert again.transaction_id == first.transaction_id
+                    assert again.replayed
+            except (InsufficientCoins, AlreadyReversed):
+                pass
+            balances = assert_invariants()
+            assert balances[person["wallet_id"]] == expected
+
+
+def _race(threads: int, fn) -> list:
+    barrier = threading.Barrier(threads)
+
+    def run(i):
+        barrier.wait()
+        try:
+            return fn(i)
+        except Exception as error:
+            return error
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(run, range(threads)))
+
+
+def test_concurrent_redeems_never_overspend(app, customer):
+    """N tills redeem from one wallet at once, asking for more than it holds: exactly the
+    affordable ones succeed, none lost, none doubled, balance >= 0."""
+    threads, each, funded = 12, 5, 42
+    with app.app_context():
+        earn(customer["number"], funded * 100)
+
+    def attempt(_):
+        with app.app_context():
+            return redeem(customer["number"], each)
+
+    results = _race(threads, attempt)
+    ok = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, InsufficientCoins)]
+    assert len(ok) + len(refused) == threads, [r for r in results if isinstance(r, Exception)
+                                                and not isinstance(r, InsufficientCoins)]
+    assert len(ok) == funded // each
+    assert len({r.transaction_id for r in ok}) == len(ok)
+    with app.app_context():
+        balance = assert_invariants()[customer["wallet_id"]]
+    assert balance == funded - each * len(ok)
+    print(f"\nconcurrent redeem: attempts={threads} successes={len(ok)} "
+          f"refused={len(refused)} final balance={balance} (ledger sum equal)")
+
+
+def test_racing_retries_with_one_key_write_one_row(app, customer):
+    threads = 10
+    key = _key()
+
+    def attempt(_):
+        with app.app_context():
+            return earn(customer["number"], 700, key=key)
+
+    results = _race(threads, attempt)
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, errors
+    assert len({r.transaction_id for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    with app.app_context():
+        assert ledger_count() == 1
+        assert assert_invariants()[customer["wallet_id"]] == 7

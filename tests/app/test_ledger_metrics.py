@@ -1,0 +1,107 @@
+"""The ledger's metrics are produced, and docs/operations.md names no metric the app
+does not produce.
+
+An in-memory metric reader is installed as this process's meter provider (once: the
+OpenTelemetry API allows one). The instruments the app created at import time through the
+API's proxy meter then record into it. Counters are cumulative over the whole test run,
+so each check compares before and after.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from tests.helpers import PASSWORD
+from webapp.staff import create_staff
+
+ROOT = Path(__file__).resolve().parents[2]
+_reader: InMemoryMetricReader | None = None
+
+
+@pytest.fixture
+def reader() -> InMemoryMetricReader:
+    global _reader
+    if _reader is None:
+        candidate = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[candidate])
+        metrics.set_meter_provider(provider)
+        if metrics.get_meter_provider() is not provider:
+            pytest.fail("another meter provider was installed first; cannot read metrics")
+        _reader = candidate
+    return _reader
+
+
+def _total(reader: InMemoryMetricReader, name: str, **attributes: str) -> int:
+    data = reader.get_metrics_data()
+    total = 0
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name != name:
+                    continue
+                for point in metric.data.data_points:
+                    if attributes.items() <= dict(point.attributes).items():
+                        total += point.value
+    return total
+
+
+def test_an_idempotent_replay_is_counted_once_and_moves_no_coins(app, client, reader):
+    with app.app_context():
+        create_staff(email="barista@example.com", store_code="IE-DUB-01", name="Aoife",
+                     password=PASSWORD)
+    customer = client.post("/api/v1/auth/register", json={
+        "name": "Ana", "email": "ana@example.com", "password": PASSWORD, "region": "ie"})
+    staff = client.post("/api/v1/auth/token", json={"email": "barista@example.com",
+                                                   "password": PASSWORD})
+    me = client.get("/api/v1/me", headers={
+        "Authorization": f"Bearer {customer.get_json()['access_token']}"}).get_json()
+    headers = {"Authorization": f"Bearer {staff.get_json()['access_token']}",
+               "Idempotency-Key": "metrics-earn-1"}
+    body = {"kind": "earn", "card": me["cards"][0]["number"], "amount": "9.80",
+            "currency": "EUR"}
+
+    before = {name: _total(reader, name, kind="earn", region="ie") for name in (
+        "loyalty.ledger.replays", "loyalty.ledger.transactions", "loyalty.ledger.coins")}
+    first = client.post("/api/v1/transactions", json=body, headers=headers)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    replays = [client.post("/api/v1/transactions", json=body, headers=headers)
+               for _ in range(2)]
+    assert [r.status_code for r in replays] == [200, 200]
+    assert all(r.headers["Idempotent-Replayed"] == "true" for r in replays)
+
+    after = {name: _total(reader, name, kind="earn", region="ie") for name in before}
+    assert after["loyalty.ledger.replays"] - before["loyalty.ledger.replays"] == 2
+    assert after["loyalty.ledger.transactions"] - before["loyalty.ledger.transactions"] == 1
+    assert after["loyalty.ledger.coins"] - before["loyalty.ledger.coins"] == (
+        first.get_json()["coins"])
+
+
+def _names_in_code() -> tuple[set[str], set[str]]:
+    """``loyalty.*`` names in webapp/: those passed to ``meter.create_*`` (metrics), and
+    every other such string (span attributes, like ``loyalty.db.member``)."""
+    instruments, literals = set(), set()
+    for path in (ROOT / "webapp").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr.startswith("create_") and node.args
+                    and isinstance(node.args[0], ast.Constant)):
+                instruments.add(str(node.args[0].value))
+            elif isinstance(node, ast.Constant) and str(node.value).startswith("loyalty."):
+                literals.add(node.value)
+    return instruments, literals
+
+
+def test_every_metric_the_operations_guide_names_is_produced():
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    # Two dots at least: `loyalty.region` is a resource attribute, not the app's.
+    named = set(re.findall(r"`(loyalty\.[a-z_]+\.[a-z_.]+)`", guide))
+    instruments, literals = _names_in_code()
+    assert {"loyalty.ledger.replays", "loyalty.db.retries"} <= named & instruments
+    assert named <= instruments | literals, named - instruments - literals

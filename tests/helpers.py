@@ -1,0 +1,109 @@
+"""Helpers every kind of test may import: ``from tests.helpers import csrf_token, ...``.
+
+Fixtures live in ``tests/conftest.py`` (``app``, ``client``, ``auth``, ``cluster_apps``)
+and ``tests/lab_plugin.py`` (the Galera lab); plain functions and classes live here so
+tests in any folder (unit, app, cluster, ops) import them the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+# The repository root, for tests that read the project's own files (deploy/, jmeter/).
+ROOT = Path(__file__).resolve().parent.parent
+
+PASSWORD = "correct-horse-battery"
+
+# Input every money form and parser must refuse (the till pages and the parsers alike).
+SCARY = ["<script>alert(1)</script>", "1'; DROP TABLE ledger; --", "' OR '1'='1"]
+BAD_AMOUNTS = [
+    "", "   ", "abc", "-5", "-0.01", "0", "0.00", "12.345", "1e3", "NaN", "Infinity",
+    "99999999999999999999999999", "1000000.01", "12,50", "١٢", "0x10", "+5", "1 000",
+    "0.50",  # fine as money, but earns no coin at 1 USD a coin
+    *SCARY,
+]
+BAD_COINS = ["", "abc", "-1", "0", "1.5", "2e2", "99999999", "١", *SCARY]
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+class AuthActions:
+    """Register and sign in through the real pages, CSRF and all."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def register(self, email="ana@example.com", name="Ana Silva", password=PASSWORD,
+                 region="ie", verify=True):
+        """Registers through the page and, with ``verify``, opens the verification link
+        from the mail the app queued: the answer is then the signed-in redirect."""
+        page = self.client.get("/register").get_data(as_text=True)
+        response = self.client.post("/register", data={
+            "csrf_token": csrf_token(page), "name": name, "email": email,
+            "password": password, "region": region})
+        if not verify or response.status_code != 302:
+            return response
+        from tests.mail_helpers import verify_via_outbox
+
+        return verify_via_outbox(self.client, email)
+
+    def login(self, email="ana@example.com", password=PASSWORD):
+        page = self.client.get("/login").get_data(as_text=True)
+        return self.client.post("/login", data={
+            "csrf_token": csrf_token(page), "email": email, "password": password})
+
+    def logout(self):
+        page = self.client.get("/card").get_data(as_text=True)
+        return self.client.post("/logout", data={"csrf_token": csrf_token(page)})
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``check()`` until true; return the seconds it took (fail the test if never)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- Decoding the inline SVG QR like a till's scanner would ---------------------------
+
+
+def qr_modules(svg: str) -> list[list[bool]]:
+    """The dark modules of the card page's inline SVG (qrcode's single-path image): one
+    unit per module, each dark module a ``Mx,yHx+1Vy+1Hxz`` square in one path."""
+    view = re.search(r'viewBox="0 0 (\d+) (\d+)"', svg)
+    dark = re.search(r'<path d="([^"]*)"', svg)
+    assert view, "not the SVG shape qrcode makes"
+    assert dark, "not the SVG shape qrcode makes"
+    size = int(view.group(1))
+    grid = [[False] * size for _ in range(size)]
+    squares = re.findall(r"M(\d+),(\d+)H(\d+)V(\d+)H\d+z", dark.group(1))
+    for x0, y0, x1, y1 in squares:
+        for y in range(int(y0), int(y1)):
+            for x in range(int(x0), int(x1)):
+                grid[y][x] = True
+    return grid
+
+
+def decode_qr_svg(svg: str, pixels_per_module: int = 4) -> list[str]:
+    """Rasterizes the modules to a grayscale image and decodes it with zxing-cpp."""
+    import zxingcpp  # a test-only dependency (requirements-dev.txt)
+
+    rows = []
+    for row in qr_modules(svg):
+        line = bytes(0 if dark else 255 for dark in row for _ in range(pixels_per_module))
+        rows.extend([line] * pixels_per_module)
+    image = memoryview(b"".join(rows)).cast("B", (len(rows), len(rows[0])))
+    return [result.text for result in zxingcpp.read_barcodes(image)]
