@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -12,9 +14,11 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.card import codes
+from webapp.database.schema import ledger as ledger_table
 from webapp.errors import (
     AlreadyReversed,
     CardCodeRejected,
@@ -93,6 +97,44 @@ def test_same_key_different_body_is_refused(app, customer):
         with pytest.raises(IdempotencyMismatch):
             earn(customer["number"], 600, key=key)
         assert ledger_count() == 1
+
+
+def test_one_key_reverses_one_transaction(app, customer):
+    """The key of a reversal, sent again to reverse another transaction, is refused: it
+    must not answer with the first reversal's receipt while the second stays booked."""
+    with app.app_context():
+        first = earn(customer["number"], 1000)
+        second = earn(customer["number"], 2000)
+        key = _key()
+        ledger.reverse(transaction_id=first.transaction_id, idempotency_key=key, staff_id=None)
+        with pytest.raises(IdempotencyMismatch):
+            ledger.reverse(transaction_id=second.transaction_id, idempotency_key=key,
+                           staff_id=None)
+        assert ledger_count() == 3
+        assert assert_invariants()[customer["wallet_id"]] == 20
+
+
+def test_request_hashes_are_stored_in_a_stable_form(app, customer):
+    """A retry may reach the next release (a rolling deploy): the stored hash of each
+    request must be the one any release computes from the same request."""
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        spent = redeem(customer["number"], 3)
+        undone = ledger.reverse(transaction_id=spent.transaction_id, idempotency_key=_key(),
+                                staff_id=None)
+        stored = db.read(lambda conn: {
+            r.id: r.request_hash for r in conn.execute(select(ledger_table))}, name="test.hash")
+
+        def digest(**fields):
+            return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+        assert stored[bought.transaction_id] == digest(
+            kind="earn", card=customer["number"], store="US-NYC-01", amount=1000,
+            currency="USD")
+        assert stored[spent.transaction_id] == digest(
+            kind="redeem", card=customer["number"], store="IE-DUB-01", coins=3)
+        assert stored[undone.transaction_id] == digest(
+            kind="reversal", reverses=spent.transaction_id)
 
 
 def test_reversal_once_and_never_negative(app, customer):
