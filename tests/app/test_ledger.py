@@ -280,12 +280,13 @@ def test_amount_edges(app, customer):
         with pytest.raises(ValidationFailed) as error:
             earn(customer["number"], 1)
         assert error.value.errors == {"amount": ["This amount is too small to earn a coin."]}
+        assert earn(customer["number"], 100).coins == 1  # exactly one coin's worth
         most = earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
-        assert (most.coins, most.balance) == (ledger.MAX_AMOUNT_MINOR // 100, 1_000_000)
+        assert (most.coins, most.balance) == (ledger.MAX_AMOUNT_MINOR // 100, 1_000_001)
         with pytest.raises(ValidationFailed) as error:
             earn(customer["number"], ledger.MAX_AMOUNT_MINOR + 1)
         assert list(error.value.errors) == ["amount"]
-        assert ledger_count() == 1
+        assert ledger_count() == 2
 
 
 def test_coin_count_edges(app, customer):
