@@ -283,9 +283,10 @@ def test_amount_edges(app, customer):
         assert earn(customer["number"], 100).coins == 1  # exactly one coin's worth
         most = earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
         assert (most.coins, most.balance) == (ledger.MAX_AMOUNT_MINOR // 100, 1_000_001)
-        with pytest.raises(ValidationFailed) as error:
-            earn(customer["number"], ledger.MAX_AMOUNT_MINOR + 1)
-        assert list(error.value.errors) == ["amount"]
+        for refused in (ledger.MAX_AMOUNT_MINOR + 1, 0, -100, True, 1000.0, "1000"):
+            with pytest.raises(ValidationFailed) as error:
+                earn(customer["number"], refused)
+            assert list(error.value.errors) == ["amount"]
         assert ledger_count() == 2
 
 
