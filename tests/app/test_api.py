@@ -587,6 +587,10 @@ def test_history_pages_with_a_cursor(staff_api, customer):
             break
     assert pages == 3
     assert seen == sorted(ids, reverse=True)
+    names = {store["code"]: store["name"] for store in me.get("/stores").get_json()["stores"]}
+    item = me.get("/wallet/transactions").get_json()["items"][0]
+    assert item["store_code"] in names
+    assert item["store_name"] == names[item["store_code"]]
     assert me.get("/wallet/transactions").get_json()["items"][0]["balance_after"] == 15
 
 
@@ -710,6 +714,7 @@ def test_stores_are_public(api):
                                     "region": "ie", "currency": "EUR",
                                     "money_per_coin": "1.00"}
     assert by_code["IN-BLR-01"]["money_per_coin"] == "80.00"
+    assert [store["code"] for store in stores] == sorted(by_code)  # a stable order
 
 
 def test_unknown_paths_and_methods_are_problems(api, customer):
