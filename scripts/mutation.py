@@ -125,8 +125,8 @@ def mutated_files(mutate: list[str]) -> list[Path]:
 
 
 def tests_fingerprint(tests: list[str]) -> str:
-    """What the mutants are tested with: the test files and everything they load that is
-    not mutated. A change means survivors deserve another try."""
+    """What the mutants are tested with: the test files and the code and templates they
+    load. A change means the survivors deserve another try."""
     digest = hashlib.sha256()
     for folder in ("tests", "webapp", "db", "templates"):
         for path in sorted((ROOT / folder).rglob("*")):
