@@ -38,7 +38,8 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 # mutmut's verdicts. mutmut counts a timeout as caught, but its limit is wall-clock time
 # and a slow survivor on a busy machine times out too: a timeout is listed, not counted.
 DETECTED = {"killed"}
-IGNORED = {"skipped", "caught by type check"}
+# Not part of the score: mutants mutmut skipped, and ones an interrupted run did not reach.
+IGNORED = {"skipped", "caught by type check", "not checked"}
 
 
 @dataclass
@@ -223,11 +224,15 @@ def run_group(name: str, mutate: list[str], tests: list[str], *, fresh: bool,
         raise SystemExit(f"mutmut failed for {name} (exit {result.returncode}); "
                          f"see {log.relative_to(ROOT)}\n{tail}")
     stamp.write_text(fingerprint)
+    return collect(name, work, time.monotonic() - started)
+
+
+def collect(name: str, work: Path, seconds: float) -> GroupResult:
     mutants = [Mutant(n, status) for n, status in sorted(verdicts(work).items())]
     for mutant in mutants:
-        if mutant.status not in DETECTED:
+        if mutant.status not in DETECTED | IGNORED:
             mutant.diff = diff_of(work, mutant.name)
-    return GroupResult(name, mutants, time.monotonic() - started)
+    return GroupResult(name, mutants, seconds)
 
 
 def score(mutants: list[Mutant]) -> tuple[int, int, int, float]:
@@ -240,16 +245,17 @@ def score(mutants: list[Mutant]) -> tuple[int, int, int, float]:
 
 def report(results: list[GroupResult]) -> str:
     lines = ["# Mutation testing", "",
-             "| group | module | mutants | caught | equivalent | not caught | score |"
+             "| group | module | mutants | caught | equivalent | not caught | not run | score |"
              " score without equivalents |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for result in results:
         for module, mutants in result.by_module().items():
             detected, equivalent, total, percent = score(mutants)
             rest = total - detected - equivalent
             effective = 100.0 * detected / (total - equivalent) if total > equivalent else 100.0
+            unrun = sum(m.status == "not checked" for m in mutants)
             lines.append(f"| {result.name} | `{module}` | {total} | {detected} | {equivalent} |"
-                         f" {rest} | {percent:.1f} % | {effective:.1f} % |")
+                         f" {rest} | {unrun} | {percent:.1f} % | {effective:.1f} % |")
     lines.append("")
     for result in results:
         lines.append(f"## {result.name} (last run took {result.seconds:.0f} s)")
@@ -303,12 +309,18 @@ def main() -> int:
     parser.add_argument("--report", action="store_true",
                         help="only rewrite the summary from the last runs (after editing "
                              "docs/testing.md)")
+    parser.add_argument("--collect", action="store_true",
+                        help="save the verdicts an interrupted run reached, then report")
     args = parser.parse_args()
     unknown = set(args.groups) - set(groups)
     if unknown:
         parser.error(f"unknown group(s): {', '.join(sorted(unknown))}")
     started = time.monotonic()
-    for name in [] if args.report else args.groups or list(groups):
+    if args.collect:
+        for name in args.groups or list(groups):
+            if (WORK / name / "mutants").exists():
+                save(collect(name, WORK / name, 0.0))
+    for name in [] if args.report or args.collect else args.groups or list(groups):
         print(f"mutating {name}: {', '.join(groups[name]['mutate'])}", flush=True)
         result = run_group(name, groups[name]["mutate"], groups[name]["tests"],
                            fresh=args.fresh, max_children=args.max_children)
@@ -317,7 +329,7 @@ def main() -> int:
     text = report(saved(list(groups)))
     (REPORTS / "summary.md").write_text(text)
     print(text)
-    if not args.report:
+    if not (args.report or args.collect):
         print(f"This run: {time.monotonic() - started:.0f} s. Reports in reports/mutation/")
     return 0
 
