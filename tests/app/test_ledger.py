@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -42,6 +43,17 @@ def _key() -> str:
     return uuid.uuid4().hex
 
 
+def says(message: str) -> str:
+    """``match=`` for exactly this message: the till and the API show it as it is."""
+    return f"^{re.escape(message)}$"
+
+
+NOT_ENOUGH = "Not enough coins in the wallet for this."
+KEY_REUSED = "This idempotency key was already used for a different transaction."
+CODE_USED = "This card code was already used. Ask for the live card."
+NOT_A_CARD = {"card": ["That is not a card number or card QR code."]}
+
+
 @pytest.fixture
 def customer(app):
     with app.app_context():
@@ -73,7 +85,7 @@ def test_redeem_more_than_balance_is_refused_and_writes_nothing(app, customer):
     with app.app_context():
         earn(customer["number"], 300)
         before = ledger_count()
-        with pytest.raises(InsufficientCoins):
+        with pytest.raises(InsufficientCoins, match=says(NOT_ENOUGH)):
             redeem(customer["number"], 4)
         assert ledger_count() == before
         assert assert_invariants()[customer["wallet_id"]] == 3
@@ -94,7 +106,7 @@ def test_same_key_different_body_is_refused(app, customer):
     with app.app_context():
         key = _key()
         earn(customer["number"], 500, key=key)
-        with pytest.raises(IdempotencyMismatch):
+        with pytest.raises(IdempotencyMismatch, match=says(KEY_REUSED)):
             earn(customer["number"], 600, key=key)
         assert ledger_count() == 1
 
@@ -107,7 +119,7 @@ def test_one_key_reverses_one_transaction(app, customer):
         second = earn(customer["number"], 2000)
         key = _key()
         ledger.reverse(transaction_id=first.transaction_id, idempotency_key=key, staff_id=None)
-        with pytest.raises(IdempotencyMismatch):
+        with pytest.raises(IdempotencyMismatch, match=says(KEY_REUSED)):
             ledger.reverse(transaction_id=second.transaction_id, idempotency_key=key,
                            staff_id=None)
         assert ledger_count() == 3
@@ -143,12 +155,14 @@ def test_reversal_once_and_never_negative(app, customer):
         reversal = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
                                   staff_id=None)
         assert (reversal.kind, reversal.coins, reversal.balance) == ("reversal", -10, 0)
-        with pytest.raises(AlreadyReversed):
+        with pytest.raises(AlreadyReversed,
+                           match=says("This transaction was already reversed.")):
             ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
                            staff_id=None)
         second = earn(customer["number"], 1000)
         redeem(customer["number"], 8)
-        with pytest.raises(InsufficientCoins):
+        with pytest.raises(InsufficientCoins, match=says(
+                "Reversing this would make the balance negative: the coins were spent.")):
             ledger.reverse(transaction_id=second.transaction_id, idempotency_key=_key(),
                            staff_id=None)
         assert assert_invariants()[customer["wallet_id"]] == 2
@@ -184,7 +198,7 @@ def test_reversal_window_is_inclusive_and_then_closes(app, customer, monkeypatch
 
 
 def test_reversal_of_unknown_transaction(app):
-    with app.app_context(), pytest.raises(NotFound):
+    with app.app_context(), pytest.raises(NotFound, match=says("No such transaction.")):
         ledger.reverse(transaction_id=999_999, idempotency_key=_key(), staff_id=None)
 
 
@@ -193,7 +207,7 @@ def test_rotating_code_pays_once(app, customer):
         earn(customer["number"], 5000)
         payload = codes.rotating_payload(customer["number"], customer["secret"])
         redeem(payload, 3, confirmed=False)
-        with pytest.raises(CardCodeRejected):
+        with pytest.raises(CardCodeRejected, match=says(CODE_USED)):
             redeem(payload, 3, confirmed=False)
         assert assert_invariants()[customer["wallet_id"]] == 47
 
@@ -209,7 +223,7 @@ def test_a_spent_code_step_is_spent_for_that_card_only(app, customer):
         second = codes.rotating_payload(other["number"], other["secret"], now)
         redeem(first, 3, confirmed=False)
         assert redeem(second, 4, confirmed=False).balance == 46
-        with pytest.raises(CardCodeRejected):
+        with pytest.raises(CardCodeRejected, match=says(CODE_USED)):
             redeem(second, 4, confirmed=False)
         balances = assert_invariants()
         assert (balances[customer["wallet_id"]], balances[other["wallet_id"]]) == (47, 46)
@@ -220,14 +234,17 @@ def test_expired_rotating_code_is_refused(app, customer):
         earn(customer["number"], 5000)
         old_code = codes.totp(customer["secret"], codes.current_step() - 5)
         stale = f"LC1.{customer['number']}.{old_code}"
-        with pytest.raises(CardCodeRejected):
+        with pytest.raises(CardCodeRejected, match=says(
+                "This card code has expired. Ask the customer to show the live card.")):
             redeem(stale, 1, confirmed=False)
 
 
 def test_static_number_redeem_needs_confirmation(app, customer):
     with app.app_context():
         earn(customer["number"], 5000)
-        with pytest.raises(ConfirmationRequired):
+        with pytest.raises(ConfirmationRequired, match=says(
+                "Redeeming by card number needs confirmation: check the customer's ID or "
+                "ask them to show their live card code.")):
             redeem(customer["number"], 1, confirmed=False)
         assert redeem(customer["number"], 1, confirmed=True).balance == 49
 
@@ -257,13 +274,17 @@ def test_bad_earns_write_nothing(app, customer, kwargs, field):
         assert ledger_count() == 0
 
 
-@pytest.mark.parametrize("key", ["", "   ", "tab\there", "line\nbreak", "nul\x00", "k" * 101])
-def test_blank_long_or_unprintable_keys_are_refused(app, customer, key):
+@pytest.mark.parametrize(("key", "message"), [
+    *[(key, "An idempotency key is required.") for key in ("", "   ")],
+    *[(key, "Use at most 100 printable characters.")
+      for key in ("tab\there", "line\nbreak", "nul\x00", "k" * 101)],
+])
+def test_blank_long_or_unprintable_keys_are_refused(app, customer, key, message):
     with app.app_context():
         with pytest.raises(ValidationFailed) as error:
             ledger.earn(card=customer["number"], store_code="US-NYC-01", amount_minor=1000,
                         currency="USD", idempotency_key=key, staff_id=None)
-        assert list(error.value.errors) == ["idempotency_key"]
+        assert error.value.errors == {"idempotency_key": [message]}
         assert ledger_count() == 0
 
 
@@ -314,11 +335,19 @@ def test_a_reversal_cannot_be_reversed(app, customer):
         assert assert_invariants()[customer["wallet_id"]] == 0
 
 
-@pytest.mark.parametrize("card", ["", "abc", "123", "000000000000", "<script>", "1' OR '1'='1"])
-def test_unknown_or_malformed_cards_write_nothing(app, customer, card):
+@pytest.mark.parametrize("card", ["", "abc", "123", "<script>", "1' OR '1'='1"])
+def test_malformed_cards_write_nothing(app, customer, card):
     with app.app_context():
-        with pytest.raises((ValidationFailed, NotFound)):
+        with pytest.raises(ValidationFailed) as error:
             earn(card, 1000)
+        assert error.value.errors == NOT_A_CARD
+        assert ledger_count() == 0
+
+
+def test_unknown_cards_write_nothing(app, customer):
+    with app.app_context():
+        with pytest.raises(NotFound, match=says("No active card with that number.")):
+            earn("000000000000", 1000)
         assert ledger_count() == 0
 
 
