@@ -70,10 +70,10 @@ bench-open-cards: dev-venv  ## 1,000 open idle cards polling the live balance: s
 jmeter: venv  ## JMeter, three regions at once (lab + 3 apps under gunicorn), ~5 min; reports/jmeter/
 	$(BIN)/python -m jmeter.run
 
-bench: dev-venv  ## card page vs hello world, earns vs raw commits, p99 while a node dies; reports/bench/
+bench: dev-venv  ## card page vs hello world and the DB floor, earns vs raw commits (alternating), p99 while a node dies, RSS; reports/bench/ (BENCH_ARGS=--short)
 	@command -v wrk >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-	$(BIN)/python -m bench.bench
+	$(BIN)/python -m bench.bench $(BENCH_ARGS)
 
 audit: dev-venv  ## Lighthouse on the signed-in card page + axe-core on every page; reports/audit/
 	bash scripts/audit.sh

@@ -23,6 +23,9 @@ STORES = [
     ("IN-BLR-01", "Bengaluru, MG Road", "in", "INR", 8000),
 ]
 BARISTAS = [("us", "US-NYC-01", "Sam"), ("ie", "IE-DUB-01", "Aoife"), ("in", "IN-BLR-01", "Priya")]
+# region, name, coins, sort
+REWARDS = [("us", "Coffee", 30, 1), ("us", "Pastry", 20, 2), ("ie", "Coffee", 30, 1),
+           ("ie", "Scone", 20, 2), ("in", "Chai", 10, 1), ("in", "Samosa", 15, 2)]
 
 
 def seed_stores() -> None:
@@ -39,6 +42,11 @@ def seed_demo() -> str:
     for region, store, name in BARISTAS:
         create_staff(email=f"barista.{region}@example.com", store_code=store,
                      name=f"{name} (barista)", password=DEMO_PASSWORD)
+    create_staff(email="manager.us@example.com", store_code="US-NYC-01",
+                 name="Morgan (manager)", password=DEMO_PASSWORD, role="manager")
+    register(name="Alex (admin)", email="admin@example.com", password=DEMO_PASSWORD,
+             region="us", role="admin")  # admin_region NULL: global
+    seed_rewards()
     account = register(name="Dana Demo", email="demo@example.com", password=DEMO_PASSWORD,
                        region="ie")
     family.add(account["id"], "Alex Demo", None)
@@ -50,7 +58,28 @@ def seed_demo() -> str:
                 idempotency_key="demo-seed-2", staff_id=None)
     ledger.redeem(card=holder, store_code="IN-BLR-01", coins=5, idempotency_key="demo-seed-3",
                   staff_id=None, confirmed=True)
-    return f"demo data loaded: demo@example.com / {DEMO_PASSWORD} (+ barista.us/.ie/.in)"
+    for day, (store, amount, currency) in enumerate(
+            [("US-NYC-01", 1800, "USD"), ("IE-DUB-01", 950, "EUR"), ("US-SEA-01", 4200, "USD"),
+             ("IN-BLR-01", 96000, "INR"), ("IE-DUB-01", 2200, "EUR")]):
+        ledger.earn(card=holder, store_code=store, amount_minor=amount, currency=currency,
+                    idempotency_key=f"demo-seed-h{day}", staff_id=None)
+    return (f"demo data loaded: demo@example.com / {DEMO_PASSWORD} (+ barista.us/.ie/.in, "
+            "manager.us, admin)")
+
+
+def seed_rewards() -> None:
+    from sqlalchemy import insert
+
+    from webapp.database.schema import rewards
+
+    def write(conn):
+        if conn.execute(rewards.select().limit(1)).first() is None:
+            conn.execute(insert(rewards), [
+                {"region": region, "name": name, "coins": coins, "sort": sort}
+                for region, name, coins, sort in REWARDS])
+
+    # Idempotent: a second run finds the catalogue there.
+    db.write(write, name="seed.rewards", idempotent=True)
 
 
 def _holder_number(conn, account_id: int) -> str:

@@ -130,7 +130,8 @@ def test_phone_journey_register_card_family_offline(phone: BrowserContext) -> No
     # The service worker takes control and keeps the card shown last.
     wait_until(page, "() => navigator.serviceWorker.controller !== null")
     page.reload()
-    wait_until(page, "() => caches.match('/card').then(r => r !== undefined)")
+    # Kept under the account it belongs to (/card?account=...).
+    wait_until(page, "() => caches.match('/card', {ignoreSearch: true}).then(r => r !== undefined)")
 
     # Offline at the till: the card still shows, number and QR.
     phone.set_offline(True)

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting the Galera lab (port base {args.port_base})...", flush=True)
     with GaleraLab(port_base=args.port_base) as lab:
         print("seeding demo data and load-test customers...", flush=True)
-        cards = stack.seed(lab.dsn(0), customers_per_region=max(args.customers, 1))
+        cards = stack.seed(lab.dsn(0), customers_per_region=max(args.customers, 1),
+                           schema_dsn=lab.schema_dsn(0))
         servers = [
             stack.AppServer(f"app-{region}", args.app_port + i,
                             stack.production_env(region, stack.database_env(lab, region,

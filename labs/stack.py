@@ -59,6 +59,8 @@ def cluster_app(lab: GaleraLab, region: str = "us", **settings: Any) -> Flask:
             "CLUSTER": lab.members_env(),
             "CLUSTER_KIND": "galera",
             "REGION": region,
+            # Migrations and test resets run as the schema owner, as in production.
+            "SCHEMA_DATABASE_URL": lab.schema_dsn(0),
             **settings,
         }
     )
@@ -100,6 +102,9 @@ def production_env(region: str, database: Mapping[str, str], **extra: str) -> di
         LOYALTY_LOGIN_RATE_LIMIT="100000 per minute",
         # One app process per region here; what this measures is not the limiter store.
         LOYALTY_RATELIMIT_STORAGE_URI="memory://",
+        # No mail server in a lab: mail stays in the outbox table, where tests read links.
+        LOYALTY_MAIL_BACKEND="outbox",
+        LOYALTY_PUBLIC_BASE_URL="http://localhost",
         PYTHONPATH=str(ROOT),
     )
     env.update(database)
@@ -119,9 +124,11 @@ def database_env(lab: Any, region: str, mode: str = "auto") -> dict[str, str]:
     ``single``: only this region's node. ``auto`` picks cluster when the router exists."""
     if mode == "auto":
         mode = "cluster" if (ROOT / "webapp" / "database" / "routing.py").exists() else "single"
+    node = REGIONS.index(region)
+    owner = {"LOYALTY_SCHEMA_DATABASE_URL": lab.schema_dsn(node)}
     if mode == "cluster":
-        return {"LOYALTY_CLUSTER": lab.members_env(), "LOYALTY_CLUSTER_KIND": "galera"}
-    return {"LOYALTY_DATABASE_URL": lab.dsn(REGIONS.index(region))}
+        return {"LOYALTY_CLUSTER": lab.members_env(), "LOYALTY_CLUSTER_KIND": "galera", **owner}
+    return {"LOYALTY_DATABASE_URL": lab.dsn(node), **owner}
 
 
 @dataclass
@@ -203,9 +210,12 @@ def running(servers: list[AppServer]) -> Iterator[list[AppServer]]:
             server.stop()
 
 
-def seed(dsn: str, customers_per_region: int) -> dict[str, list[str]]:
-    """Schema, demo data (stores, baristas, the demo family) and ``load.<region>.<n>``
-    customers; returns each region's card numbers. Running it twice changes nothing."""
+def seed(
+    dsn: str, customers_per_region: int, schema_dsn: str | None = None
+) -> dict[str, list[str]]:
+    """Schema (migrated as ``schema_dsn``'s account, the owner, when given), demo data
+    (stores, baristas, the demo family) and ``load.<region>.<n>`` customers; returns each
+    region's card numbers. Running it twice changes nothing."""
     from db.seed import seed_demo
     from webapp import create_app
     from webapp.auth.queries import account_by_email
@@ -214,7 +224,9 @@ def seed(dsn: str, customers_per_region: int) -> dict[str, list[str]]:
     from webapp.commands import upgrade_schema
     from webapp.extensions import db
 
-    app = create_app({"PROFILE": "test", "DATABASE_URL": dsn, "CLUSTER": None})
+    app = create_app(
+        {"PROFILE": "test", "DATABASE_URL": dsn, "CLUSTER": None, "SCHEMA_DATABASE_URL": schema_dsn}
+    )
     cards: dict[str, list[str]] = {}
     with app.app_context():
         upgrade_schema()
@@ -246,6 +258,14 @@ def sign_in(base_url: str, email: str, password: str = PASSWORD) -> str:
 
 def page_cookie(base_url: str, email: str, password: str = PASSWORD) -> str:
     """Signs in through the login form; returns the ``Cookie`` header a browser would send."""
+    return "; ".join(f"{c['name']}={c['value']}"
+                     for c in page_cookies(base_url, email, password))
+
+
+def page_cookies(base_url: str, email: str, password: str = PASSWORD) -> list[dict[str, Any]]:
+    """Signs in through the login form; returns the session cookies as a browser stores
+    them (name, value, url, path, secure, httpOnly, sameSite), ready for a real browser's
+    cookie jar, so that the page's own ``fetch`` calls carry them too."""
     import http.cookiejar
     import re
 
@@ -261,10 +281,16 @@ def page_cookie(base_url: str, email: str, password: str = PASSWORD) -> str:
     except urllib.error.HTTPError as redirect:
         if redirect.code != 302:
             raise
-    cookies = {c.name: c.value for c in jar}
-    if "access_token" not in cookies:
+    # The Flask session only carried the login form's CSRF token: not part of signing in.
+    cookies = [c for c in jar if c.name != "session"]
+    if not any(c.name == "access_token" for c in cookies):
         raise RuntimeError(f"signing in as {email} set no session cookie")
-    return "; ".join(f"{k}={v}" for k, v in cookies.items() if k != "session")
+    return [{"name": c.name, "value": c.value, "url": base_url, "path": c.path or "/",
+             "secure": bool(c.secure),
+             # Werkzeug spells the attributes "HttpOnly" and "SameSite".
+             "httpOnly": c.has_nonstandard_attr("HttpOnly"),
+             "sameSite": (c.get_nonstandard_attr("SameSite") or "Lax").capitalize()}
+            for c in cookies]
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

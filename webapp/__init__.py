@@ -68,10 +68,23 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp import account, api, auth, card, family, health, mail, passes, passkeys, pwa, till
+    from webapp import (
+        account,
+        admin,
+        api,
+        auth,
+        card,
+        family,
+        health,
+        mail,
+        passes,
+        passkeys,
+        pwa,
+        till,
+    )
 
     for blueprint in (auth.bp, card.bp, family.bp, till.bp, pwa.bp, health.bp, account.bp,
-                      passkeys.bp, mail.bp):
+                      passkeys.bp, mail.bp, admin.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     passes.init_app(app)

@@ -33,6 +33,22 @@ def upgrade_schema(revision: str = "head") -> None:
     with db.engine.begin() as connection:
         alembic_config.attributes["connection"] = connection
         command.upgrade(alembic_config, revision)
+    if db.separate_schema_owner:
+        grant_app_privileges()
+
+
+def grant_app_privileges() -> list[str]:
+    """As the schema owner, give the app's account what it may do on each table (full DML,
+    but only INSERT/SELECT on the append-only ones: webapp/database/privileges.py)."""
+    from sqlalchemy import text
+
+    from webapp.database.privileges import grant_app_privileges as grant
+
+    account = db.read(
+        lambda conn: conn.execute(text("SELECT CURRENT_USER()")).scalar(), name="schema.account"
+    )
+    with db.engine.begin() as connection:
+        return grant(connection, account)
 
 
 @db_cli.command("upgrade")

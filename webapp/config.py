@@ -84,23 +84,41 @@ class Config:
     DATABASE_URL = _env("LOYALTY_DATABASE_URL", "sqlite:///instance/loyalty.db")
     # "us=mysql+pymysql://...,ie=...,in=..."; empty means a single database.
     CLUSTER = _env("LOYALTY_CLUSTER")
+    # The schema owner's URL (MySQL/MariaDB): `flask db upgrade` migrates and grants as
+    # this account; the app's own account may only append to the ledger tables. Unset:
+    # migrations run as the app's account (SQLite, or an account allowed DDL).
+    SCHEMA_DATABASE_URL = _env("LOYALTY_SCHEMA_DATABASE_URL")
     CLUSTER_KIND = _env("LOYALTY_CLUSTER_KIND", "auto")
     REGION_PREFERENCE = _env("LOYALTY_REGION_PREFERENCE")
     ALLOW_STALE_READS = _env_bool("LOYALTY_ALLOW_STALE_READS", False)
     HEALTH_CHECK_INTERVAL = float(_env("LOYALTY_HEALTH_CHECK_INTERVAL", "1.0"))
-    DB_CONNECT_TIMEOUT = _env_int("LOYALTY_DB_CONNECT_TIMEOUT", 2)
-    DB_READ_TIMEOUT = _env_int("LOYALTY_DB_READ_TIMEOUT", 10)
-    DB_WRITE_TIMEOUT = _env_int("LOYALTY_DB_WRITE_TIMEOUT", 10)
+    # A probe not answered within this is a stalled member: suspect, routed around.
+    HEALTH_CHECK_TIMEOUT = float(_env("LOYALTY_HEALTH_CHECK_TIMEOUT", "1.0"))
+    DB_CONNECT_TIMEOUT = float(_env("LOYALTY_DB_CONNECT_TIMEOUT", "2"))
+    # Longest wait for any one answer from a member (socket read/write timeout). Well
+    # below DB_RETRY_TIME_BUDGET, so a frozen member costs one timeout and the work still
+    # has time to run elsewhere; raise it on a slow machine, where a slow answer would
+    # otherwise be taken for a dead member (and a COMMIT for an unknown outcome).
+    DB_STATEMENT_TIMEOUT = float(_env("LOYALTY_DB_STATEMENT_TIMEOUT", "3"))
     DB_RETRY_BUDGET = _env_int("LOYALTY_DB_RETRY_BUDGET", 8)
+    # No member takes writes, but one did less than this ago: wait for quorum to come back
+    # (a view change) instead of answering 503 at once. A real quorum loss costs this much.
+    DB_QUORUM_GRACE = float(_env("LOYALTY_DB_QUORUM_GRACE", "3"))
     # Seconds one request may spend retrying and failing over before it answers 503.
     DB_RETRY_TIME_BUDGET = float(_env("LOYALTY_DB_RETRY_TIME_BUDGET", "10"))
     DB_POOL_SIZE = _env_int("LOYALTY_DB_POOL_SIZE", 8)
     DB_POOL_OVERFLOW = _env_int("LOYALTY_DB_POOL_OVERFLOW", 4)
+    # Off: a dropped pooled connection is caught on its first statement instead (one
+    # round trip per transaction saved; docs/performance.md). On only to compare.
+    DB_POOL_PRE_PING = _env_bool("LOYALTY_DB_POOL_PRE_PING", False)
     # Proxies in front of the app (nginx, ALB) whose X-Forwarded-* headers to trust;
     # without it every client would share the proxy's address, and its login rate limit.
     PROXY_HOPS = _env_int("LOYALTY_PROXY_HOPS", 0)
 
     HTTPS = _env_bool("LOYALTY_HTTPS", True)
+    # Bearer token that shows /readyz's member details (hosts, versions, roles, errors);
+    # without it /readyz answers only ready or not. Unset: details only through the CLI.
+    OPERATOR_TOKEN = _env("LOYALTY_OPERATOR_TOKEN")
     # Sign-in attempts per client address, page and API together (webapp/auth/throttle.py).
     LOGIN_RATE_LIMIT = _env("LOYALTY_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     # Where the limits count (Flask-Limiter / limits storage URI). Production needs one
@@ -132,6 +150,14 @@ class Config:
     LOGIN_BACKOFF_BASE_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_BASE_SECONDS", 2)
     LOGIN_BACKOFF_MAX_SECONDS = _env_int("LOYALTY_LOGIN_BACKOFF_MAX_SECONDS", 300)
     REVERSAL_WINDOW = timedelta(minutes=_env_int("LOYALTY_REVERSAL_WINDOW_MINUTES", 60 * 24))
+    # A manager (or admin) reverses any transaction of their store within this window.
+    MANAGER_REVERSAL_WINDOW = timedelta(
+        days=_env_int("LOYALTY_MANAGER_REVERSAL_WINDOW_DAYS", 30))
+    # Coins a barista may issue per hour at a store (a store may set its own).
+    COINS_PER_BARISTA_HOUR = _env_int("LOYALTY_COINS_PER_BARISTA_HOUR", 5000)
+    # The largest support adjustment a manager may make (an admin: ADMIN_MAX_ADJUST).
+    MANAGER_MAX_ADJUST = _env_int("LOYALTY_MANAGER_MAX_ADJUST", 100)
+    ADMIN_MAX_ADJUST = _env_int("LOYALTY_ADMIN_MAX_ADJUST", 10000)
     STATIC_REDEEM_NEEDS_CONFIRMATION = _env_bool("LOYALTY_STATIC_REDEEM_CONFIRM", True)
     # "USD=500,INR=40000" overrides single currencies; the others keep their default.
     MAX_PURCHASE: ClassVar[dict[str, str]] = {
@@ -231,6 +257,8 @@ class Config:
             raise RuntimeError(
                 f"FAMILY_LIMIT must be a whole number from 0 to {FAMILY_SLOTS}, the family "
                 f"slots the database holds (not {limit!r}); more needs a migration first")
+        if values.get("OPERATOR_TOKEN") and len(values["OPERATOR_TOKEN"]) < 32:
+            raise RuntimeError("LOYALTY_OPERATOR_TOKEN must be at least 32 characters")
 
 
 class DemoConfig(Config):
@@ -256,6 +284,7 @@ class TestConfig(Config):
     JWT_ACTIVE_KID = "test"
     DATABASE_URL = "sqlite://"
     CLUSTER = None
+    SCHEMA_DATABASE_URL = None
     LOGIN_RATE_LIMIT = "1000 per minute"
     RATELIMIT_STORAGE_URI = "memory://"
     ADDRESS_RATE_LIMIT = "1000 per minute"

@@ -6,11 +6,19 @@ import logging
 import math
 import time
 
-from flask import Flask, render_template, request
+from flask import Flask, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from webapp.errors import AppError, BadLink, OutcomeUnknown, ServiceUnavailable, TooManyAttempts
+from webapp.errors import (
+    AppError,
+    BadLink,
+    OutcomeUnknown,
+    PasswordChangeRequired,
+    ServiceUnavailable,
+    TooManyAttempts,
+    Unauthorized,
+)
 from webapp.extensions import limiter
 from webapp.problems import problem_response
 
@@ -55,10 +63,20 @@ def _limit_retry_after() -> int:
     return 60
 
 
+def _signed_out():
+    """A page found the session no longer stands for an account (deleted since the token
+    was issued): the session ends here, and the user goes to sign in."""
+    from webapp.auth.session import clear_session_cookies, redirect_to_login
+
+    response = redirect_to_login()
+    clear_session_cookies(response)
+    return response
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def app_error(error: AppError):
-        headers = {}
+        headers = dict(getattr(error, "headers", None) or {})
         if isinstance(error, ServiceUnavailable | TooManyAttempts):
             headers["Retry-After"] = str(error.retry_after)
         if _is_api():
@@ -66,6 +84,10 @@ def init_app(app: Flask) -> None:
                                         **error.extra)
             response.headers.update(headers)
             return response
+        if isinstance(error, Unauthorized):
+            return _signed_out()
+        if isinstance(error, PasswordChangeRequired) and request.method == "GET":
+            return redirect(url_for("admin.password"))
         if isinstance(error, OutcomeUnknown):
             message = OUTCOME_UNKNOWN
         elif isinstance(error, ServiceUnavailable):

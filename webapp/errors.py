@@ -100,6 +100,34 @@ class Conflict(AppError):
     title = "Conflict"
 
 
+class CardBlocked(Conflict):
+    """A card support blocked (lost phone): the till refuses it."""
+
+    slug = "card-blocked"
+    title = "Card blocked"
+
+
+class StaleEdit(Conflict):
+    """An edit made from an older version of the record than the one stored."""
+
+    slug = "stale-edit"
+    title = "Changed by someone else"
+
+
+class PasswordChangeRequired(Forbidden):
+    """A staff account still on its temporary password: change it first."""
+
+    slug = "password-change-required"
+    title = "Change your temporary password"
+
+
+class StaffLimitExceeded(Forbidden):
+    """Above a barista's coins-per-hour limit at their store: a manager books it."""
+
+    slug = "staff-limit"
+    title = "Above the hourly limit"
+
+
 class FamilyFull(Conflict):
     slug = "family-full"
     title = "Family is full"

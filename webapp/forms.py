@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from flask import request
 from flask_wtf import FlaskForm
+from wtforms import Field
+from wtforms.validators import StopValidation
+
+from webapp.names import clean_name
 
 
 class PageForm(FlaskForm):
@@ -19,3 +23,14 @@ class PageForm(FlaskForm):
         if not args and "formdata" not in kwargs and (request.is_json or request.files):
             kwargs["formdata"] = request.form
         super().__init__(*args, **kwargs)
+
+
+class NameRule:
+    """The one name rule (:mod:`webapp.names`) as a validator: refuses the name with its
+    message, or keeps the cleaned name as the field's data."""
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        try:
+            field.data = clean_name(field.data or "")
+        except ValueError as error:
+            raise StopValidation(str(error)) from None

@@ -13,7 +13,8 @@
 #
 # Environment:
 #   MYSQL_ROOT_PASSWORD                      all modes that connect
-#   GR_RECOVERY_PASSWORD, LOYALTY_DB_USER, LOYALTY_DB_PASSWORD, LOYALTY_DB_NAME (loyalty)
+#   GR_RECOVERY_PASSWORD, LOYALTY_DB_USER, LOYALTY_DB_PASSWORD, LOYALTY_DB_NAME (loyalty),
+#   LOYALTY_SCHEMA_USER (loyalty_owner), LOYALTY_SCHEMA_PASSWORD
 #                                            member-init
 #   GR_MEMBERS="host[:port],..."             start-group: the members to start (this region's)
 #   GR_ALLOW_BOOTSTRAP=1|0                   start-group: 0 = only join a group that is already
@@ -34,7 +35,8 @@ set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true
 
 : "${LOYALTY_DB_NAME:=loyalty}"
-export LOYALTY_DB_NAME
+: "${LOYALTY_SCHEMA_USER:=loyalty_owner}"
+export LOYALTY_DB_NAME LOYALTY_SCHEMA_USER
 
 log() { printf '%s init-gr: %s\n' "$(date -u +%FT%TZ)" "$*" >&2; }
 die() {

@@ -18,13 +18,21 @@ CREATE USER IF NOT EXISTS 'gr_recovery'@'%'
 GRANT REPLICATION SLAVE, CONNECTION_ADMIN, BACKUP_ADMIN, GROUP_REPLICATION_STREAM
     ON *.* TO 'gr_recovery'@'%';
 
--- The application's user: DML plus the DDL that `flask --app webapp db upgrade` needs,
--- and performance_schema for the cluster health probe (replication_group_members).
 CREATE DATABASE IF NOT EXISTS `{{LOYALTY_DB_NAME}}`
     CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci;
+
+-- The schema owner: `flask --app webapp db upgrade` runs as this account
+-- (LOYALTY_SCHEMA_DATABASE_URL): migrations, the ledger's append-only triggers, and the
+-- application user's table grants. Never the running app.
+CREATE USER IF NOT EXISTS '{{LOYALTY_SCHEMA_USER}}'@'%' IDENTIFIED BY '{{LOYALTY_SCHEMA_PASSWORD}}';
+GRANT ALL PRIVILEGES ON `{{LOYALTY_DB_NAME}}`.* TO '{{LOYALTY_SCHEMA_USER}}'@'%' WITH GRANT OPTION;
+
+-- The application's user: reads and appends anywhere, no DDL. `db upgrade` then grants it
+-- UPDATE and DELETE table by table, on every table except the append-only ledger and
+-- used card codes, so the app can never rewrite coin history (webapp/database/privileges.py).
+-- Plus performance_schema for the cluster health probe (replication_group_members).
 CREATE USER IF NOT EXISTS '{{LOYALTY_DB_USER}}'@'%' IDENTIFIED BY '{{LOYALTY_DB_PASSWORD}}';
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP, REFERENCES
-    ON `{{LOYALTY_DB_NAME}}`.* TO '{{LOYALTY_DB_USER}}'@'%';
+GRANT SELECT, INSERT ON `{{LOYALTY_DB_NAME}}`.* TO '{{LOYALTY_DB_USER}}'@'%';
 GRANT SELECT ON performance_schema.* TO '{{LOYALTY_DB_USER}}'@'%';
 
 SET SESSION sql_log_bin = 1;

@@ -12,6 +12,8 @@ from labs.galera.config import (
     APP_PASSWORD,
     APP_USER,
     DEFAULT_PORT_BASE,
+    OWNER_PASSWORD,
+    OWNER_USER,
     REGIONS,
 )
 from labs.galera.lab import GaleraLab
@@ -25,6 +27,8 @@ __all__ = [
     "APP_PASSWORD",
     "APP_USER",
     "DEFAULT_PORT_BASE",
+    "OWNER_PASSWORD",
+    "OWNER_USER",
     "REGIONS",
     "SYNCED",
     "GaleraLab",

@@ -32,6 +32,9 @@ APP_USER = "loyalty"
 APP_PASSWORD = "loyalty-lab"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
 ADMIN_USER = "lab_admin"
 ADMIN_PASSWORD = "lab-admin"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
+# Owns the app's schema: migrations, triggers, the app's table grants, test resets.
+OWNER_USER = "loyalty_owner"
+OWNER_PASSWORD = "loyalty-owner-lab"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
 
 
 def render_config(
@@ -77,6 +80,9 @@ def render_config(
         "innodb_flush_log_at_trx_commit=1",
         "innodb_autoinc_lock_mode=2",
         "binlog_format=ROW",
+        # The schema owner creates the append-only triggers without SUPER; safe with row-
+        # based replication only (wsrep counts as a binary log), as in deploy/mysql/gr.cnf.
+        "log_bin_trust_function_creators=ON",
         "default_storage_engine=InnoDB",
         "character_set_server=utf8mb4",
         "collation_server=utf8mb4_unicode_ci",
@@ -103,9 +109,13 @@ def chown_tree(root: Path, user: str) -> None:
 
 
 def account_statements(admin_hosts: Sequence[str], app_hosts: Sequence[str]) -> list[str]:
-    """SQL for the lab's all-privileges admin, the app database and the app's user."""
+    """SQL for the lab's all-privileges admin, the app database, its owner and the app's
+    user, as production has them (deploy/mysql/init-gr.sql): the app may read and insert
+    anywhere; ``flask db upgrade`` (as the owner) grants it UPDATE/DELETE on every table
+    but the append-only ones."""
     admin = f"IDENTIFIED BY '{ADMIN_PASSWORD}'"
     app = f"IDENTIFIED BY '{APP_PASSWORD}'"
+    owner = f"IDENTIFIED BY '{OWNER_PASSWORD}'"
     return [
         *(f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'{host}' {admin}" for host in admin_hosts),
         *(
@@ -114,9 +124,15 @@ def account_statements(admin_hosts: Sequence[str], app_hosts: Sequence[str]) -> 
         ),
         f"CREATE DATABASE IF NOT EXISTS {APP_DATABASE} "
         "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        *(f"CREATE USER IF NOT EXISTS '{OWNER_USER}'@'{host}' {owner}" for host in app_hosts),
+        *(
+            f"GRANT ALL PRIVILEGES ON {APP_DATABASE}.* TO '{OWNER_USER}'@'{host}' "
+            "WITH GRANT OPTION"
+            for host in app_hosts
+        ),
         *(f"CREATE USER IF NOT EXISTS '{APP_USER}'@'{host}' {app}" for host in app_hosts),
         *(
-            f"GRANT ALL PRIVILEGES ON {APP_DATABASE}.* TO '{APP_USER}'@'{host}'"
+            f"GRANT SELECT, INSERT ON {APP_DATABASE}.* TO '{APP_USER}'@'{host}'"
             for host in app_hosts
         ),
     ]

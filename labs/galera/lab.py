@@ -39,6 +39,8 @@ from labs.galera.config import (
     APP_PASSWORD,
     APP_USER,
     DEFAULT_PORT_BASE,
+    OWNER_PASSWORD,
+    OWNER_USER,
     PORTS_PER_LAB,
     REGIONS,
     account_statements,
@@ -89,6 +91,7 @@ class _Node(GaleraNode):
     ist_port: int
     sst_port: int
     sessions: set[int] = field(default_factory=set)
+    paused: bool = False  # SIGSTOPped by pause(): alive, but answers nothing
 
     @property
     def name(self) -> str:
@@ -98,13 +101,23 @@ class _Node(GaleraNode):
 class GaleraLab(StartStop, NodeWaits[int]):
     """Three Galera nodes, regions ``us``, ``ie``, ``in`` (indexes 0, 1, 2) on 127.0.0.1.
 
-    The short ``evs`` timeouts make a killed node leave the group in about 2 s instead
-    of the default ~5 s, so fault tests stay quick. Galera constrains them: keepalive must
-    stay below a third of the suspect timeout (or the node refuses to start), and the
-    install timeout defaults to half the inactive timeout, which with these values equals
-    the 1 s join retransmit period. Then any retransmitted JOIN makes the view install time
-    out, and every membership change thrashes through non-Primary views for 20-60 s. So
-    install_timeout defaults to inactive_timeout and join_retrans_period to 0.3 s.
+    Short ``evs`` timeouts make a killed or frozen node leave the group in about 2.3 s
+    instead of the default ~5 s, so fault tests stay quick. Galera constrains them:
+    keepalive must stay below a third of the suspect timeout (or the node refuses to
+    start), and the install timeout defaults to half the inactive timeout, which with
+    short values comes close to the join retransmit period; then any retransmitted JOIN
+    makes the view install time out, and every membership change thrashes through
+    non-Primary views for 20-60 s. So install_timeout defaults to inactive_timeout and
+    join_retrans_period to 0.3 s.
+
+    Why a 1.5 s suspect timeout and not 1 s: a node that resumes after a freeze (SIGSTOP,
+    a long GC-like stall) finds its group connections closed and needs about a second to
+    reconnect; with 1 s it suspects the healthy nodes meanwhile, its join messages split
+    them, and both survivors fell to one-node non-Primary views for 0.3-0.9 s on every
+    resume (4 of 4 long freezes with 1 s; 0 of 11 with 1.5 s / 3 s). A freeze that ends
+    while the others are still evicting the node (1.4-2.5 s here) can still cost them the
+    Primary component for 0.3-1.4 s whatever the timeouts; the app waits that out
+    (DB_QUORUM_GRACE). docs/database.md has the numbers and what production should use.
     """
 
     def __init__(
@@ -113,8 +126,8 @@ class GaleraLab(StartStop, NodeWaits[int]):
         port_base: int | None = None,
         *,
         keepalive_period: str = "PT0.3S",
-        suspect_timeout: str = "PT1S",
-        inactive_timeout: str = "PT2S",
+        suspect_timeout: str = "PT1.5S",
+        inactive_timeout: str = "PT3S",
         install_timeout: str | None = None,
         join_retrans_period: str = "PT0.3S",
         buffer_pool_size: str = "64M",
@@ -157,6 +170,13 @@ class GaleraLab(StartStop, NodeWaits[int]):
     def dsn(self, i: int) -> str:
         """SQLAlchemy URL of node ``i`` for the application user."""
         return f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.port(i)}/{APP_DATABASE}"
+
+    def schema_dsn(self, i: int) -> str:
+        """SQLAlchemy URL of node ``i`` for the schema owner (``SCHEMA_DATABASE_URL``)."""
+        return (
+            f"mysql+pymysql://{OWNER_USER}:{OWNER_PASSWORD}@127.0.0.1:{self.port(i)}"
+            f"/{APP_DATABASE}"
+        )
 
     def members_env(self) -> str:
         """``us=DSN,ie=DSN,in=DSN``: the cluster members as the app reads them from env."""
@@ -224,6 +244,22 @@ class GaleraLab(StartStop, NodeWaits[int]):
             kill_quietly(node.proc.pid)
         for node in nodes:
             self._sigkill(node)
+
+    def pause(self, i: int) -> None:
+        """SIGSTOP node ``i``: a gray failure. Its sockets stay open and the kernel still
+        accepts connections, but nothing answers: no SQL, no group messages."""
+        node = self.node(i)
+        if not node.alive or node.proc is None:
+            raise LabError(f"node {i} ({node.region}) is not running")
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        node.paused = True
+
+    def resume(self, i: int) -> None:
+        """SIGCONT a paused node ``i``: it finds itself evicted and rejoins (IST)."""
+        node = self.node(i)
+        if node.proc is not None and node.alive:
+            os.kill(node.proc.pid, signal.SIGCONT)
+        node.paused = False
 
     def shutdown(self, i: int, timeout: float = 60.0) -> None:
         """Stop node ``i`` cleanly (SIGTERM): it leaves the group, the others keep quorum."""
@@ -304,6 +340,9 @@ class GaleraLab(StartStop, NodeWaits[int]):
         """Whatever faults a test left, get back to three Synced nodes (for fixtures)."""
         if not self._nodes:
             raise LabError("lab not started")
+        for node in self._nodes:
+            if node.paused:
+                self.resume(node.index)
         live = [node.index for node in self._nodes if node.alive]
         if not live:
             self.recover_all(timeout)
@@ -473,6 +512,7 @@ class GaleraLab(StartStop, NodeWaits[int]):
     def _sigkill(self, node: _Node) -> None:
         if node.proc is None:
             return
+        node.paused = False
         kill_quietly(node.proc.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             node.proc.wait(timeout=30)
@@ -482,6 +522,9 @@ class GaleraLab(StartStop, NodeWaits[int]):
         for node in nodes:
             if node.alive and node.proc is not None:
                 kill_quietly(node.proc.pid, signal.SIGTERM)
+                if node.paused:  # a stopped process acts on SIGTERM only once continued
+                    kill_quietly(node.proc.pid, signal.SIGCONT)
+                    node.paused = False
         deadline = time.monotonic() + timeout
         for node in nodes:
             if node.proc is None:

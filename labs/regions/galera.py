@@ -34,6 +34,8 @@ from labs.galera.config import (
     APP_DATABASE,
     APP_PASSWORD,
     APP_USER,
+    OWNER_PASSWORD,
+    OWNER_USER,
     account_statements,
     chown_tree,
     render_config,
@@ -90,9 +92,12 @@ class RegionGalera(NodeWaits[str]):
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ addresses
-    def host_dsn(self, region: str, admin: bool = False) -> str:
-        """URL the *host* uses to reach a node directly (over its veth, no WAN delay)."""
+    def host_dsn(self, region: str, admin: bool = False, owner: bool = False) -> str:
+        """URL the *host* uses to reach a node directly (over its veth, no WAN delay), as
+        the app, the lab's admin or the schema owner (migrations)."""
         user, password = (ADMIN_USER, ADMIN_PASSWORD) if admin else (APP_USER, APP_PASSWORD)
+        if owner:
+            user, password = OWNER_USER, OWNER_PASSWORD
         host = self.topology.ns_ip(region)
         return f"mysql+pymysql://{user}:{password}@{host}:{MYSQL_PORT}/{APP_DATABASE}"
 

@@ -274,6 +274,7 @@ class RegionLab(StartStop):
             "PYTHONPATH": str(ROOT),
             "LOYALTY_ENV": "demo",
             "LOYALTY_DATABASE_URL": self.galera.host_dsn(REGIONS[0]),
+            "LOYALTY_SCHEMA_DATABASE_URL": self.galera.host_dsn(REGIONS[0], owner=True),
             "LOYALTY_CLUSTER": "",
             **self.secrets,
         }

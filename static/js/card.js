@@ -3,6 +3,11 @@
 // over the card's secret, the same as webapp/card/codes.py computes on the server.
 // Everything happens on the phone, so the card keeps rotating offline. Without Web
 // Crypto (an insecure context) or without the QR library, the static QR stays.
+//
+// The page holds the card's secret, so it must not be shown once the session is over:
+// when the browser brings it back from its back/forward cache (pageshow, persisted), or
+// when it is opened while the account cookie names someone else (a copy kept offline),
+// the card, its secret and its QR leave the page and the sign-in page takes its place.
 "use strict";
 (function () {
   const STEP_SECONDS = 30;
@@ -10,13 +15,67 @@
   const QUIET_ZONE = 4; // modules of white around the code, as the QR spec asks
   const SVG_NS = "http://www.w3.org/2000/svg";
 
+  const SIGN_IN = "/login";
+
   const frame = document.getElementById("card-qr");
   const box = frame && frame.querySelector(".qr");
   const status = document.getElementById("code-status");
   const subtle = window.crypto && window.crypto.subtle;
-  if (!frame || !box || !subtle || typeof window.qrcode !== "function") return;
+  if (!frame || !box) return;
   const number = frame.dataset.number || "";
-  const secret = frame.dataset.secret || "";
+  const account = frame.dataset.account || "";
+  const accountCookie = frame.dataset.accountCookie || "account";
+  let secret = frame.dataset.secret || "";
+  let key = null;
+  let shownStep = null;
+  let timer = null;
+
+  function signedInAccount() {
+    const prefix = accountCookie + "=";
+    const found = document.cookie.split("; ").find(function (c) { return c.startsWith(prefix); });
+    return found ? decodeURIComponent(found.slice(prefix.length)) : "";
+  }
+
+  // The session is over (or is someone else's): nothing of the card stays on the page.
+  function dropCard() {
+    clearTimeout(timer);
+    key = null;
+    secret = "";
+    frame.removeAttribute("data-secret");
+    box.replaceChildren();
+    const main = document.getElementById("main") || document.body;
+    const notice = document.createElement("p");
+    notice.className = "notice";
+    notice.setAttribute("role", "status");
+    notice.textContent = "You are signed out. Sign in to show your card.";
+    main.replaceChildren(notice);
+    const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+    if (worker) worker.postMessage("forget-card");
+    window.location.replace(SIGN_IN);
+  }
+
+  function stillSignedIn() {
+    if (!account || signedInAccount() !== account) return Promise.resolve(false);
+    return fetch("/session", { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) {
+        if (response.status === 401) return false;
+        if (!response.ok) return true; // the service is struggling, not the session
+        return response.json().then(function (body) { return body.account === account; });
+      }, function () {
+        return true; // offline: the account cookie is all there is to go by
+      });
+  }
+
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    stillSignedIn().then(function (yes) { if (!yes) dropCard(); });
+  });
+  if (account && signedInAccount() !== account) {
+    dropCard();
+    return;
+  }
+
+  if (!subtle || typeof window.qrcode !== "function") return;
   if (!/^\d{12}$/.test(number) || !secret) return;
 
   function base32Decode(text) {
@@ -87,15 +146,12 @@
     return svg;
   }
 
-  let key = null;
-  let shownStep = null;
-  let timer = null;
-
   function secondsLeft(nowMs) {
     return STEP_SECONDS - Math.floor(nowMs / 1000) % STEP_SECONDS;
   }
 
   async function refresh() {
+    if (!key) return;
     const now = Date.now();
     const step = Math.floor(now / 1000 / STEP_SECONDS);
     if (step !== shownStep) {
@@ -112,6 +168,7 @@
 
   function schedule() {
     clearTimeout(timer);
+    if (!key) return; // the card was dropped
     // Tick on the second boundary so the countdown and the step change stay in sync.
     timer = setTimeout(function () {
       refresh().then(schedule, schedule);

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 import uuid
 from datetime import timedelta
 
@@ -743,8 +744,7 @@ def test_openapi_document_describes_every_operation(app, api):
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     documented = {
-        (path.replace("{card_id}", "<int:card_id>")
-             .replace("{transaction_id}", "<int:transaction_id>"), method)
+        (re.sub(r"\{(\w+_id)\}", r"<int:\1>", path), method)
         for path, item in doc["paths"].items() for method in item
     }
     assert documented == routes

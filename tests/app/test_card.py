@@ -83,7 +83,7 @@ def test_card_page_shows_the_holder_and_a_qr_that_decodes_to_the_number(family):
     assert _card_number(html) == holder["number"]
     assert format_card_number(holder["number"]) in html
     assert decode_qr_svg(_card_svg(html)) == [holder["number"]]
-    assert response.headers["Cache-Control"].startswith("private")
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_balance_is_the_shared_wallet_and_history_is_newest_first(app, family):
@@ -171,6 +171,27 @@ def test_history_partial_for_htmx(app, family):
     assert html.lstrip().startswith('<section id="wallet"')
     assert "<html" not in html
     assert '<strong id="balance">5</strong>' in html
+
+
+def test_history_partial_answers_304_until_the_wallet_changes(app, family):
+    """The refresh is a conditional request: unchanged -> 304 with no body; an earn in
+    between -> 200 with the new balance and a new ETag."""
+    client = family["client"]
+    partial = {"HX-Request": "true", "HX-Target": "wallet"}
+    _earn(app, family["holder"]["number"], 500)
+    first = client.get("/card?fresh=1", headers=partial)
+    etag = first.headers.get("ETag")
+    assert first.status_code == 200
+    assert etag
+    assert "HX-Request" in first.headers.get("Vary", "")
+    again = client.get("/card?fresh=1", headers={**partial, "If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.get_data() == b""
+    _earn(app, family["holder"]["number"], 500)
+    changed = client.get("/card?fresh=1", headers={**partial, "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+    assert '<strong id="balance">10</strong>' in changed.get_data(as_text=True)
 
 
 def test_card_page_needs_sign_in(client):

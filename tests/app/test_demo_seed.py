@@ -26,4 +26,6 @@ def test_demo_seed_loads_a_family_with_history_once(app, runner):
 
         names, balance = db.read(read, name="t", causal=True)
     assert names == ["Dana Demo", "Alex Demo", "Robin Demo"]
-    assert balance == 12 + 23 - 5  # EUR 12.50 and USD 23.75 earned, 5 coins redeemed
+    # EUR 12.50 and USD 23.75 earned, 5 coins redeemed; then history for the reports:
+    # USD 18.00, EUR 9.50, USD 42.00, INR 960.00 (80.00 a coin), EUR 22.00.
+    assert balance == 12 + 23 - 5 + 18 + 9 + 42 + 12 + 22

@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from tests.helpers import PASSWORD
+from tests.mail_helpers import verify_via_outbox
 from webapp.staff import create_staff
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,8 +57,11 @@ def test_an_idempotent_replay_is_counted_once_and_moves_no_coins(app, client, re
     with app.app_context():
         create_staff(email="barista@example.com", store_code="IE-DUB-01", name="Aoife",
                      password=PASSWORD)
-    customer = client.post("/api/v1/auth/register", json={
+    client.post("/api/v1/auth/register", json={
         "name": "Ana", "email": "ana@example.com", "password": PASSWORD, "region": "ie"})
+    verify_via_outbox(app.test_client(), "ana@example.com")
+    customer = client.post("/api/v1/auth/token", json={"email": "ana@example.com",
+                                                      "password": PASSWORD})
     staff = client.post("/api/v1/auth/token", json={"email": "barista@example.com",
                                                    "password": PASSWORD})
     me = client.get("/api/v1/me", headers={

@@ -11,13 +11,14 @@ import socket
 import threading
 import time
 
-import pymysql
 import pytest
 from flask import g
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
+from labs.galera import APP_USER
 from labs.stack import router_of
+from tests.helpers import wait_for
 from webapp.config import REGIONS
 from webapp.database import RetryTransaction
 from webapp.database.probes import GALERA, MemberState
@@ -37,9 +38,12 @@ def lab(request):
             "CREATE TABLE IF NOT EXISTS loyalty.routing_scratch "
             "(id INT PRIMARY KEY, n INT NOT NULL)"
         )
+        # The app's account may change only the tables it was granted (append-only).
+        cur.execute(f"GRANT UPDATE, DELETE ON loyalty.routing_scratch TO '{APP_USER}'@'%'")
     yield lab
     lab.heal()
     with lab.admin_connect(0) as conn, conn.cursor() as cur:
+        cur.execute(f"REVOKE UPDATE, DELETE ON loyalty.routing_scratch FROM '{APP_USER}'@'%'")
         cur.execute("DROP TABLE IF EXISTS loyalty.routing_scratch")
 
 
@@ -262,41 +266,115 @@ def test_time_budget_bounds_retries(cluster_apps):
     assert 1 < router_of(app).stats.snapshot()["max_attempts"] < 1000
 
 
+@pytest.fixture
+def read_only_node(lab):
+    """``read_only_node(i)``: ``SET GLOBAL read_only=1`` on node ``i`` for the test.
+
+    Real: the app's account has privileges on the ``loyalty`` schema only (no SUPER, no
+    READ_ONLY ADMIN), so the server refuses its writes with 1290; replication still
+    applies other members' writesets there.
+    """
+    nodes = []
+
+    def make(i: int) -> None:
+        nodes.append(i)
+        with lab.admin_connect(i) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL read_only = 1")
+
+    yield make
+    for i in nodes:
+        with lab.admin_connect(i) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL read_only = 0")
+
+
 @pytest.mark.mariadb
-@pytest.mark.parametrize(
-    ("code", "marked"),
-    [
-        (1047, MemberState.NON_PRIMARY),
-        (2013, MemberState.SUSPECT),
-        (1290, MemberState.READ_ONLY),
-    ],
-)
-def test_unavailable_member_fails_over_and_comes_back(cluster_apps, code, marked):
-    """A member-level error moves the transaction to the next member at once; the
-    checker then finds the member healthy and routing returns to it."""
-    app = cluster_apps("us")
+def test_a_read_only_member_serves_reads_and_writes_go_elsewhere(
+    cluster_apps, lab, read_only_node
+):
+    """A real read-only member: the first write there is refused (1290) and moved to
+    the next member; reads stay on it; once writable again, writes come back."""
+    scratch_row(lab, 4, 0)
+    # No background probes during the test: the refusal itself must move the write.
+    app = cluster_apps("us", HEALTH_CHECK_INTERVAL=60)
     router = router_of(app)
-    states = []
-    router.cluster.add_listener(lambda change: states.append((change.member, change.new)))
+    with app.app_context():
+        assert db.write(node_name, name="test.where") == "us"
+    read_only_node(0)
     runs = []
 
     def work(conn):
         runs.append(node_name(conn))
-        if len(runs) == 1:
-            raise pymysql.err.OperationalError(code, "simulated")
+        conn.execute(text("UPDATE routing_scratch SET n = n + 1 WHERE id = 4"))
         return runs[-1]
 
     with app.app_context():
-        assert db.write(work, name="test.failover") == "ie"
-        assert g.db_member == "ie"
+        assert db.write(work, name="test.read_only") == "ie"
+        assert db.read(node_name, name="test.where") == "us"
+        assert db.read(node_name, name="test.where", causal=True) == "us"
     assert runs == ["us", "ie"]
-    assert ("us", marked) in states
-    stats = router.stats.snapshot()
-    assert stats["failovers"] == 1
-    assert stats["retries"] == {"member_unavailable": 1}
-    wait_for_state(router, "us", MemberState.UP, timeout=5)
+    us = router.cluster.member("us")
+    assert us.state is MemberState.READ_ONLY
+    assert router.stats.snapshot()["retries"] == {"member_unavailable": 1}
+    assert [scratch_value(lab, i, 4) for i in range(3)] == [1, 1, 1]
+
+    with lab.admin_connect(0) as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL read_only = 0")
+    assert router.cluster.probe(us).state is MemberState.UP
     with app.app_context():
         assert db.write(node_name, name="test.where") == "us"
+
+
+@pytest.fixture
+def isolated_node(lab):
+    """``isolated_node(i)``: cut node ``i`` off from the group (Galera's
+    ``gmcast.isolate``) until the test ends, then let it rejoin."""
+    nodes = []
+
+    def make(i: int) -> None:
+        nodes.append(i)
+        with lab.admin_connect(i) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=1'")
+        wait_for(
+            lambda: (lab.status(i) or {}).get("wsrep_cluster_status") == "non-Primary",
+            30,
+            f"node {i} to leave the Primary component",
+        )
+
+    yield make
+    for i in nodes:
+        with lab.admin_connect(i) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=0'")
+    lab.heal()
+
+
+@pytest.mark.mariadb
+def test_a_non_primary_member_is_routed_around(cluster_apps, isolated_node):
+    """A real non-Primary member: node us cut off from the group (``gmcast.isolate``)
+    forms a one-node non-Primary component and answers 1047; the other two keep quorum.
+    Writes and reads go to ie; a non-causal read may use us only with ALLOW_STALE_READS."""
+    app = cluster_apps("us")
+    stale_app = cluster_apps("us", ALLOW_STALE_READS=True)
+    router = router_of(app)
+    with app.app_context():
+        assert db.write(node_name, name="test.where") == "us"
+    with stale_app.app_context():
+        assert db.read(node_name, name="test.where") == "us"
+    isolated_node(0)
+    runs = []
+
+    def work(conn):
+        runs.append(node_name(conn))
+        return runs[-1]
+
+    with app.app_context():
+        assert db.write(work, name="test.non_primary") == "ie"
+        assert db.read(node_name, name="test.where") == "ie"
+    assert runs[-1] == "ie"
+    assert set(runs) <= {"us", "ie"}
+    assert router.cluster.member("us").state is MemberState.NON_PRIMARY
+    with stale_app.app_context():  # another member is up: no stale read needed
+        assert db.read(node_name, name="test.where") == "ie"
+        assert not g.get("stale_read")
 
 
 @pytest.mark.mariadb
@@ -332,6 +410,34 @@ def test_connection_lost_at_commit_is_retried_whole_on_the_next_member(cluster_a
 
 
 @pytest.mark.mariadb
+def test_pooled_connection_the_server_dropped_is_replaced_without_failover(cluster_apps, lab):
+    """No pool ping: a pooled connection the server killed fails on its first statement.
+    That must cost one reconnect to the same member, not a failover to another region
+    nor a suspect member (what ``pool_pre_ping`` used to guarantee with a round trip)."""
+    app = cluster_apps("us")
+    router = router_of(app)
+
+    def connection_id(conn):
+        return conn.execute(text("SELECT CONNECTION_ID()")).scalar()
+
+    with app.app_context():
+        pooled = db.read(connection_id, name="test.warm")  # one thread: the only one pooled
+    killer = lab.admin_connect(0)
+    with killer.cursor() as cur:
+        cur.execute(f"KILL CONNECTION {int(pooled)}")
+    killer.close()
+    states = []
+    router.cluster.add_listener(lambda change: states.append((change.member, change.new)))
+    with app.app_context():
+        assert db.read(node_name, name="test.after_kill") == "us"
+        assert db.write(node_name, name="test.after_kill_write") == "us"
+    stats = router.stats.snapshot()
+    assert stats["failovers"] == 0
+    assert stats["retries"] == {"reconnect": 1}
+    assert states == []
+
+
+@pytest.mark.mariadb
 def test_permanent_errors_are_not_retried(cluster_apps):
     app = cluster_apps("us")
     runs = []
@@ -362,10 +468,30 @@ def test_unreachable_member_is_down_backed_off_and_never_routed_to(cluster_apps,
         assert members["xx"]["state"] == "down"
         assert "2003" in members["xx"]["error"]
         assert db.write(node_name, name="test.where") == "us"
-    xx = router.cluster.member("xx")
-    time.sleep(1.5)  # interval 0.2 s: ~4 probes with backoff instead of ~7 without
-    assert 2 <= xx.failures <= 5
-    assert xx.next_check_at - time.monotonic() <= router.cluster.max_backoff
+    # Each failed probe schedules the next one later: interval x 2^(failures-1), capped.
+    # Watch the checker's own schedule probe by probe (no wall-clock bounds).
+    cluster = router.cluster
+    xx = cluster.member("xx")
+    schedule: dict[int, tuple[float, float]] = {}  # failures -> (probed at, next probe due)
+
+    def probed_five_times() -> bool:
+        with cluster._lock:
+            schedule[xx.failures] = (xx.checked_at, xx.next_check_at)
+            return xx.failures >= 5
+
+    wait_for(probed_five_times, 60, "five failed probes of the dead member")
+    assert xx.state is MemberState.DOWN
+    backoffs = {n: round(due - at, 6) for n, (at, due) in schedule.items() if n}
+    for failures, backoff in backoffs.items():
+        expected = min(cluster.max_backoff, cluster.interval * 2 ** (failures - 1))
+        assert backoff == pytest.approx(expected), (failures, backoffs)
+    seen = [backoffs[n] for n in sorted(backoffs)]
+    assert len(seen) >= 3, backoffs
+    assert seen == sorted(seen)
+    assert seen[0] < seen[-1] <= cluster.max_backoff
+    for failures in sorted(schedule)[1:-1]:  # never probed before it was due
+        if failures + 1 in schedule:
+            assert schedule[failures + 1][0] >= schedule[failures][1]
 
 
 @pytest.mark.mariadb

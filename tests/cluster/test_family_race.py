@@ -15,6 +15,7 @@ import requests
 
 from labs.stack import AppServer, database_env, production_env
 from tests.helpers import PASSWORD, csrf_token
+from tests.mail_helpers import link_in, path_of
 
 pytestmark = pytest.mark.mariadb
 
@@ -38,6 +39,20 @@ def _race(urls: list[str], cookies: dict, token: str, names: list[str]) -> list[
 
     with ThreadPoolExecutor(len(names)) as pool:
         return list(pool.map(one, range(len(names))))
+
+
+def _verify_from_lab_outbox(lab, session, url: str, email: str) -> None:
+    """Opens the verification link the app queued (registering no longer signs in)."""
+    with lab.admin_connect(0) as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION wsrep_sync_wait = 1")
+        cur.execute("SELECT body_text FROM loyalty.mail_outbox WHERE recipient = %s "
+                    "AND kind = 'verify'", (email,))
+        [(text,)] = cur.fetchall()
+    path = path_of(link_in(text, "/verify/"))
+    page = session.get(url + path, timeout=30).text
+    response = session.post(url + path, data={"csrf_token": csrf_token(page)},
+                            allow_redirects=False, timeout=30)
+    assert response.status_code == 302, response.text
 
 
 def _active_slots(lab, email: str) -> list[tuple[int, str]]:
@@ -73,6 +88,7 @@ def test_concurrent_adds_on_two_nodes_never_exceed_four(galera_schema, galera_cl
                                           "email": "race@example.com",
                                           "password": PASSWORD, "region": "us"})
             assert response.status_code == 302
+            _verify_from_lab_outbox(lab, session, urls[0], "race@example.com")
             family_page = session.get(f"{urls[1]}/family", timeout=30)  # the other node
             assert family_page.status_code == 200
             token = csrf_token(family_page.text)

@@ -15,7 +15,16 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from labs.galera import APP_PASSWORD, APP_USER, REGIONS, SYNCED, GaleraLab, LabError
+from labs.galera import (
+    APP_PASSWORD,
+    APP_USER,
+    OWNER_PASSWORD,
+    OWNER_USER,
+    REGIONS,
+    SYNCED,
+    GaleraLab,
+    LabError,
+)
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.mariadb
@@ -23,12 +32,15 @@ pytestmark = pytest.mark.mariadb
 NOT_PRIMARY = 1047
 
 
-def _connect(lab: GaleraLab, i: int, *, causal: bool = False) -> pymysql.connections.Connection:
+def _connect(
+    lab: GaleraLab, i: int, *, causal: bool = False, owner: bool = False
+) -> pymysql.connections.Connection:
+    """As the app's account (SELECT/INSERT here), or as the schema owner (DDL)."""
     conn = pymysql.connect(
         host="127.0.0.1",
         port=lab.port(i),
-        user=APP_USER,
-        password=APP_PASSWORD,
+        user=OWNER_USER if owner else APP_USER,
+        password=OWNER_PASSWORD if owner else APP_PASSWORD,
         database="loyalty",
         autocommit=True,
         connect_timeout=3,
@@ -66,11 +78,11 @@ def _assert_synced(lab: GaleraLab, size: int = 3) -> None:
 @pytest.fixture
 def probe(galera_clean: GaleraLab) -> Iterator[GaleraLab]:
     """A small table on the cluster; dropped afterwards so app tests never see it."""
-    with _connect(galera_clean, 0) as conn, conn.cursor() as cur:
+    with _connect(galera_clean, 0, owner=True) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS lab_probe (id INT PRIMARY KEY, note VARCHAR(40))")
     yield galera_clean
     galera_clean.heal()
-    with _connect(galera_clean, 0) as conn, conn.cursor() as cur:
+    with _connect(galera_clean, 0, owner=True) as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS lab_probe")
 
 

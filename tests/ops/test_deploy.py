@@ -226,6 +226,7 @@ def test_env_example_holds_placeholders_not_secrets() -> None:
         "MYSQL_ROOT_PASSWORD",
         "GR_RECOVERY_PASSWORD",
         "LOYALTY_DB_PASSWORD",
+        "LOYALTY_SCHEMA_PASSWORD",
         "SECRET_KEY",
         "SIGNOZ_INGESTION_KEY",
     }
@@ -283,7 +284,12 @@ def test_gr_member_init_creates_users_locally_and_sets_the_recovery_channel() ->
     app_user = _position(sql, r"CREATE USER IF NOT EXISTS '\{\{LOYALTY_DB_USER\}\}'@'%'")
     log_on = _position(sql, r"SET SESSION sql_log_bin = 1;")
     assert log_off < recovery_user < grants < log_on
-    assert log_off < app_user < log_on
+    owner = _position(sql, r"CREATE USER IF NOT EXISTS '\{\{LOYALTY_SCHEMA_USER\}\}'@'%'")
+    assert log_off < owner < app_user < log_on
+    # Append-only: the app may read and insert; UPDATE/DELETE come per table from
+    # `db upgrade`, never on the ledger. No DDL either: that is the owner's.
+    schema, app = r"`\{\{LOYALTY_DB_NAME\}\}`\.\*", r"'\{\{LOYALTY_DB_USER\}\}'"
+    assert re.findall(rf"GRANT ([A-Z ,]+) ON {schema} TO {app}", sql) == ["SELECT, INSERT"]
     _position(
         sql,
         r"CHANGE REPLICATION SOURCE TO SOURCE_USER = 'gr_recovery', "
@@ -321,11 +327,15 @@ def test_init_gr_script_renders_member_init_with_masked_secrets() -> None:
         GR_RECOVERY_PASSWORD="s3cret-recovery",
         LOYALTY_DB_USER="loyalty_app",
         LOYALTY_DB_PASSWORD="s3cret-app",
+        LOYALTY_SCHEMA_PASSWORD="s3cret-owner",
     )
     assert result.returncode == 0, result.stderr
     assert "{{" not in result.stdout
     assert "s3cret" not in result.stdout
     assert "CREATE USER IF NOT EXISTS 'loyalty_app'@'%' IDENTIFIED BY '********';" in result.stdout
+    assert "CREATE USER IF NOT EXISTS 'loyalty_owner'@'%' IDENTIFIED BY '********';" in (
+        result.stdout
+    )
     assert "CREATE DATABASE IF NOT EXISTS `loyalty`" in result.stdout
 
 

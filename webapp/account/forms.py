@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 from wtforms import BooleanField, DateField, PasswordField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from webapp.auth.forms import NAME_PATTERN
 from webapp.family.forms import _not_in_future
-from webapp.forms import PageForm
+from webapp.forms import NameRule, PageForm
 
 
 class ProfileForm(PageForm):
     name = StringField("Your name", validators=[
         DataRequired(), Length(max=60),
-        Regexp(NAME_PATTERN, message="Use letters, numbers and spaces, without < or >.")],
+        NameRule()],
         filters=[lambda v: v.strip() if isinstance(v, str) else v])
     birthday = DateField("Birthday (optional)", validators=[Optional(), _not_in_future])
 

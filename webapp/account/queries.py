@@ -113,8 +113,10 @@ UNUSABLE_PASSWORD = "!"  # noqa: S105
 
 
 def blank_account(conn: Connection, account_id: int, now: datetime) -> None:
+    # The lookup key is the address too: it goes with it.
+    erased = f"erased-{account_id}@erased.invalid"
     conn.execute(update(accounts).where(accounts.c.id == account_id).values(
-        email=f"erased-{account_id}@erased.invalid", name="", password_hash=UNUSABLE_PASSWORD,
+        email=erased, email_key=erased, name="", password_hash=UNUSABLE_PASSWORD,
         erased_at=now))
 
 

@@ -8,4 +8,4 @@ bp = Blueprint("api", __name__)
 # Bearer tokens only, never cookies: a cross-site page can't make the browser authenticate.
 csrf.exempt(bp)
 
-from . import routes  # noqa: E402,F401
+from . import console, routes  # noqa: E402,F401

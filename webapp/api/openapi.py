@@ -61,7 +61,7 @@ class Operation:
         if self.access == "staff":
             statuses.add(403)
         if self.body is not None:
-            statuses.add(400)
+            statuses.update((400, 415))
         if self.body is not None or self.query is not None or self.idempotent:
             statuses.add(422)
         if self.rate_limit is not None or self.address_rate_limit is not None:
@@ -104,6 +104,8 @@ def operation(**declaration: Any) -> Callable[[Callable[..., Reply]], Callable[.
 
 def _parse_request(op: Operation) -> dict[str, Any]:
     """All of the request's input, with every invalid field reported at once."""
+    if op.body is not None and request.mimetype != schemas.JSON_MEDIA_TYPE:
+        raise schemas.UnsupportedMediaType(request.method)
     parsed: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     steps: list[tuple[str, Callable[[], Any]]] = []
@@ -179,6 +181,7 @@ _PROBLEM_NOTES = {
          "(`purchase-limit`). Nothing is changed.",
     404: "Not found, or not yours: other accounts' resources look the same as missing ones.",
     409: "Conflicts with the current state (family full, not enough coins, already done).",
+    415: "The body was not sent as `Content-Type: application/json`.",
     422: "Invalid input; `errors` lists the fields. Also an idempotency key reused with a "
          "different request, or a card code that is no longer valid.",
     428: "Redeeming by the static card number needs `confirm_static: true`.",

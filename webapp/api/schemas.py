@@ -21,13 +21,13 @@ from pydantic import (
     model_validator,
 )
 
-from webapp import money
-from webapp.auth.forms import NAME_PATTERN
+from webapp import money, names
 from webapp.clock import utcnow
 from webapp.config import FAMILY_SLOTS, REGIONS
 from webapp.errors import AppError, ValidationFailed
 from webapp.ledger.services import KEY_MAX_LENGTH, MAX_REDEEM_COINS
 
+JSON_MEDIA_TYPE = "application/json"
 # Ids are BIGINT: anything larger can't exist, and SQLite would overflow binding it.
 MAX_ID = 2**63 - 1
 PAGE_LIMIT_MAX = 100
@@ -44,14 +44,27 @@ class MalformedJson(AppError):
     title = "The request body is not valid JSON"
 
 
+class UnsupportedMediaType(AppError):
+    """A body not declared ``application/json``. Browsers send text/plain, form and
+    multipart bodies across sites without a CORS preflight; JSON needs one, which this API
+    never grants. So a body is read only when it says it is JSON."""
+
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Send the body as application/json"
+
+    def __init__(self, method: str) -> None:
+        super().__init__("Send the request body with 'Content-Type: application/json'.")
+        # RFC 9110 15.5.16: say which media types would have been accepted.
+        self.headers = {"Accept-Patch" if method == "PATCH" else "Accept-Post":
+                        JSON_MEDIA_TYPE}
+
+
 # -- building blocks ---------------------------------------------------------------
 
 
-def _strip_name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("Enter a name.")
-    return value
+def _clean_name(value: str) -> str:
+    return names.clean_name(value)  # the pages' rule too; its ValueError is a field error
 
 
 def _check_email(value: str) -> str:
@@ -71,9 +84,12 @@ def _check_birthday(value: date | None) -> date | None:
 
 Name = Annotated[
     str,
-    Field(min_length=1, max_length=60, pattern=NAME_PATTERN,
-          description="Printable text without < or >.", examples=["Ana Silva"]),
-    AfterValidator(_strip_name),
+    Field(min_length=1, max_length=names.MAX_LENGTH,
+          json_schema_extra={"pattern": names.PATTERN},
+          description="Printable text without < or >, with at least one visible character; "
+                      "invisible formatting characters are removed.",
+          examples=["Ana Silva"]),
+    AfterValidator(_clean_name),
 ]
 Email = Annotated[
     str,
@@ -139,7 +155,7 @@ class Account(BaseModel):
     id: int
     email: str
     name: str
-    role: Literal["customer", "staff", "admin"]
+    role: Literal["customer", "staff", "manager", "admin"]
     home_region: str
 
     @classmethod
@@ -200,15 +216,17 @@ class FamilyMemberCreate(Request):
     birthday: Birthday = None
 
 
-def _no_default(schema: dict[str, Any]) -> None:
-    """An optional field that may not be null: leave it out to keep the value."""
-    schema.pop("default", None)
+def _name_without_default(schema: dict[str, Any]) -> None:
+    """``name`` is optional but may not be null: leave it out to keep the value."""
+    schema["properties"]["name"].pop("default", None)
 
 
 class FamilyMemberUpdate(Request):
     """Fields left out keep their value; ``birthday: null`` clears it."""
 
-    name: Name = Field(default=None, json_schema_extra=_no_default)
+    model_config = ConfigDict(json_schema_extra=_name_without_default)
+
+    name: Name = None
     birthday: Birthday = None
 
 
@@ -293,7 +311,7 @@ class Receipt(BaseModel):
     """A ledger entry as the till sees it; a replay returns the same document."""
 
     id: int
-    kind: Literal["earn", "redeem", "reversal"]
+    kind: Literal["earn", "redeem", "reversal", "adjustment"]
     coins: int = Field(description="Signed: positive added to the wallet, negative taken.")
     balance: int = Field(description="The wallet's balance right after this transaction.")
     card_number: str | None

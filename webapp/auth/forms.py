@@ -1,17 +1,12 @@
 from __future__ import annotations
 
 from wtforms import EmailField, PasswordField, RadioField, SelectChoice, StringField
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Regexp
+from wtforms.validators import DataRequired, Email, InputRequired, Length
 
 from webapp.config import REGION_NAMES
-from webapp.forms import PageForm
+from webapp.forms import NameRule, PageForm
 
 REGION_CHOICES = [SelectChoice(code, name) for code, name in REGION_NAMES.items()]
-# Printable text only: no control characters (C0, C1, line separators) sneaking into
-# names shown at the till, and no bidi overrides/isolates that would make "Ana\u202eoB"
-# display as someone else. Scripts written right to left are fine; only the controls go.
-# U+FFFD only ever comes from bytes that were not UTF-8.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffd<>]+$"
 
 
 def _strip(value: object) -> object:
@@ -30,7 +25,7 @@ class RegisterForm(PageForm):
         validators=[
             DataRequired(),
             Length(min=1, max=60),
-            Regexp(NAME_PATTERN, message="Use letters, numbers and spaces, without < or >."),
+            NameRule(),
         ],
         filters=[_strip],
     )

@@ -9,9 +9,13 @@ from sqlalchemy import Connection, insert, select, update
 
 from webapp.database.schema import account_tokens, accounts, cards, refresh_tokens, wallets
 
+from .emails import normalize_email
+
 
 def account_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
-    row = conn.execute(select(accounts).where(accounts.c.email == email)).mappings().first()
+    """The account with this address, in whatever form it was typed."""
+    query = select(accounts).where(accounts.c.email_key == normalize_email(email))
+    row = conn.execute(query).mappings().first()
     return dict(row) if row else None
 
 
@@ -21,6 +25,7 @@ def account_by_id(conn: Connection, account_id: int) -> dict[str, Any] | None:
 
 
 def insert_account(conn: Connection, **values: Any) -> int:
+    values["email_key"] = normalize_email(values["email"])
     return conn.execute(insert(accounts).values(**values)).inserted_primary_key[0]
 
 
@@ -121,7 +126,8 @@ def set_password_hash(conn: Connection, account_id: int, password_hash: str) -> 
 
 
 def set_email(conn: Connection, account_id: int, email: str) -> None:
-    conn.execute(update(accounts).where(accounts.c.id == account_id).values(email=email))
+    conn.execute(update(accounts).where(accounts.c.id == account_id)
+                 .values(email=email, email_key=normalize_email(email)))
 
 
 def revoke_all_refresh_tokens(conn: Connection, account_id: int, now: datetime,

@@ -4,9 +4,10 @@ nothing, so a mail scanner that follows it can't use it up."""
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import urlsplit
 
-from flask import Blueprint, make_response, redirect, request, url_for
+from flask import Blueprint, jsonify, make_response, redirect, request, url_for
 
 from webapp.errors import InvalidCredentials, TooManyAttempts
 from webapp.extensions import limiter
@@ -15,7 +16,7 @@ from webapp.pages import render_page
 from . import services, throttle, tokens
 from .forms import ConfirmForm, ForgotPasswordForm, LoginForm, RegisterForm, ResetPasswordForm
 from .limits import address_key, address_limit
-from .session import REFRESH_COOKIE, clear_session_cookies, current_principal, set_session_cookies
+from .session import REFRESH_COOKIE, account_tag, current_principal, end_session, start_session
 
 bp = Blueprint("auth", __name__)
 
@@ -24,8 +25,12 @@ LINK = "<string(maxlength=100):token>"
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect would turn our login into a phishing aid."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    """Only same-site paths: an open redirect would turn our login into a phishing aid.
+
+    No control characters or whitespace (a CR/LF would reach the Location header), and no
+    backslash: browsers read "/\\evil.example" as "//evil.example"."""
+    if (target and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target and not any(_unsafe_in_url(ch) for ch in target)):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
@@ -42,6 +47,12 @@ def _no_store(body, status: int = 200):
     response = make_response(body, status)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _unsafe_in_url(char: str) -> bool:
+    # C*: controls, format characters (bidi, zero-width), surrogates, unassigned; Z*: spaces
+    # and line/paragraph separators.
+    return unicodedata.category(char)[0] in "CZ"
 
 
 @bp.route("/")
@@ -65,10 +76,12 @@ def login():
             error = exc.detail
         else:
             target = _safe_next(request.args.get("next"))
-            if account["role"] in ("staff", "admin") and not request.args.get("next"):
-                target = url_for("till.show")
+            if account["role"] in ("staff", "manager", "admin") and not request.args.get("next"):
+                target = url_for("admin.index" if account["role"] != "staff" else "till.show")
+            if account.get("must_change_password"):
+                target = url_for("admin.password")
             response = redirect(target)
-            set_session_cookies(response, tokens.issue_token_pair(account))
+            start_session(response, tokens.issue_token_pair(account))
             return response
     status = 401 if error else (422 if form.errors else 200)
     return render_page("auth/login.html", form=form, error=error), status
@@ -98,7 +111,7 @@ def verify(token: str):
     if form.validate_on_submit():
         account = services.verify_email(token, signed_in_as=_signed_in_as())
         response = redirect(url_for("card.show"))
-        set_session_cookies(response, tokens.issue_token_pair(account))
+        start_session(response, tokens.issue_token_pair(account))
         return response
     services.check_link(token, "verify", signed_in_as=_signed_in_as())
     return _no_store(render_page("auth/confirm_link.html", form=form, what="verify"))
@@ -127,7 +140,7 @@ def reset_password(token: str):
     if form.validate_on_submit():
         services.reset_password(token, form.password.data, signed_in_as=_signed_in_as())
         response = redirect(url_for("auth.login", reset=1))
-        clear_session_cookies(response)
+        end_session(response)
         return response
     services.check_link(token, "reset", signed_in_as=_signed_in_as())
     return _no_store(render_page("auth/reset.html", form=form), 422 if form.errors else 200)
@@ -149,5 +162,18 @@ def logout():
     if refresh:
         tokens.revoke(refresh)
     response = redirect(url_for("auth.login"))
-    clear_session_cookies(response)
+    end_session(response)
     return response
+
+
+@bp.get("/session")
+def session_status():
+    """Whether the session is still on, and for which account: what the card script
+    asks when the browser brings a card page back from its back/forward cache."""
+    principal = current_principal()
+    if principal is None:
+        response = jsonify(status="signed-out")
+        response.status_code = 401
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return jsonify(account=account_tag(principal.account_id))

@@ -113,7 +113,7 @@ def start_registration(*, name: str, email: str, password: str, region: str) -> 
             return  # an earlier run of this request committed
         now = utcnow()
         account = queries.account_by_email(conn, email)
-        if account is not None and account["email"] != email:
+        if account is not None and account["email_key"] != email:
             # Equal only under MariaDB's accent-insensitive collation: a different
             # mailbox, which the unique key would refuse. Nothing to mail to anyone.
             current_app.logger.info("registration refused by collation for an address")
@@ -139,7 +139,7 @@ def start_registration(*, name: str, email: str, password: str, region: str) -> 
                            account_id=account["id"], name=account["name"],
                            login_url=login_url, reset_url=reset_url)
 
-    db.write(work, name="account.start_registration")
+    db.write(work, name="account.start_registration", idempotent=True)
 
 
 def check_link(secret: str, purpose: str, *, signed_in_as: int | None) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def verify_email(secret: str, *, signed_in_as: int | None) -> dict:
             queries.mark_verified(conn, account["id"], stamp, row["password_hash"])
         return queries.account_by_id(conn, account["id"])
 
-    return db.write(work, name="account.verify")
+    return db.write(work, name="account.verify", idempotent=True)
 
 
 # -- sign in ------------------------------------------------------------------------
@@ -180,10 +180,19 @@ def authenticate(email: str, password: str, *, client: str) -> dict:
     throttle.check(email, client)
     try:
         account = _verify(email, password)
+        if account.get("disabled_at") is not None:
+            # The same answer as a wrong password: a disabled account is not an oracle.
+            raise InvalidCredentials("Email or password is incorrect.")
     except InvalidCredentials:
         throttle.failed(email, client)
         raise
     throttle.succeeded(email, client)
+    if account["role"] != "customer":
+        from webapp import audit
+
+        audit.record(actor_id=account["id"], actor_role=account["role"], action="sign-in",
+                     region=account.get("admin_region") or account["home_region"],
+                     store_id=account.get("store_id"))
     return account
 
 
@@ -193,10 +202,9 @@ def _verify(email: str, password: str) -> dict:
     An account whose address is not verified yet answers exactly like a wrong password:
     anything else would tell a stranger that someone registered that address."""
     account = db.read(lambda conn: queries.account_by_email(conn, email), name="account.login")
-    if account is not None and account["email"] != email:
-        # MariaDB/MySQL collations ignore accents and control characters, so the query
-        # also finds "josé@…" for "jose@…" or "\u202eana@…": only the address as
-        # registered signs in, the same on every database.
+    if account is not None and account["email_key"] != email:
+        # The key column compares bytes (utf8mb4_bin), but a server configured otherwise
+        # could find "josé@…" for "jose@…": only the address as registered signs in.
         account = None
     try:
         hasher.verify(account["password_hash"] if account else _dummy_hash(), password)
@@ -251,7 +259,7 @@ def request_password_reset(email: str) -> None:
         outbox.enqueue(conn, kind="reset", recipient=email, key=key, account_id=account["id"],
                        name=account["name"], url=url)
 
-    db.write(work, name="account.request_reset")
+    db.write(work, name="account.request_reset", idempotent=True)
 
 
 def _password_changed(conn: Connection, account: dict[str, Any], password_hash: str,
@@ -289,7 +297,7 @@ def reset_password(secret: str, new_password: str, *, signed_in_as: int | None) 
             queries.mark_verified(conn, account["id"], stamp)
         return account
 
-    return db.write(work, name="account.reset_password")
+    return db.write(work, name="account.reset_password", idempotent=True)
 
 
 def change_password(account_id: int, current: str, new_password: str, *,

@@ -4,15 +4,25 @@ The access token is read on every request; when it has expired, the refresh cook
 rotated once and the new cookies are set on the way out. Anything invalid simply means
 "not signed in": pages redirect to the login page (htmx gets ``HX-Redirect``), never a
 500.
+
+What a signed-in page leaves in the browser must not outlive the session: every answer
+to a signed-in user is ``no-store`` (no HTTP cache, no back/forward cache to bring a card
+back after sign-out), and sign-out asks the browser to clear the site's cache and storage.
+A third cookie, ``account``, names the signed-in account by a keyed hash (not a secret,
+and readable by scripts on purpose): the service worker and the card script compare it
+with the card they hold, so a card is never shown to another account or after the
+session ended, even offline.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, g, redirect, request, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from webapp.errors import Forbidden, Unauthorized
@@ -21,15 +31,29 @@ from . import tokens
 
 ACCESS_COOKIE = "access_token"
 REFRESH_COOKIE = "refresh_token"
+ACCOUNT_COOKIE = "account"
+# Sign-out clears what the browser kept for the site: the HTTP and back/forward caches,
+# and storage (the offline card the service worker holds; the worker registers again on
+# the next page). Not "cookies": that would reach every site of the registrable domain.
+CLEAR_SITE_DATA = '"cache", "storage"'
+# Answers with their own caching rules: the worker script, the manifest, static files.
+_OWN_CACHING = frozenset({"static", "pwa.service_worker", "pwa.manifest"})
 
 
 def current_principal() -> tokens.Principal | None:
     return g.get("principal")
 
 
+def account_tag(account_id: int) -> str:
+    """Names an account to the browser without revealing its id or being guessable for
+    another account: a keyed hash, stable for the account, so it can key the offline card."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"account-tag:{account_id}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_load_principal)
-    app.after_request(_store_rotated_cookies)
+    app.after_request(_finish_response)
     app.context_processor(lambda: {"principal": current_principal()})
 
 
@@ -60,35 +84,71 @@ def _load_principal() -> None:
             return
         g.principal = tokens.decode_access_token(pair.access_token)
         g.rotated_pair = pair
+    elif request.cookies.get(ACCOUNT_COOKIE):
+        g.clear_session_cookies = True  # it outlived the session: it must not name anyone
 
 
-def _store_rotated_cookies(response):
+def _finish_response(response):
     pair = g.pop("rotated_pair", None)
     if pair is not None:
         set_session_cookies(response, pair)
     elif g.pop("clear_session_cookies", False):
         clear_session_cookies(response)
+    if current_principal() is not None and request.endpoint not in _OWN_CACHING:
+        response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def start_session(response, pair: tokens.TokenPair) -> None:
+    """Sign-in (and registration): the token cookies, and a new Flask session, so the
+    CSRF token it holds is not one that was handed out (or planted) before sign-in."""
+    _new_csrf_session()
+    set_session_cookies(response, pair)
+
+
+def end_session(response) -> None:
+    """Sign-out: the cookies go, the CSRF session is replaced, and the browser is asked
+    to drop what it kept of the site."""
+    _new_csrf_session()
+    clear_session_cookies(response)
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+
+
+def _new_csrf_session() -> None:
+    # Flask-WTF keeps the raw CSRF token in the session and remembers it in g for the
+    # request; without both, the next form gets a new token in a new session cookie.
+    session.clear()
+    g.pop("csrf_token", None)
 
 
 def set_session_cookies(response, pair: tokens.TokenPair) -> None:
     config = current_app.config
     secure = bool(config["HTTPS"])
+    lifetime = int(config["REFRESH_TOKEN_TTL"].total_seconds())
     response.set_cookie(
         ACCESS_COOKIE, pair.access_token, max_age=pair.expires_in, httponly=True,
         secure=secure, samesite="Lax", path="/",
     )
     if pair.refresh_token:
         response.set_cookie(
-            REFRESH_COOKIE, pair.refresh_token,
-            max_age=int(config["REFRESH_TOKEN_TTL"].total_seconds()), httponly=True,
+            REFRESH_COOKIE, pair.refresh_token, max_age=lifetime, httponly=True,
             secure=secure, samesite="Lax", path="/",
         )
+        # Readable by scripts on purpose (see the module docstring); lives as long as
+        # the refresh token it stands for.
+        account_id = tokens.decode_access_token(pair.access_token).account_id
+        response.set_cookie(
+            ACCOUNT_COOKIE, account_tag(account_id), max_age=lifetime, httponly=False,
+            secure=secure, samesite="Lax", path="/",
+        )
+    response.headers["Cache-Control"] = "no-store"
 
 
 def clear_session_cookies(response) -> None:
-    for name in (ACCESS_COOKIE, REFRESH_COOKIE):
-        response.delete_cookie(name, path="/")
+    for name in (ACCESS_COOKIE, REFRESH_COOKIE, ACCOUNT_COOKIE):
+        response.delete_cookie(name, path="/", secure=bool(current_app.config["HTTPS"]),
+                               samesite="Lax")
+    response.headers["Cache-Control"] = "no-store"
 
 
 def login_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Any]:

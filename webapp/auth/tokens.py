@@ -48,7 +48,7 @@ class Principal:
 
     @property
     def is_staff(self) -> bool:
-        return self.role in ("staff", "admin")
+        return self.role in ("staff", "manager", "admin")
 
     @property
     def is_member(self) -> bool:

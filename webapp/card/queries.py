@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    bindparam,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 
 from webapp.database.schema import accounts, cards, ledger, stores, wallets
 
@@ -84,6 +96,63 @@ def live_version(conn: Connection, wallet_id: int) -> tuple[int, int]:
 def rotate_code_secret(conn: Connection, card_id: int, secret: str) -> None:
     """A new rotating-code secret: codes from a cached card or pass stop working."""
     conn.execute(update(cards).where(cards.c.id == card_id).values(code_secret=secret))
+
+
+def _typed_null(column: Any) -> Any:
+    # The union's column types come from its first SELECT: a typed NULL keeps the
+    # result processing (SQLite's datetimes are text until the type parses them).
+    return type_coerce(null(), column.type)
+
+
+# The whole card page in one statement: the active cards with the shared balance
+# (kind 0), then the newest ledger rows of their wallet (kind 1). Two statements cost two
+# round trips; on this PyMySQL stack a round trip is the price of a page (docs/performance.md).
+_ACCOUNT_WALLETS = select(cards.c.wallet_id).where(
+    cards.c.account_id == bindparam("account_id"), ACTIVE
+)
+_HISTORY_ROWS = (
+    select(literal(1).label("part"), ledger.c.id, _typed_null(cards.c.number).label("number"),
+           cards.c.display_name, _typed_null(cards.c.code_secret).label("code_secret"),
+           _typed_null(cards.c.slot).label("slot"), ledger.c.wallet_id,
+           _typed_null(wallets.c.balance).label("balance"), ledger.c.kind, ledger.c.coins,
+           ledger.c.created_at, stores.c.name.label("store_name"))
+    .outerjoin(cards, cards.c.id == ledger.c.card_id)
+    .outerjoin(stores, stores.c.id == ledger.c.store_id)
+    .where(ledger.c.wallet_id.in_(_ACCOUNT_WALLETS))
+    .order_by(ledger.c.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+    .subquery("history")
+)
+_CARD_PAGE = union_all(
+    select(literal(0).label("part"), cards.c.id, cards.c.number, cards.c.display_name,
+           cards.c.code_secret, cards.c.slot, wallets.c.id.label("wallet_id"), wallets.c.balance,
+           _typed_null(ledger.c.kind).label("kind"), _typed_null(ledger.c.coins).label("coins"),
+           _typed_null(ledger.c.created_at).label("created_at"),
+           _typed_null(stores.c.name).label("store_name"))
+    .join(wallets, wallets.c.id == cards.c.wallet_id)
+    .where(cards.c.account_id == bindparam("account_id"), ACTIVE),
+    select(*_HISTORY_ROWS.c),
+)
+
+
+def card_page(conn: Connection, account_id: int, limit: int) -> tuple[list[dict[str, Any]],
+                                                                      list[dict[str, Any]]]:
+    """Active cards (by slot, each with the shared balance) and the newest ``limit``
+    ledger rows of their wallet, in one round trip. When the cards do not share one
+    wallet (never today) the history is for all of them: the caller checks."""
+    found: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for row in conn.execute(_CARD_PAGE, {"account_id": account_id, "limit": limit}).mappings():
+        if row["part"] == 0:
+            found.append({k: row[k] for k in ("id", "number", "display_name", "code_secret",
+                                              "slot", "wallet_id", "balance")})
+        else:
+            history.append({"id": row["id"], "kind": row["kind"], "coins": row["coins"],
+                            "created_at": row["created_at"], "card_name": row["display_name"],
+                            "store_name": row["store_name"]})
+    found.sort(key=lambda card: card["slot"])
+    history.sort(key=lambda entry: entry["id"], reverse=True)
+    return found, history
 
 
 def cards_with_balance(conn: Connection, account_id: int) -> list[dict[str, Any]]:

@@ -3,16 +3,18 @@ conditional endpoint its script polls so a till's earn shows without a click."""
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, request
+from flask import Blueprint, current_app, make_response, request
 from jinja2_fragments.flask import render_block
 
 from webapp.auth.session import (
+    ACCOUNT_COOKIE,
+    account_tag,
     clear_session_cookies,
     current_principal,
     login_required,
     redirect_to_login,
 )
-from webapp.pages import render_page
+from webapp.pages import is_htmx_partial_request, render_page
 
 from . import services
 from .numbers import format_card_number
@@ -21,11 +23,14 @@ from .qr import card_qr_svg
 bp = Blueprint("card", __name__)
 
 CARD_COOKIE = "card"
+# Whose card this page is: the service worker keys the offline copy by it (sw.js).
+ACCOUNT_HEADER = "X-Loyalty-Account"
 
 
 def _chosen_card_id() -> int | None:
     raw = request.args.get("card") or request.cookies.get(CARD_COOKIE)
-    return int(raw) if raw and raw.isdigit() and len(raw) < 19 else None
+    # ASCII digits only: str.isdigit() also accepts "²" and "①", which int() refuses.
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 def _signed_out():
@@ -40,6 +45,7 @@ def _signed_out():
 @login_required
 def show():
     principal = current_principal()
+    account = account_tag(principal.account_id)
     try:
         view = services.card_view(principal, _chosen_card_id(),
                                   causal=bool(request.args.get("fresh")))
@@ -47,13 +53,25 @@ def show():
         return _signed_out()
     body = render_page(
         "card/card.html", partial="history", view=view, qr_svg=card_qr_svg(view.card["number"]),
-        number=format_card_number(view.card["number"]),
+        number=format_card_number(view.card["number"]), account=account,
+        account_cookie=ACCOUNT_COOKIE,
     )
     response = make_response(body)
-    # The chosen card sticks, so the installed app opens on the card last shown.
+    # The chosen card sticks, so the installed app opens on the card last shown. Secure
+    # as configured: behind a TLS-terminating proxy the request itself looks like HTTP.
     response.set_cookie(CARD_COOKIE, str(view.card["id"]), max_age=365 * 86400,
-                        httponly=True, samesite="Lax", secure=request.is_secure)
-    response.headers["Cache-Control"] = "private, no-cache"
+                        httponly=True, samesite="Lax",
+                        secure=bool(current_app.config["HTTPS"]))
+    response.headers[ACCOUNT_HEADER] = account
+    # Signed in: never stored (the back/forward cache must not bring the card back).
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")  # one URL, two bodies: the page and its partial
+    if is_htmx_partial_request():
+        # The balance refresh revalidates: unchanged, it costs a 304 and no body. (The
+        # ETag hashes the body; Flask-Compress suffixes it and answers 304 itself for a
+        # compressed body.)
+        response.add_etag()
+        response.make_conditional(request)
     return response
 
 

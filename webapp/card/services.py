@@ -29,8 +29,8 @@ class CardView:
 
 
 def card_view(principal: Principal, card_id: int | None, *, causal: bool = False) -> CardView:
-    """One read transaction for the whole page: two narrow queries (cards with the
-    wallet's balance, then the recent history), the fewest round trips that can serve it.
+    """One read transaction for the whole page. The owner's page is one statement (the
+    cards with the wallet's balance and the recent history, ``queries.card_page``).
 
     A family member's own sign-in sees only their card and their own transactions (the
     balance is the family's); once the owner revoked it there is no card:
@@ -45,13 +45,17 @@ def card_view(principal: Principal, card_id: int | None, *, causal: bool = False
             chosen = cards[0]
             history = queries.member_activity(conn, chosen["wallet_id"], chosen["id"],
                                               HISTORY_LENGTH)
+            balance, last_id = queries.live_version(conn, chosen["wallet_id"])
         else:
-            cards = queries.cards_with_balance(conn, principal.account_id)
+            cards, history = queries.card_page(conn, principal.account_id, HISTORY_LENGTH)
             if not cards:
                 raise NoCard("This account has no card.")
             chosen = next((c for c in cards if c["id"] == card_id), cards[0])
-            history = queries.recent_activity(conn, chosen["wallet_id"], HISTORY_LENGTH)
-        balance, last_id = queries.live_version(conn, chosen["wallet_id"])
+            if any(c["wallet_id"] != chosen["wallet_id"] for c in cards):
+                # Cards on different wallets: the union's history mixes them; ask for this one.
+                history = queries.recent_activity(conn, chosen["wallet_id"], HISTORY_LENGTH)
+            # The history is the wallet's newest rows, so its first id is the live version's.
+            balance, last_id = chosen["balance"], (history[0]["id"] if history else 0)
         return CardView(cards, chosen, balance, history,
                         live_etag(chosen["id"], balance, last_id))
 

@@ -89,13 +89,43 @@ class Database:
 
     @property
     def engine(self) -> Engine:
-        """The engine that migrations and demo seeding use."""
-        return self._router.schema_engine()
+        """The engine migrations and test resets use: the schema owner's
+        (``SCHEMA_DATABASE_URL``) when one is configured, else the app's own."""
+        owner = self._schema_owner_engine()
+        return owner if owner is not None else self._router.schema_engine()
+
+    @property
+    def separate_schema_owner(self) -> bool:
+        """True when migrations run as another account than the app (MySQL/MariaDB)."""
+        return self._schema_owner_engine() is not None
 
     def dispose(self) -> None:
         router = self._app_router() or self.router
         if router is not None:
             router.dispose()
+        if has_app_context():
+            owner = current_app.extensions.pop("loyalty_db.schema_owner", None)
+            if owner is not None:
+                owner.dispose()
+
+    @staticmethod
+    def _schema_owner_engine() -> Engine | None:
+        if not has_app_context():
+            return None
+        url = current_app.config.get("SCHEMA_DATABASE_URL")
+        if not url:
+            return None
+        extensions = current_app.extensions
+        if "loyalty_db.schema_owner" not in extensions:
+            # Migrations are one-off: no pool to speak of, and no statement timeout that
+            # would cut a long ALTER short.
+            extensions["loyalty_db.schema_owner"] = make_engine(
+                url,
+                {**current_app.config, "DB_STATEMENT_TIMEOUT": None},
+                pool_size=1,
+                max_overflow=2,
+            )
+        return extensions["loyalty_db.schema_owner"]
 
     @property
     def _router(self) -> Router:

@@ -89,6 +89,7 @@ class Cluster:
         preference: str | Sequence[str] | None = None,
         interval: float = 1.0,
         probe_timeout: float = 2.0,
+        stall_timeout: float | None = None,
         max_backoff: float | None = None,
     ) -> None:
         if kind not in (*KINDS, "auto"):
@@ -104,12 +105,16 @@ class Cluster:
         self.members: list[Member] = sorted(members, key=lambda m: m.rank)
         self.interval = max(0.05, float(interval))
         self.probe_timeout = probe_timeout
+        # A probe is a few status reads: one still unanswered after this means a stalled
+        # member, and routing should not wait for the socket timeout to say so.
+        self.stall_timeout = min(probe_timeout, stall_timeout or probe_timeout)
         self.max_backoff = (
             max_backoff
             if max_backoff is not None
             else max(self.interval, min(5.0, 10 * self.interval))
         )
         self.history: collections.deque[StateChange] = collections.deque(maxlen=500)
+        self.writable_at: float | None = None  # when a probe last found a member up
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -117,7 +122,7 @@ class Cluster:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._inflight: set[str] = set()
+        self._inflight: dict[str, float] = {}  # member name -> when its probe was sent
         self._listeners: list[Callable[[StateChange], None]] = []
         for member in self.members:
             self._set_session_defaults_on_connect(member.engine)
@@ -139,6 +144,12 @@ class Cluster:
         """True while some member's state is unconfirmed (a probe is on its way)."""
         with self._lock:
             return any(m.state is MemberState.SUSPECT for m in self.members)
+
+    def writable_within(self, seconds: float) -> bool:
+        """True when a probe found a member ``up`` less than ``seconds`` ago: no member
+        takes writes now, but the cluster had quorum a moment ago (a view change)."""
+        with self._lock:
+            return self.writable_at is not None and time.monotonic() - self.writable_at < seconds
 
     def wait_for_change(self, timeout: float) -> None:
         """Blocks until the next probe result (or ``timeout``)."""
@@ -268,6 +279,8 @@ class Cluster:
             else:
                 member.failures = 0
                 member.next_check_at = now + self.interval
+            if health.state is MemberState.UP:
+                self.writable_at = now
             self._transition(member, health.state, health.error)
             self._changed.notify_all()
 
@@ -319,10 +332,13 @@ class Cluster:
                     if m.next_check_at <= now and m.name not in self._inflight
                 ]
                 for member in due:
-                    self._inflight.add(member.name)
+                    self._inflight[member.name] = now
                 for member in self.members:
-                    if member.name not in self._inflight:
+                    sent = self._inflight.get(member.name)
+                    if sent is None:
                         next_due = min(next_due, member.next_check_at)
+                    elif not self._suspect_if_stalled(member, now - sent):
+                        next_due = min(next_due, sent + self.stall_timeout)
             for member in due:
                 try:
                     self._pool().submit(self._probe_in_background, member)
@@ -338,8 +354,20 @@ class Cluster:
             log.exception("health probe of %s failed unexpectedly", member.name)
         finally:
             with self._lock:
-                self._inflight.discard(member.name)
+                self._inflight.pop(member.name, None)
             self._wake.set()
+
+    def _suspect_if_stalled(self, member: Member, waited: float) -> bool:
+        """Marks a serving member whose probe has waited ``stall_timeout`` suspect (under
+        the lock). True once the probe is overdue, whatever the member's state."""
+        if waited < self.stall_timeout:
+            return False
+        if member.state in (MemberState.UP, MemberState.READ_ONLY):
+            reason = f"health probe unanswered for {waited:.1f}s"
+            member.error = reason
+            self._transition(member, MemberState.SUSPECT, reason)
+            self._changed.notify_all()
+        return True
 
     def close(self) -> None:
         """Stop the checker, close probe connections and every member's pool."""

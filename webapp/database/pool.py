@@ -18,8 +18,9 @@ def make_engine(url: str, config: Mapping[str, Any], **overrides: Any) -> Engine
         return _sqlite_engine(url)
     connect_args = {
         "connect_timeout": config.get("DB_CONNECT_TIMEOUT", 2),
-        "read_timeout": config.get("DB_READ_TIMEOUT", 10),
-        "write_timeout": config.get("DB_WRITE_TIMEOUT", 10),
+        # A frozen member answers nothing: this bounds what it costs one statement.
+        "read_timeout": config.get("DB_STATEMENT_TIMEOUT", 3),
+        "write_timeout": config.get("DB_STATEMENT_TIMEOUT", 3),
         "charset": "utf8mb4",
         # READ COMMITTED is what GR recommends for multi-primary; balance changes never
         # rely on snapshot reads, they are single conditional UPDATEs.
@@ -28,7 +29,12 @@ def make_engine(url: str, config: Mapping[str, Any], **overrides: Any) -> Engine
         "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     }
     options: dict[str, Any] = {
-        "pool_pre_ping": True,
+        # No ping per checkout (it was a quarter of a card page's round trips). A pooled
+        # connection the server dropped fails on its first statement instead: the
+        # dialect's is_disconnect (plus _flag_disconnects below) invalidates it and every
+        # older pooled connection, and the router runs the transaction again on a fresh
+        # connection to the same member before it suspects the member (routing.py).
+        "pool_pre_ping": bool(config.get("DB_POOL_PRE_PING", False)),
         # About one connection per gunicorn thread; more only queues work on the server.
         "pool_size": config.get("DB_POOL_SIZE", 8),
         "max_overflow": config.get("DB_POOL_OVERFLOW", 4),
@@ -42,7 +48,27 @@ def make_engine(url: str, config: Mapping[str, Any], **overrides: Any) -> Engine
     engine = sqlalchemy.create_engine(url, **options)
     if options.get("pool_reset_on_return", "rollback") is None:
         _reset_only_open_transactions(engine)
+    _flag_disconnects(engine)
     return engine
+
+
+# Errors after which a connection is worth nothing, though PyMySQL's dialect does not
+# call them disconnects: a Galera node that left the Primary component (1047) answers
+# every statement, even ROLLBACK, with it; 2003/2002/2055 are sockets that never were.
+_DEAD_CONNECTION_CODES = {1047, 2002, 2003, 2006, 2013, 2014, 2055}
+
+
+def _flag_disconnects(engine: Engine) -> None:
+    """Mark those errors as disconnects, so SQLAlchemy invalidates the connection and the
+    pool (every connection checked out before it is replaced on its next checkout)."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if context.is_disconnect:
+            return
+        args = getattr(context.original_exception, "args", ())
+        if args and args[0] in _DEAD_CONNECTION_CODES:
+            context.is_disconnect = True
 
 
 def _reset_only_open_transactions(engine: Engine) -> None:

@@ -8,7 +8,9 @@ Member states (``MemberState``):
 ``up``
     In the primary component / group majority and accepts writes.
 ``suspect``
-    A request just failed on it (or it was never probed); the checker is confirming.
+    A request just failed on it, its probe has gone unanswered for longer than the
+    cluster's ``stall_timeout`` (a frozen or overloaded member: a TCP connection that
+    stays open but answers nothing), or it was never probed; the checker is confirming.
 ``down``
     Cannot be reached. Probed again with exponential backoff.
 ``joining``

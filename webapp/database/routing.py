@@ -22,9 +22,12 @@ protocol). For each transaction it
 
    Retries are bounded by ``DB_RETRY_BUDGET`` extra attempts and ``DB_RETRY_TIME_BUDGET``
    seconds (10 by default), one :class:`~webapp.database.retry.RetryPolicy` that a
-   single database (a one-member cluster, :mod:`webapp.database.single`) shares. When no
-   member can take the transaction -- quorum lost, every member down -- or the budget
-   runs out, :class:`webapp.errors.ServiceUnavailable` is raised (HTTP 503 +
+   single database (a one-member cluster, :mod:`webapp.database.single`) shares. A frozen
+   member costs one ``DB_STATEMENT_TIMEOUT`` (the work engines' socket timeout, 3 s)
+   before the work moves on. When no member can take the transaction -- quorum lost,
+   every member down -- the router first waits while a probe verdict is pending or a
+   member was writable less than ``DB_QUORUM_GRACE`` ago (a view change); then, or when
+   the budget runs out, :class:`webapp.errors.ServiceUnavailable` is raised (HTTP 503 +
    Retry-After, a friendly page): refused, nothing happened.
 
 **The contract with callers: only work that is safe to repeat is repeated blindly.**
@@ -80,8 +83,8 @@ connection is always discarded. A connection whose member failed is invalidated 
 
 Each attempt is a span ``db.transaction <name>`` with ``loyalty.db.member``/``region``/
 ``attempt``; counters ``loyalty.db.failovers``, ``loyalty.db.retries`` (``reason``:
-``conflict``, ``member_unavailable``, ``commit_unknown``), ``loyalty.db.conflicts``,
-``loyalty.db.unavailable``, ``loyalty.db.stale_reads``; the cluster adds
+``conflict``, ``member_unavailable``, ``commit_unknown``, ``reconnect``),
+``loyalty.db.conflicts``, ``loyalty.db.unavailable``, ``loyalty.db.stale_reads``; the cluster adds
 ``loyalty.db.member_state_changes`` and the gauge ``loyalty.db.member.state``. The
 same numbers are kept in-process in :class:`RouterStats` (``router.stats``). After each
 transaction ``flask.g.db_member`` names the member that served it.
@@ -149,6 +152,7 @@ class Members(Protocol):
     def candidates(self, *, write: bool) -> list[Member]: ...
     def stale_candidates(self) -> list[Member]: ...
     def unsettled(self) -> bool: ...
+    def writable_within(self, seconds: float) -> bool: ...
     def wait_for_change(self, timeout: float) -> None: ...
     def report_failure(self, member: Member, error: BaseException) -> object: ...
     def status(self) -> list[dict[str, Any]]: ...
@@ -213,9 +217,11 @@ class ClusterRouter:
         *,
         policy: RetryPolicy | None = None,
         allow_stale_reads: bool = False,
+        quorum_grace: float = 3.0,
     ) -> None:
         self.cluster = cluster
         self.policy = policy or RetryPolicy()
+        self.quorum_grace = float(quorum_grace)
         self.allow_stale_reads = allow_stale_reads
         self.stats = RouterStats()
 
@@ -238,11 +244,25 @@ class ClusterRouter:
             preference=config.get("REGION_PREFERENCE"),
             interval=interval,
             probe_timeout=float(min(2, config.get("DB_CONNECT_TIMEOUT") or 2)),
+            stall_timeout=float(config.get("HEALTH_CHECK_TIMEOUT") or 1.0),
         )
+        policy = RetryPolicy.from_config(config)
+        time_budget = policy.time_budget
+        statement_timeout = float(config.get("DB_STATEMENT_TIMEOUT") or 3)
+        if time_budget < 2 * statement_timeout + float(config.get("DB_CONNECT_TIMEOUT") or 2):
+            # A transaction stuck on a frozen member waits one statement timeout; if that
+            # spends the budget, it is refused instead of being retried elsewhere.
+            log.warning(
+                "DB_RETRY_TIME_BUDGET %.1fs leaves no room to fail over after a "
+                "DB_STATEMENT_TIMEOUT of %.1fs",
+                time_budget,
+                statement_timeout,
+            )
         return cls(
             cluster,
-            policy=RetryPolicy.from_config(config),
+            policy=policy,
             allow_stale_reads=bool(config.get("ALLOW_STALE_READS", False)),
+            quorum_grace=float(config.get("DB_QUORUM_GRACE", 3.0)),
         )
 
     @property
@@ -284,9 +304,14 @@ class ClusterRouter:
             if member is None:
                 member, stale = self._choose(write=tx.write, causal=tx.causal, avoid=tx.failed)
                 if member is None:
-                    if self.cluster.unsettled() and tx.remaining() > 0:
-                        # A member just failed and its probe is on the way: wait for the
-                        # verdict rather than refuse while a healthy one may be there.
+                    if tx.remaining() > 0 and (
+                        self.cluster.unsettled()
+                        or self.cluster.writable_within(self.quorum_grace)
+                    ):
+                        # A member just failed and its probe is on the way, or the whole
+                        # cluster was writable a moment ago (a view change: a resuming
+                        # member can cost every node its Primary component for ~1 s): wait
+                        # for the verdict rather than refuse while quorum may be back.
                         self.cluster.wait_for_change(min(tx.remaining(), self.cluster.interval))
                         continue
                     self._refuse(tx, tx.last_error)
@@ -306,6 +331,17 @@ class ClusterRouter:
                 if failure is Failure.PERMANENT:
                     raise
                 tx.last_error = error
+                if _stale_pooled_connection(error, tx):
+                    # No pool ping: a connection the server closed while it sat in the
+                    # pool fails here, before COMMIT. The pool is invalidated already;
+                    # try the same member once on a fresh connection before suspecting
+                    # it (a dead member refuses the connect and fails over below).
+                    tx.reconnected = True
+                    self.stats.retried("reconnect")
+                    _retries.add(
+                        1, {"reason": "reconnect", "member": member.name, "region": member.region}
+                    )
+                    continue
                 if failure is Failure.CONFLICT:
                     tx.conflicts += 1
                     self.stats.add(conflicts=1)
@@ -482,6 +518,7 @@ class _Transaction:
     served_by: str | None = None
     committing: bool = False  # the unit of work returned; COMMIT is on its way
     outcome_unknown: bool = False  # some attempt's COMMIT was sent and its answer lost
+    reconnected: bool = False  # already ran again once after a dropped pooled connection
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -536,6 +573,17 @@ def _reset(conn: Connection, statements: list[str]) -> None:
         with contextlib.suppress(Exception):
             conn.invalidate()
         raise
+
+
+def _stale_pooled_connection(error: BaseException, tx: _Transaction) -> bool:
+    """The first disconnect of a transaction, before its COMMIT was sent: what the pool's
+    ping used to catch at checkout. Only once: a second one means the member."""
+    return (
+        not tx.reconnected
+        and not tx.committing
+        and isinstance(error, sa_exc.DBAPIError)
+        and error.connection_invalidated
+    )
 
 
 def _discard_if_member_failed(conn: Connection, error: BaseException) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.dialects import mysql
 
@@ -40,6 +43,10 @@ metadata = MetaData(
 Id = BigInteger().with_variant(Integer(), "sqlite")
 # Microsecond timestamps on MySQL/MariaDB, so history orders the way it happened.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# Compared byte for byte everywhere: MySQL/MariaDB's default collations would call
+# "jose@" and "josé@" the same address, SQLite would not.
+EmailKey = String(254).with_variant(mysql.VARCHAR(254, collation="utf8mb4_bin"), "mysql",
+                                    "mariadb")
 
 
 def _id() -> Column:
@@ -50,7 +57,11 @@ accounts = Table(
     "accounts",
     metadata,
     _id(),
-    Column("email", String(254), nullable=False, unique=True),
+    # The address as given; the identity is email_key (webapp.auth.emails), unique. Null
+    # only for an account the 0002 migration found sharing its address with an older
+    # one: it waits for an operator (see docs/security.md).
+    Column("email", String(254), nullable=False),
+    Column("email_key", EmailKey, nullable=True, unique=True),
     Column("name", String(80), nullable=False),
     Column("password_hash", String(255), nullable=False),
     Column("home_region", String(2), nullable=False),
@@ -66,6 +77,12 @@ accounts = Table(
     # role "member": a family member's own sign-in, showing only this card of the
     # owner's wallet; NULL for everyone else and once the owner revoked the access.
     Column("member_card_id", Id, nullable=True),
+    # An admin's scope: one region, or NULL for the whole chain (docs/staff.md).
+    Column("admin_region", String(2), nullable=True),
+    # Staff accounts are disabled, never deleted: the ledger and the audit log name them.
+    Column("disabled_at", Timestamp, nullable=True),
+    # Set with a temporary password (a new or reset staff account): changed at sign-in.
+    Column("must_change_password", Boolean, nullable=False, server_default=false()),
 )
 
 wallets = Table(
@@ -99,6 +116,8 @@ cards = Table(
     # after a lost COMMIT answer, or sending it again, finds this card instead of adding
     # a second one. NULL for holders' cards.
     Column("request_id", String(64), nullable=True),
+    # A lost phone: support blocks the card and the till refuses it.
+    Column("blocked_at", Timestamp, nullable=True),
     UniqueConstraint("account_id", "slot"),
     CheckConstraint(f"slot IS NULL OR (slot >= 0 AND slot <= {FAMILY_SLOTS})", name="slot_range"),
 )
@@ -113,6 +132,12 @@ stores = Table(
     Column("currency", String(3), nullable=False),
     # Money (in minor units: cents, paise) that earns one coin; earning rounds down.
     Column("minor_per_coin", Integer, nullable=False),
+    # Optimistic locking: a console edit names the version it was made from.
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    # Per-store limits for baristas; NULL means the configured default.
+    Column("max_purchase_minor", BigInteger, nullable=True),
+    Column("coins_per_hour", Integer, nullable=True),
     CheckConstraint("minor_per_coin > 0", name="rate_positive"),
 )
 
@@ -139,6 +164,11 @@ ledger = Table(
     Column("reverses_id", Id, nullable=True, unique=True),
     Column("balance_after", BigInteger, nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    # Why staff moved coins (adjustments, support reversals) and, for an adjustment, the
+    # text the customer sees in their history.
+    Column("reason", String(200), nullable=True),
+    Column("label", String(80), nullable=True),
+    Column("reward_id", Id, nullable=True),  # a redemption of a catalogue reward
 )
 
 used_codes = Table(
@@ -272,6 +302,51 @@ family_invites = Table(
     Column("member_account_id", Id, nullable=True),
 )
 
+rewards = Table(
+    "rewards",
+    metadata,
+    _id(),
+    Column("region", String(2), nullable=False),
+    Column("name", String(60), nullable=False),
+    Column("coins", Integer, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("sort", Integer, nullable=False, server_default="0"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    CheckConstraint("coins > 0", name="coins_positive"),
+    UniqueConstraint("region", "name"),
+)
+
+# Append-only (database triggers refuse UPDATE and DELETE). Customers appear by id only.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _id(),
+    Column("created_at", Timestamp, nullable=False),
+    Column("actor_id", Id, nullable=True),
+    Column("actor_role", String(10), nullable=True),
+    Column("action", String(40), nullable=False),
+    Column("region", String(2), nullable=True),
+    Column("store_id", Id, nullable=True),
+    Column("subject_id", Id, nullable=True),  # the customer account concerned
+    Column("target", String(80), nullable=True),  # e.g. "store:5", "ledger:17"
+    Column("client_ip", String(45), nullable=True),
+    Column("details", Text, nullable=True),  # JSON: reason, before/after
+    Column("event_key", String(120), nullable=False, unique=True),
+)
+
 Index("ix_ledger_wallet_history", ledger.c.wallet_id, ledger.c.id)
 Index("uq_cards_account_request", cards.c.account_id, cards.c.request_id, unique=True)
 Index("uq_accounts_member_card_id", accounts.c.member_card_id, unique=True)
+Index("ix_ledger_store_created", ledger.c.store_id, ledger.c.created_at)
+Index("ix_ledger_staff_created", ledger.c.staff_id, ledger.c.created_at)
+Index("ix_audit_log_created", audit_log.c.created_at)
+Index("ix_audit_log_actor", audit_log.c.actor_id, audit_log.c.created_at)
+Index("ix_audit_log_store", audit_log.c.store_id, audit_log.c.created_at)
+
+# Tables that only ever grow: coins move by appending rows, never by changing or
+# removing one. The application's database account may only INSERT and SELECT on them
+# (webapp/database/privileges.py grants the rest of the schema in full), and triggers
+# refuse UPDATE and DELETE for every account (migration 0002_chaos). A new append-only table
+# joins by adding its name here and a migration that creates its triggers
+# (the audit log's are in migration 0005_console).
+APPEND_ONLY = ("ledger", "used_codes", "audit_log")

@@ -52,6 +52,10 @@ class SingleDatabase:
     def unsettled(self) -> bool:
         return False
 
+    def writable_within(self, seconds: float) -> bool:
+        del seconds  # one database: no quorum to wait for
+        return False
+
     def wait_for_change(self, timeout: float) -> None:
         del timeout
 

@@ -4,9 +4,9 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
 
-from webapp.auth.forms import NAME_PATTERN, PageForm
 from webapp.clock import utcnow
 from webapp.family.services import new_request_id
+from webapp.forms import NameRule, PageForm
 
 
 def _not_in_future(form: FlaskForm, field: DateField) -> None:
@@ -22,7 +22,7 @@ class MemberForm(PageForm):
         validators=[
             DataRequired(),
             Length(max=60),
-            Regexp(NAME_PATTERN, message="Use letters, numbers and spaces, without < or >."),
+            NameRule(),
         ],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )

@@ -11,7 +11,7 @@ from webapp.auth.session import (
     current_principal,
     login_required,
     owner_required,
-    set_session_cookies,
+    start_session,
 )
 from webapp.card.qr import link_qr_svg
 from webapp.errors import AppError, Forbidden, OutcomeUnknown
@@ -169,7 +169,7 @@ def join(token: str):
             error = failure.detail
         else:
             response = redirect(url_for("card.show"))
-            set_session_cookies(response, tokens.issue_token_pair(account))
+            start_session(response, tokens.issue_token_pair(account))
             return response
     status = 409 if error else (422 if form.errors else 200)
     response = make_response(render_page("family/join.html", form=form, card=card,

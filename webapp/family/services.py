@@ -14,7 +14,7 @@ from webapp.card import queries
 from webapp.card.numbers import new_card_number, new_code_secret
 from webapp.clock import utcnow
 from webapp.database import RetryTransaction, after_unknown_commit
-from webapp.errors import Conflict, FamilyFull, IdempotencyMismatch, NotFound
+from webapp.errors import Conflict, FamilyFull, IdempotencyMismatch, NotFound, Unauthorized
 from webapp.extensions import db
 
 from . import invites
@@ -67,7 +67,9 @@ def add(account_id: int, name: str, birthday: date | None, request_id: str | Non
         free = [slot for slot in range(1, limit + 1) if slot not in taken]
         if not free:
             raise FamilyFull(f"A family can have at most {limit} members besides you.")
-        holder = next(card for card in cards if card["slot"] == 0)
+        holder = next((card for card in cards if card["slot"] == 0), None)
+        if holder is None:  # a valid token outlived its account
+            raise Unauthorized("This account no longer exists. Please sign in.")
         values = {
             "account_id": account_id, "wallet_id": holder["wallet_id"], "slot": free[0],
             "number": new_card_number(), "display_name": name, "birthday": birthday,

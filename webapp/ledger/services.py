@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -31,6 +31,7 @@ from webapp.clock import utcnow
 from webapp.database import RetryTransaction, after_unknown_commit
 from webapp.errors import (
     AlreadyReversed,
+    CardBlocked,
     CardCodeRejected,
     ConfirmationRequired,
     Conflict,
@@ -193,6 +194,9 @@ def scan(conn: Connection, scanned_text: str, *, now: float | None = None) -> Sc
     card = queries.card_by_number(conn, scanned.number)
     if card is None:
         raise NotFound("No active card with that number.")
+    if card.get("blocked_at") is not None:
+        raise CardBlocked("This card is blocked (reported lost). Nothing was booked: the "
+                          "customer can get a new card number from support.")
     step = None
     if scanned.is_rotating:
         step = codes.matching_step(card["code_secret"], scanned.code, now)
@@ -261,7 +265,7 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
 
 def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
            staff_id: int | None, confirmed: bool = False,
-           legacy_keys: Sequence[str] = ()) -> Receipt:
+           legacy_keys: Sequence[str] = (), reward_id: int | None = None) -> Receipt:
     """Spends whole coins from the shared wallet of the scanned card.
 
     A rotating code's step is recorded with the redemption, so the same code (say, a
@@ -273,7 +277,10 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
             or not 0 < coins <= MAX_REDEEM_COINS):
         raise ValidationFailed(
             {"coins": [f"Enter whole coins above 0 and at most {MAX_REDEEM_COINS:,}."]})
-    digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins)
+    # The reward joins the hash only when there is one, so requests stored before
+    # rewards existed still replay.
+    extra = {"reward": reward_id} if reward_id is not None else {}
+    digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins, **extra)
     needs_confirmation = current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]
     attempts = _Attempts()
 
@@ -294,7 +301,7 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
         now = utcnow()
         entry = attempts.wrote(_append(
             conn, wallet_id=scanned.wallet_id, delta=-coins, now=now, kind="redeem",
-            card_id=scanned.card_id, amount_minor=None, currency=None,
+            card_id=scanned.card_id, amount_minor=None, currency=None, reward_id=reward_id,
             store_id=store["id"], region=store["region"], staff_id=staff_id,
             idempotency_key=key, request_hash=digest,
         ))
@@ -311,11 +318,15 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
 
 
 def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
-            store_code: str | None = None, legacy_keys: Sequence[str] = ()) -> Receipt:
-    """A compensating row for an earn or redeem, once, within the reversal window."""
+            store_code: str | None = None, legacy_keys: Sequence[str] = (),
+            window: timedelta | None = None, reason: str | None = None,
+            check: Callable[[dict[str, Any]], None] | None = None) -> Receipt:
+    """A compensating row for an earn or redeem, once, within the reversal window
+    (``window``: a manager's is longer). ``check`` sees the original entry inside the
+    transaction and may refuse it (the rulebook's store check)."""
     key = _check_key(idempotency_key)
     digest = _request_hash(kind="reversal", reverses=transaction_id)
-    window = current_app.config["REVERSAL_WINDOW"]
+    window = window or current_app.config["REVERSAL_WINDOW"]
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
@@ -326,8 +337,10 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
         original = queries.entry_by_id(conn, transaction_id)
         if original is None:
             raise NotFound("No such transaction.")
-        if original["kind"] not in ("earn", "redeem"):
-            raise Conflict("Only earns and redemptions can be reversed.")
+        if check is not None:
+            check(original)
+        if original["kind"] not in ("earn", "redeem", "adjustment"):
+            raise Conflict("Only earns, redemptions and adjustments can be reversed.")
         if queries.reversal_of(conn, transaction_id) is not None:
             raise AlreadyReversed("This transaction was already reversed.")
         now = utcnow()
@@ -341,6 +354,7 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
                 currency=None, store_id=store["id"] if store else original["store_id"],
                 region=store["region"] if store else original["region"], staff_id=staff_id,
                 idempotency_key=key, request_hash=digest, reverses_id=transaction_id,
+                reason=reason,
             ))
         except InsufficientCoins as error:
             raise InsufficientCoins(
@@ -351,6 +365,38 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
     # Idempotent: a second run finds the first one's row by its key (before it would
     # find the transaction "already reversed").
     return _recorded(db.write(work, name="ledger.reverse", idempotent=True))
+
+
+def adjust(*, wallet_id: int, coins: int, reason: str, label: str, idempotency_key: str,
+           staff_id: int | None, store_code: str | None, region: str) -> Receipt:
+    """A support correction of ``coins`` (+ or -) with the staff-facing ``reason`` and the
+    ``label`` the customer sees in their history. Never below zero."""
+    key = _check_key(idempotency_key)
+    if (not isinstance(coins, int) or isinstance(coins, bool) or coins == 0
+            or abs(coins) > MAX_REDEEM_COINS):
+        raise ValidationFailed({"coins": ["Enter whole coins, not 0 (use - to take away)."]})
+    digest = _request_hash(kind="adjustment", wallet=wallet_id, coins=coins, reason=reason,
+                           label=label)
+    attempts = _Attempts()
+
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest, attempts)
+        if replay:
+            return replay
+        store = queries.store_by_code(conn, store_code) if store_code else None
+        try:
+            entry = attempts.wrote(_append(
+                conn, wallet_id=wallet_id, delta=coins, now=utcnow(), kind="adjustment",
+                card_id=None, amount_minor=None, currency=None,
+                store_id=store["id"] if store else None, region=region, staff_id=staff_id,
+                idempotency_key=key, request_hash=digest, reason=reason, label=label,
+            ))
+        except InsufficientCoins as error:
+            raise InsufficientCoins("The wallet does not hold that many coins.") from error
+        return _receipt(conn, entry, replayed=False, store=store)
+
+    # Idempotent: a second run finds the first one's row by its key.
+    return _recorded(db.write(work, name="ledger.adjust", idempotent=True))
 
 
 def history(wallet_id: int, *, limit: int = 20, before_id: int | None = None,

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app, flash, jsonify, redirect, request, url_for
 
 from webapp.auth import tokens
-from webapp.auth.session import current_principal, login_required, set_session_cookies
+from webapp.auth.session import current_principal, login_required, start_session
 from webapp.errors import AppError
 from webapp.extensions import limiter
 
@@ -62,7 +62,7 @@ def login():
     if account["role"] in ("staff", "admin") and not body.get("next"):
         target = url_for("till.show")
     response = jsonify(redirect=target)
-    set_session_cookies(response, tokens.issue_token_pair(account))
+    start_session(response, tokens.issue_token_pair(account))
     return response
 
 

@@ -6,6 +6,8 @@ import hashlib
 
 from flask import Blueprint, current_app, render_template, send_from_directory, url_for
 
+from webapp.auth.session import ACCOUNT_COOKIE
+from webapp.card.routes import ACCOUNT_HEADER
 from webapp.pages import render_page
 
 bp = Blueprint("pwa", __name__)
@@ -35,7 +37,8 @@ def service_worker():
     static_url = current_app.jinja_env.globals["static_url"]
     urls = [url_for("pwa.offline"), *(static_url(name) for name in SHELL_FILES)]
     version = hashlib.sha256("\n".join(urls).encode()).hexdigest()[:10]
-    body = render_template("pwa/sw.js", shell_urls=urls, shell_version=version)
+    body = render_template("pwa/sw.js", shell_urls=urls, shell_version=version,
+                           account_cookie=ACCOUNT_COOKIE, account_header=ACCOUNT_HEADER)
     response = current_app.response_class(body, mimetype="text/javascript")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"

@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from webapp.database.schema import accounts, cards, ledger, stores, wallets
 
+_STORE_COLUMNS = [column.label(f"store_{column.name}") for column in stores.c]
 # Built once: these run before every till and API transaction (docs/performance.md).
-_HOME_STORE = (select(stores).join(accounts, accounts.c.store_id == stores.c.id)
-               .where(accounts.c.id == bindparam("account_id")))
+# The staff record: one primary-key read joined to the home store.
+_STAFF_RECORD = (
+    select(accounts.c.id, accounts.c.role, accounts.c.name, accounts.c.admin_region,
+           accounts.c.disabled_at, accounts.c.home_region,
+           accounts.c.must_change_password, *_STORE_COLUMNS)
+    .outerjoin(stores, stores.c.id == accounts.c.store_id)
+    .where(accounts.c.id == bindparam("account_id"))
+)
 # Removed cards too: a family card retired yesterday still belongs to the same wallet,
 # but only an active card can be booked on, which the ledger checks.
 _CARD_OWNER = select(cards.c.account_id).where(cards.c.number == bindparam("number"))
 _ENTRY_WITH_OWNER = (
-    select(ledger.c.id, ledger.c.staff_id, ledger.c.wallet_id,
-           wallets.c.account_id.label("wallet_owner"))
+    select(ledger.c.id, ledger.c.staff_id, ledger.c.wallet_id, ledger.c.store_id,
+           ledger.c.region, wallets.c.account_id.label("wallet_owner"))
     .join(wallets, wallets.c.id == ledger.c.wallet_id)
     .where(ledger.c.id == bindparam("entry_id"))
 )
+# Uses ix_ledger_staff_created.
+_COINS_SINCE = select(func.coalesce(func.sum(ledger.c.coins), 0)).where(
+    ledger.c.staff_id == bindparam("staff_id"), ledger.c.created_at >= bindparam("since"),
+    ledger.c.kind == "earn")
+
+
+def staff_record(conn: Connection, account_id: int) -> dict[str, Any] | None:
+    """The account's role, scope and state, with its home store as ``store`` (or None)."""
+    row = conn.execute(_STAFF_RECORD, {"account_id": account_id}).mappings().first()
+    if row is None:
+        return None
+    record = {key: row[key] for key in ("id", "role", "name", "admin_region", "disabled_at",
+                                        "home_region", "must_change_password")}
+    store = {column.name: row[f"store_{column.name}"] for column in stores.c}
+    record["store"] = store if store["id"] is not None else None
+    return record
 
 
 def home_store(conn: Connection, account_id: int) -> dict[str, Any] | None:
-    """The store a staff account works at (accounts.store_id), or None: one joined query."""
-    row = conn.execute(_HOME_STORE, {"account_id": account_id}).mappings().first()
-    return dict(row) if row else None
+    """The store a staff account works at (accounts.store_id), or None."""
+    record = staff_record(conn, account_id)
+    return record["store"] if record else None
 
 
 def card_owner(conn: Connection, number: str) -> int | None:
@@ -34,6 +58,10 @@ def card_owner(conn: Connection, number: str) -> int | None:
 
 
 def entry_with_owner(conn: Connection, entry_id: int) -> dict[str, Any] | None:
-    """A ledger entry's author (staff_id) and the account that owns its wallet."""
+    """A ledger entry's author (staff_id), store, and the account that owns its wallet."""
     row = conn.execute(_ENTRY_WITH_OWNER, {"entry_id": entry_id}).mappings().first()
     return dict(row) if row else None
+
+
+def coins_earned_since(conn: Connection, staff_id: int, since: datetime) -> int:
+    return int(conn.execute(_COINS_SINCE, {"staff_id": staff_id, "since": since}).scalar())

@@ -1,0 +1,315 @@
+"""Console pages. Each view parses its form, calls the console rulebook
+(:mod:`webapp.staff.console`) and renders the answer; a refused or invalid request is
+shown on the same page with its status and changes nothing. Writes redirect after
+success (so reloading never repeats them); money-moving forms carry an idempotency key.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from datetime import date
+from typing import Any
+
+from flask import Response, redirect, request, url_for
+
+from webapp.auth.session import current_principal, staff_required
+from webapp.errors import AppError, ValidationFailed
+from webapp.pages import render_page
+from webapp.staff import console
+from webapp.staff.roles import ROLE_NAMES
+
+from . import bp
+
+
+@bp.after_request
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _errors(error: AppError) -> tuple[str, dict[str, list[str]]]:
+    fields = getattr(error, "errors", None) or {}
+    message = error.detail if not fields else "Please correct the fields marked below."
+    return message, fields
+
+
+def _page(template: str, status: int = 200, **context: Any):
+    actor = console.console_actor(current_principal())
+    return render_page(template, partial="main", actor=actor, roles=ROLE_NAMES,
+                       done=request.args.get("done"), new_key=secrets.token_urlsafe(16),
+                       **context), status
+
+
+def _int(name: str) -> int | None:
+    raw = request.form.get(name, request.args.get(name, ""))
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def _day(name: str) -> date | None:
+    raw = request.args.get(name) or ""
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        raise ValidationFailed({name: ["Use a date like 2026-11-29."]}) from None
+
+
+# -- home and password --------------------------------------------------------------
+
+
+@bp.get("")
+@staff_required
+def index():
+    console.console_actor(current_principal())
+    return _page("admin/index.html")
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@staff_required
+def password():
+    error, fields, status = None, {}, 200
+    if request.method == "POST":
+        try:
+            console.change_own_password(current_principal(),
+                                        current=request.form.get("current", ""),
+                                        new=request.form.get("new", ""))
+        except AppError as exc:
+            (error, fields), status = _errors(exc), exc.status
+        else:
+            return redirect(url_for("auth.index"))
+    return render_page("admin/password.html", error=error, fields=fields), status
+
+
+# -- stores -------------------------------------------------------------------------
+
+
+@bp.route("/stores", methods=["GET", "POST"])
+@staff_required
+def stores():
+    error, fields, status = None, {}, 200
+    if request.method == "POST":
+        try:
+            store = console.create_store(current_principal(), request.form.to_dict())
+        except AppError as exc:
+            (error, fields), status = _errors(exc), exc.status
+        else:
+            return redirect(url_for("admin.stores", done=f"Store {store['code']} created."))
+    return _page("admin/stores.html", status, stores=console.list_stores(current_principal()),
+                 error=error, fields=fields, form=request.form)
+
+
+@bp.route("/stores/<int:store_id>", methods=["GET", "POST"])
+@staff_required
+def store(store_id: int):
+    error, fields, status = None, {}, 200
+    principal = current_principal()
+    if request.method == "POST":
+        try:
+            console.update_store(principal, store_id, _int("version") or 0,
+                                 request.form.to_dict())
+        except AppError as exc:
+            (error, fields), status = _errors(exc), exc.status
+        else:
+            return redirect(url_for("admin.store", store_id=store_id, done="Saved."))
+    return _page("admin/store.html", status, store=console.get_store(principal, store_id),
+                 error=error, fields=fields)
+
+
+@bp.get("/stores/<int:store_id>/day")
+@staff_required
+def store_day(store_id: int):
+    day = _day("day") or date.today()
+    return _page("admin/day.html", **console.store_day(current_principal(), store_id, day))
+
+
+# -- staff --------------------------------------------------------------------------
+
+
+@bp.route("/staff", methods=["GET", "POST"])
+@staff_required
+def staff():
+    error, fields, status, created = None, {}, 200, None
+    principal = current_principal()
+    if request.method == "POST":
+        form = request.form
+        try:
+            account, temporary = console.create_staff(
+                principal, email=form.get("email", ""), name=form.get("name", ""),
+                role=form.get("role", ""), store_code=form.get("store") or None,
+                admin_region=form.get("admin_region") or None)
+        except AppError as exc:
+            (error, fields), status = _errors(exc), exc.status
+        else:
+            created = {"email": account["email"], "password": temporary}
+            status = 201
+    return _page("admin/staff.html", status, members=console.list_staff(principal),
+                 stores=console.list_stores(principal), error=error, fields=fields,
+                 created=created, form=request.form)
+
+
+@bp.post("/staff/<int:account_id>")
+@staff_required
+def staff_member(account_id: int):
+    form = request.form
+    disabled = {"disable": True, "enable": False}.get(form.get("action", ""))
+    console.update_staff(current_principal(), account_id, role=form.get("role") or None,
+                         store_code=form.get("store") or None, disabled=disabled,
+                         change_key=form.get("key") or secrets.token_urlsafe(8))
+    return redirect(url_for("admin.staff", done="Saved."))
+
+
+@bp.post("/staff/<int:account_id>/reset")
+@staff_required
+def staff_reset(account_id: int):
+    temporary = console.reset_password(current_principal(), account_id)
+    principal = current_principal()
+    return _page("admin/staff.html", members=console.list_staff(principal),
+                 stores=console.list_stores(principal), error=None, fields={},
+                 created={"email": f"account {account_id}", "password": temporary}, form={})
+
+
+# -- rewards ------------------------------------------------------------------------
+
+
+@bp.route("/rewards", methods=["GET", "POST"])
+@staff_required
+def rewards():
+    error, fields, status = None, {}, 200
+    principal = current_principal()
+    if request.method == "POST":
+        try:
+            console.save_reward(principal, request.form.to_dict(),
+                                reward_id=_int("reward_id"), version=_int("version"))
+        except AppError as exc:
+            (error, fields), status = _errors(exc), exc.status
+        else:
+            return redirect(url_for("admin.rewards", done="Saved."))
+    return _page("admin/rewards.html", status, rewards=console.list_rewards(principal),
+                 error=error, fields=fields, form=request.form)
+
+
+# -- customer support ------------------------------------------------------------------
+
+
+@bp.get("/support")
+@staff_required
+def support():
+    query = request.args.get("q", "")
+    results, error, status = None, None, 200
+    console.support_actor(current_principal())
+    if query:
+        try:
+            results = console.search_customers(current_principal(), query)
+        except AppError as exc:
+            error, status = _errors(exc)[0] + " " + " ".join(
+                m for ms in (getattr(exc, "errors", None) or {}).values() for m in ms), exc.status
+    return _page("admin/support.html", status, query=query, results=results, error=error)
+
+
+def _customer_page(account_id: int, *, error: str | None = None, status: int = 200,
+                   receipt: Any = None):
+    record = console.open_customer(current_principal(), account_id,
+                                   before_id=_int("before"))
+    return _page("admin/customer.html", status, error=error, receipt=receipt, **record)
+
+
+@bp.get("/support/<int:account_id>")
+@staff_required
+def customer(account_id: int):
+    return _customer_page(account_id)
+
+
+@bp.post("/support/<int:account_id>/adjust")
+@staff_required
+def adjust(account_id: int):
+    form = request.form
+    coins = _int("coins")
+    try:
+        if coins is None:
+            raise ValidationFailed({"coins": ["Enter whole coins, e.g. 10 or -10."]})
+        console.adjust(current_principal(), account_id, coins=coins,
+                       reason=form.get("reason", ""), label=form.get("label", ""),
+                       key=form.get("key", ""))
+    except AppError as exc:
+        message, fields = _errors(exc)
+        detail = " ".join(m for ms in fields.values() for m in ms)
+        return _refused(account_id, f"{message} {detail}".strip(), exc.status)
+    return redirect(url_for("admin.customer", account_id=account_id, done="Adjusted."))
+
+
+def _refused(account_id: int, message: str, status: int):
+    # Refusals (403) are shown without re-opening the record: the caller may not see it.
+    if status == 403:
+        return _page("admin/index.html", status, error=message)
+    return _customer_page(account_id, error=message, status=status)
+
+
+@bp.post("/support/<int:account_id>/reverse")
+@staff_required
+def support_reverse(account_id: int):
+    try:
+        console.support_reverse(current_principal(), _int("transaction") or 0,
+                                reason=request.form.get("reason", ""),
+                                key=request.form.get("key", ""))
+    except AppError as exc:
+        message, fields = _errors(exc)
+        detail = " ".join(m for ms in fields.values() for m in ms)
+        return _refused(account_id, f"{message} {detail}".strip(), exc.status)
+    return redirect(url_for("admin.customer", account_id=account_id, done="Reversed."))
+
+
+@bp.post("/cards/<int:card_id>/block")
+@staff_required
+def block_card(card_id: int):
+    blocked = request.form.get("action", "block") == "block"
+    card = console.set_card_blocked(current_principal(), card_id, blocked=blocked,
+                                    reason=request.form.get("reason", ""))
+    return redirect(url_for("admin.customer", account_id=card["account_id"],
+                            done="Card blocked." if blocked else "Card unblocked."))
+
+
+@bp.post("/cards/<int:card_id>/reissue")
+@staff_required
+def reissue_card(card_id: int):
+    card = console.reissue_card(current_principal(), card_id)
+    return redirect(url_for("admin.customer", account_id=card["account_id"],
+                            done="New card number issued."))
+
+
+# -- audit log -----------------------------------------------------------------------
+
+
+def _audit_filters() -> dict[str, Any]:
+    return {"actor_id": _int("actor"), "store_id": _int("store"),
+            "action": request.args.get("action") or None,
+            "since": _day("since"), "until": _day("until")}
+
+
+@bp.get("/audit")
+@staff_required
+def audit_log():
+    entries = console.audit_entries(current_principal(), **_audit_filters())
+    from webapp.audit import ACTIONS
+
+    return _page("admin/audit.html", entries=entries, actions=ACTIONS, args=request.args)
+
+
+CSV_COLUMNS = ("id", "created_at", "actor_id", "actor_role", "action", "region", "store_id",
+               "subject_id", "target", "client_ip", "details")
+
+
+@bp.get("/audit.csv")
+@staff_required
+def audit_csv():
+    entries = console.audit_entries(current_principal(), limit=10_000, **_audit_filters())
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        writer.writerow([entry[c] for c in CSV_COLUMNS])
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=audit.csv"})

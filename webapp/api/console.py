@@ -1,0 +1,242 @@
+"""API v1 for the operator console: the same rulebook (:mod:`webapp.staff.console`) as
+the /admin pages. Staff access; the rulebook narrows it by role and scope (403)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from webapp.staff import console
+
+from . import bp
+from .auth import current_principal
+from .openapi import operation
+from .routes import _receipt_reply
+from .schemas import Receipt, Request
+
+SCOPE = (" Managers see their own store; admins their region (or all, when global); "
+         "baristas and customers get 403.")
+
+
+class ConsoleStore(BaseModel):
+    id: int
+    code: str
+    name: str
+    region: str
+    currency: str
+    minor_per_coin: int
+    active: bool
+    max_purchase_minor: int | None = None
+    coins_per_hour: int | None = None
+    version: int = Field(description="Send it back with an edit: a stale edit is 409.")
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> ConsoleStore:
+        return cls(**{k: row[k] for k in cls.model_fields})
+
+
+class ConsoleStoreList(BaseModel):
+    stores: list[ConsoleStore]
+
+
+class StoreFields(Request):
+    name: str = Field(min_length=1, max_length=80)
+    region: str = Field(min_length=2, max_length=2)
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    minor_per_coin: int = Field(gt=0, le=100_000_000)
+    active: bool = True
+    max_purchase_minor: int | None = Field(default=None, gt=0)
+    coins_per_hour: int | None = Field(default=None, gt=0)
+
+
+class StoreCreate(StoreFields):
+    code: str = Field(min_length=1, max_length=20)
+
+
+class StoreUpdate(StoreFields):
+    version: int = Field(ge=1)
+
+
+class StaffMember(BaseModel):
+    id: int
+    name: str
+    role: str
+    store_code: str | None = None
+    admin_region: str | None = None
+    disabled: bool
+
+
+class StaffList(BaseModel):
+    staff: list[StaffMember]
+
+
+class StaffCreate(Request):
+    name: str = Field(min_length=1, max_length=80)
+    email: str = Field(min_length=3, max_length=254)
+    role: str = Field(pattern="^(staff|manager|admin)$")
+    store: str | None = Field(default=None, max_length=20)
+    admin_region: str | None = Field(default=None, max_length=2)
+
+
+class StaffCreated(BaseModel):
+    id: int
+    temporary_password: str = Field(description="Shown once; changed at first sign-in.")
+
+
+class Reward(BaseModel):
+    id: int
+    region: str
+    name: str
+    coins: int
+    active: bool
+    sort: int
+    version: int
+
+
+class RewardList(BaseModel):
+    rewards: list[Reward]
+
+
+class RewardCreate(Request):
+    region: str = Field(min_length=2, max_length=2)
+    name: str = Field(min_length=1, max_length=60)
+    coins: int = Field(gt=0, le=1_000_000)
+    sort: int = 0
+    active: bool = True
+
+
+class AdjustmentRequest(Request):
+    coins: int = Field(description="+ adds, - takes away; never 0.")
+    reason: str = Field(min_length=3, max_length=200, description="Staff-facing.")
+    label: str = Field(min_length=3, max_length=80, description="Shown to the customer.")
+
+
+class CardBlock(Request):
+    blocked: bool
+    reason: str = Field(default="", max_length=200)
+
+
+class CardState(BaseModel):
+    id: int
+    blocked: bool
+
+
+class AuditEntry(BaseModel):
+    id: int
+    created_at: datetime
+    actor_id: int | None
+    actor_role: str | None
+    action: str
+    region: str | None
+    store_id: int | None
+    subject_id: int | None
+    target: str | None
+    client_ip: str | None
+    details: str | None
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry]
+
+
+class AuditQuery(BaseModel):
+    action: str | None = None
+    actor: int | None = None
+    store: int | None = None
+
+
+@bp.get("/console/stores")
+@operation(summary="Stores in the caller's scope, with settings", tag="console",
+           access="staff", responses={200: ConsoleStoreList}, description=SCOPE)
+def console_stores():
+    return ConsoleStoreList(stores=[ConsoleStore.of(s)
+                                    for s in console.list_stores(current_principal())])
+
+
+@bp.post("/console/stores")
+@operation(summary="Create a store", tag="console", access="staff", body=StoreCreate,
+           responses={201: ConsoleStore}, description="Admins, in their region.")
+def console_create_store(body: StoreCreate):
+    return ConsoleStore.of(console.create_store(current_principal(), body.model_dump())), 201
+
+
+@bp.put("/console/stores/<int:store_id>")
+@operation(summary="Edit a store (optimistic: send the version you read)", tag="console",
+           access="staff", body=StoreUpdate, responses={200: ConsoleStore},
+           problems=(404, 409),
+           description="409 `stale-edit` when someone else changed it since; a retry of "
+                       "your own edit after a lost answer is not a conflict.")
+def console_update_store(store_id: int, body: StoreUpdate):
+    values = body.model_dump(exclude={"version"})
+    return ConsoleStore.of(console.update_store(current_principal(), store_id, body.version,
+                                                values))
+
+
+@bp.get("/console/staff")
+@operation(summary="Staff in the caller's scope", tag="console", access="staff",
+           responses={200: StaffList}, description=SCOPE)
+def console_staff():
+    return StaffList(staff=[StaffMember(
+        id=m["id"], name=m["name"], role=m["role"], store_code=m["store_code"],
+        admin_region=m["admin_region"], disabled=m["disabled_at"] is not None)
+        for m in console.list_staff(current_principal())])
+
+
+@bp.post("/console/staff")
+@operation(summary="Create a staff member with a temporary password", tag="console",
+           access="staff", body=StaffCreate, responses={201: StaffCreated}, problems=(409,),
+           description="Managers create baristas at their store; admins in their region.")
+def console_create_staff(body: StaffCreate):
+    account, password = console.create_staff(
+        current_principal(), email=body.email, name=body.name, role=body.role,
+        store_code=body.store, admin_region=body.admin_region)
+    return StaffCreated(id=account["id"], temporary_password=password), 201
+
+
+@bp.get("/console/rewards")
+@operation(summary="The rewards catalogue in the caller's region", tag="console",
+           access="staff", responses={200: RewardList}, description="Admins.")
+def console_rewards():
+    return RewardList(rewards=[Reward(**{k: r[k] for k in Reward.model_fields})
+                               for r in console.list_rewards(current_principal())])
+
+
+@bp.post("/console/rewards")
+@operation(summary="Add a reward", tag="console", access="staff", body=RewardCreate,
+           responses={201: Reward}, description="Admins, in their region.")
+def console_create_reward(body: RewardCreate):
+    row = console.save_reward(current_principal(), body.model_dump())
+    return Reward(**{k: row[k] for k in Reward.model_fields}), 201
+
+
+@bp.post("/console/customers/<int:account_id>/adjustments")
+@operation(summary="Adjust a customer's coins with a reason", tag="console",
+           access="staff", body=AdjustmentRequest, idempotent=True,
+           responses={201: Receipt, 200: Receipt}, problems=(404, 409),
+           description="Managers (bounded) and admins of the customer's region.")
+def console_adjust(account_id: int, body: AdjustmentRequest, idempotency_key: str):
+    return _receipt_reply(console.adjust(current_principal(), account_id, coins=body.coins,
+                                         reason=body.reason, label=body.label,
+                                         key=idempotency_key))
+
+
+@bp.put("/console/cards/<int:card_id>/block")
+@operation(summary="Block or unblock a card", tag="console", access="staff",
+           body=CardBlock, responses={200: CardState}, problems=(404,),
+           description="A blocked card is refused at the till (409 `card-blocked`).")
+def console_block_card(card_id: int, body: CardBlock):
+    card = console.set_card_blocked(current_principal(), card_id, blocked=body.blocked,
+                                    reason=body.reason)
+    return CardState(id=card["id"], blocked=card["blocked_at"] is not None)
+
+
+@bp.get("/console/audit")
+@operation(summary="The audit log, newest first", tag="console", access="staff",
+           query=AuditQuery, responses={200: AuditList}, description=SCOPE)
+def console_audit(query: AuditQuery):
+    entries = console.audit_entries(current_principal(), action=query.action,
+                                    actor_id=query.actor, store_id=query.store)
+    return AuditList(entries=[AuditEntry(**{k: e[k] for k in AuditEntry.model_fields})
+                              for e in entries])
