@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run venv dev-venv test test-fast lint format lab clean translations
+.PHONY: run venv dev-venv test test-fast mutate lint format lab clean translations
 
 $(BIN)/activate: requirements.txt
 	$(PY) -m venv $(VENV)
@@ -34,10 +34,15 @@ test:  ## install everything the tests need (apt, pip, browser, databases) and r
 	bash scripts/install_test_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests e2e
+	$(BIN)/python scripts/mutation_gate.py
 	LIGHTHOUSE_PERFORMANCE_GATE=0 $(BIN)/python -m scripts.lighthouse_card
 
 test-fast: ## SQLite-only tests, no lab, no browser
 	$(BIN)/python -m pytest tests -m "not mariadb and not cluster and not e2e"
+
+# GROUPS=ledger codes ... to run some groups only; FRESH=1 forgets cached verdicts.
+mutate: dev-venv  ## mutation testing of the money, rules and auth code (docs/testing.md); reports/mutation/
+	nice -n 19 $(BIN)/python scripts/mutation.py $(GROUPS) $(if $(FRESH),--fresh)
 
 lint:
 	$(BIN)/ruff check .

@@ -575,7 +575,8 @@ def test_history_pages_with_a_cursor(staff_api, customer):
     ids = [_earn(staff_api, number, amount=f"{n}.00").get_json()["id"] for n in range(1, 6)]
     me = customer["api"]
     seen, cursor, pages = [], None, 0
-    while True:
+    # Bounded: a cursor that is ignored or never ends must fail the test, not hang it.
+    for _ in range(10):
         query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
         page = me.get("/wallet/transactions", query_string=query)
         assert page.status_code == 200
@@ -587,6 +588,10 @@ def test_history_pages_with_a_cursor(staff_api, customer):
             break
     assert pages == 3
     assert seen == sorted(ids, reverse=True)
+    names = {store["code"]: store["name"] for store in me.get("/stores").get_json()["stores"]}
+    item = me.get("/wallet/transactions").get_json()["items"][0]
+    assert item["store_code"] in names
+    assert item["store_name"] == names[item["store_code"]]
     assert me.get("/wallet/transactions").get_json()["items"][0]["balance_after"] == 15
 
 
@@ -710,6 +715,7 @@ def test_stores_are_public(api):
                                     "region": "ie", "currency": "EUR",
                                     "money_per_coin": "1.00"}
     assert by_code["IN-BLR-01"]["money_per_coin"] == "80.00"
+    assert [store["code"] for store in stores] == sorted(by_code)  # a stable order
 
 
 def test_unknown_paths_and_methods_are_problems(api, customer):

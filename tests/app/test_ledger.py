@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import re
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.card import codes
+from webapp.database.schema import ledger as ledger_table
 from webapp.errors import (
     AlreadyReversed,
     CardCodeRejected,
     ConfirmationRequired,
+    Conflict,
     IdempotencyMismatch,
     InsufficientCoins,
     NotFound,
     ValidationFailed,
 )
+from webapp.extensions import db
+from webapp.ledger import queries
 from webapp.ledger import services as ledger
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 _emails = itertools.count()
 
 
 def _key() -> str:
     return uuid.uuid4().hex
+
+
+def says(message: str) -> str:
+    """``match=`` for exactly this message: the till and the API show it as it is."""
+    return f"^{re.escape(message)}$"
+
+
+NOT_ENOUGH = "Not enough coins in the wallet for this."
+KEY_REUSED = "This idempotency key was already used for a different transaction."
+CODE_USED = "This card code was already used. Ask for the live card."
+NOT_A_CARD = {"card": ["That is not a card number or card QR code."]}
 
 
 @pytest.fixture
@@ -62,7 +85,7 @@ def test_redeem_more_than_balance_is_refused_and_writes_nothing(app, customer):
     with app.app_context():
         earn(customer["number"], 300)
         before = ledger_count()
-        with pytest.raises(InsufficientCoins):
+        with pytest.raises(InsufficientCoins, match=says(NOT_ENOUGH)):
             redeem(customer["number"], 4)
         assert ledger_count() == before
         assert assert_invariants()[customer["wallet_id"]] == 3
@@ -83,9 +106,47 @@ def test_same_key_different_body_is_refused(app, customer):
     with app.app_context():
         key = _key()
         earn(customer["number"], 500, key=key)
-        with pytest.raises(IdempotencyMismatch):
+        with pytest.raises(IdempotencyMismatch, match=says(KEY_REUSED)):
             earn(customer["number"], 600, key=key)
         assert ledger_count() == 1
+
+
+def test_one_key_reverses_one_transaction(app, customer):
+    """The key of a reversal, sent again to reverse another transaction, is refused: it
+    must not answer with the first reversal's receipt while the second stays booked."""
+    with app.app_context():
+        first = earn(customer["number"], 1000)
+        second = earn(customer["number"], 2000)
+        key = _key()
+        ledger.reverse(transaction_id=first.transaction_id, idempotency_key=key, staff_id=None)
+        with pytest.raises(IdempotencyMismatch, match=says(KEY_REUSED)):
+            ledger.reverse(transaction_id=second.transaction_id, idempotency_key=key,
+                           staff_id=None)
+        assert ledger_count() == 3
+        assert assert_invariants()[customer["wallet_id"]] == 20
+
+
+def test_request_hashes_are_stored_in_a_stable_form(app, customer):
+    """A retry may reach the next release (a rolling deploy): the stored hash of each
+    request must be the one any release computes from the same request."""
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        spent = redeem(customer["number"], 3)
+        undone = ledger.reverse(transaction_id=spent.transaction_id, idempotency_key=_key(),
+                                staff_id=None)
+        stored = db.read(lambda conn: {
+            r.id: r.request_hash for r in conn.execute(select(ledger_table))}, name="test.hash")
+
+        def digest(**fields):
+            return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+        assert stored[bought.transaction_id] == digest(
+            kind="earn", card=customer["number"], store="US-NYC-01", amount=1000,
+            currency="USD")
+        assert stored[spent.transaction_id] == digest(
+            kind="redeem", card=customer["number"], store="IE-DUB-01", coins=3)
+        assert stored[undone.transaction_id] == digest(
+            kind="reversal", reverses=spent.transaction_id)
 
 
 def test_reversal_once_and_never_negative(app, customer):
@@ -94,19 +155,50 @@ def test_reversal_once_and_never_negative(app, customer):
         reversal = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
                                   staff_id=None)
         assert (reversal.kind, reversal.coins, reversal.balance) == ("reversal", -10, 0)
-        with pytest.raises(AlreadyReversed):
+        with pytest.raises(AlreadyReversed,
+                           match=says("This transaction was already reversed.")):
             ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
                            staff_id=None)
         second = earn(customer["number"], 1000)
         redeem(customer["number"], 8)
-        with pytest.raises(InsufficientCoins):
+        with pytest.raises(InsufficientCoins, match=says(
+                "Reversing this would make the balance negative: the coins were spent.")):
             ledger.reverse(transaction_id=second.transaction_id, idempotency_key=_key(),
                            staff_id=None)
         assert assert_invariants()[customer["wallet_id"]] == 2
 
 
+def _stored_created_at(transaction_id):
+    """The time the database kept (MariaDB's DATETIME may round what the app sent)."""
+    return db.read(lambda conn: queries.entry_by_id(conn, transaction_id)["created_at"],
+                   name="test.created_at", causal=True)
+
+
+def test_reversal_window_is_inclusive_and_then_closes(app, customer, monkeypatch):
+    """A reversal exactly at the end of REVERSAL_WINDOW still goes through; a second
+    later the transaction is too old, and nothing is written."""
+    with app.app_context():
+        window = app.config["REVERSAL_WINDOW"]
+        late = earn(customer["number"], 1000)
+        on_time = earn(customer["number"], 2000)
+        too_late_at = _stored_created_at(late.transaction_id) + window + timedelta(seconds=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: too_late_at)
+        with pytest.raises(Conflict, match=r"^This transaction is too old to reverse\.$"):
+            ledger.reverse(transaction_id=late.transaction_id, idempotency_key=_key(),
+                           staff_id=None)
+        assert ledger_count() == 2
+        assert assert_invariants()[customer["wallet_id"]] == 30
+
+        at_the_edge = _stored_created_at(on_time.transaction_id) + window
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: at_the_edge)
+        reversal = ledger.reverse(transaction_id=on_time.transaction_id,
+                                  idempotency_key=_key(), staff_id=None)
+        assert (reversal.kind, reversal.coins, reversal.balance) == ("reversal", -20, 10)
+        assert assert_invariants()[customer["wallet_id"]] == 10
+
+
 def test_reversal_of_unknown_transaction(app):
-    with app.app_context(), pytest.raises(NotFound):
+    with app.app_context(), pytest.raises(NotFound, match=says("No such transaction.")):
         ledger.reverse(transaction_id=999_999, idempotency_key=_key(), staff_id=None)
 
 
@@ -115,9 +207,26 @@ def test_rotating_code_pays_once(app, customer):
         earn(customer["number"], 5000)
         payload = codes.rotating_payload(customer["number"], customer["secret"])
         redeem(payload, 3, confirmed=False)
-        with pytest.raises(CardCodeRejected):
+        with pytest.raises(CardCodeRejected, match=says(CODE_USED)):
             redeem(payload, 3, confirmed=False)
         assert assert_invariants()[customer["wallet_id"]] == 47
+
+
+def test_a_spent_code_step_is_spent_for_that_card_only(app, customer):
+    """Two customers show their live codes in the same 30 s step: each pays once."""
+    with app.app_context():
+        other = new_customer(f"c{next(_emails)}@example.com")
+        for person in (customer, other):
+            earn(person["number"], 5000)
+        now = time.time()
+        first = codes.rotating_payload(customer["number"], customer["secret"], now)
+        second = codes.rotating_payload(other["number"], other["secret"], now)
+        redeem(first, 3, confirmed=False)
+        assert redeem(second, 4, confirmed=False).balance == 46
+        with pytest.raises(CardCodeRejected, match=says(CODE_USED)):
+            redeem(second, 4, confirmed=False)
+        balances = assert_invariants()
+        assert (balances[customer["wallet_id"]], balances[other["wallet_id"]]) == (47, 46)
 
 
 def test_expired_rotating_code_is_refused(app, customer):
@@ -125,14 +234,17 @@ def test_expired_rotating_code_is_refused(app, customer):
         earn(customer["number"], 5000)
         old_code = codes.totp(customer["secret"], codes.current_step() - 5)
         stale = f"LC1.{customer['number']}.{old_code}"
-        with pytest.raises(CardCodeRejected):
+        with pytest.raises(CardCodeRejected, match=says(
+                "This card code has expired. Ask the customer to show the live card.")):
             redeem(stale, 1, confirmed=False)
 
 
 def test_static_number_redeem_needs_confirmation(app, customer):
     with app.app_context():
         earn(customer["number"], 5000)
-        with pytest.raises(ConfirmationRequired):
+        with pytest.raises(ConfirmationRequired, match=says(
+                "Redeeming by card number needs confirmation: check the customer's ID or "
+                "ask them to show their live card code.")):
             redeem(customer["number"], 1, confirmed=False)
         assert redeem(customer["number"], 1, confirmed=True).balance == 49
 
@@ -162,11 +274,81 @@ def test_bad_earns_write_nothing(app, customer, kwargs, field):
         assert ledger_count() == 0
 
 
-@pytest.mark.parametrize("card", ["", "abc", "123", "000000000000", "<script>", "1' OR '1'='1"])
-def test_unknown_or_malformed_cards_write_nothing(app, customer, card):
+@pytest.mark.parametrize(("key", "message"), [
+    *[(key, "An idempotency key is required.") for key in ("", "   ")],
+    *[(key, "Use at most 100 printable characters.")
+      for key in ("tab\there", "line\nbreak", "nul\x00", "k" * 101)],
+])
+def test_blank_long_or_unprintable_keys_are_refused(app, customer, key, message):
     with app.app_context():
-        with pytest.raises((ValidationFailed, NotFound)):
+        with pytest.raises(ValidationFailed) as error:
+            ledger.earn(card=customer["number"], store_code="US-NYC-01", amount_minor=1000,
+                        currency="USD", idempotency_key=key, staff_id=None)
+        assert error.value.errors == {"idempotency_key": [message]}
+        assert ledger_count() == 0
+
+
+def test_a_key_of_the_longest_allowed_length_books(app, customer):
+    with app.app_context():
+        key = "k" * ledger.KEY_MAX_LENGTH
+        assert earn(customer["number"], 1000, key=key).coins == 10
+        assert earn(customer["number"], 1000, key=key).replayed
+
+
+def test_amount_edges(app, customer):
+    """One minor unit is an amount but too small for a coin; the largest amount books."""
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as error:
+            earn(customer["number"], 1)
+        assert error.value.errors == {"amount": ["This amount is too small to earn a coin."]}
+        assert earn(customer["number"], 100).coins == 1  # exactly one coin's worth
+        most = earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
+        assert (most.coins, most.balance) == (ledger.MAX_AMOUNT_MINOR // 100, 1_000_001)
+        for refused in (ledger.MAX_AMOUNT_MINOR + 1, 0, -100, True, 1000.0, "1000"):
+            with pytest.raises(ValidationFailed) as error:
+                earn(customer["number"], refused)
+            assert list(error.value.errors) == ["amount"]
+        assert ledger_count() == 2
+
+
+def test_coin_count_edges(app, customer):
+    """Zero and one past the limit are refused before anything is read; the limit books."""
+    with app.app_context():
+        earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
+        for refused in (0, ledger.MAX_REDEEM_COINS + 1, True, 2.0):
+            with pytest.raises(ValidationFailed) as error:
+                redeem(customer["number"], refused)
+            assert list(error.value.errors) == ["coins"]
+        assert redeem(customer["number"], ledger.MAX_REDEEM_COINS).balance == 0
+        assert ledger_count() == 2
+
+
+def test_a_reversal_cannot_be_reversed(app, customer):
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        reversal = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                                  staff_id=None)
+        with pytest.raises(Conflict, match=says(
+                "Only earns, redemptions and adjustments can be reversed.")):
+            ledger.reverse(transaction_id=reversal.transaction_id, idempotency_key=_key(),
+                           staff_id=None)
+        assert ledger_count() == 2
+        assert assert_invariants()[customer["wallet_id"]] == 0
+
+
+@pytest.mark.parametrize("card", ["", "abc", "123", "<script>", "1' OR '1'='1"])
+def test_malformed_cards_write_nothing(app, customer, card):
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as error:
             earn(card, 1000)
+        assert error.value.errors == NOT_A_CARD
+        assert ledger_count() == 0
+
+
+def test_unknown_cards_write_nothing(app, customer):
+    with app.app_context():
+        with pytest.raises(NotFound, match=says("No active card with that number.")):
+            earn("000000000000", 1000)
         assert ledger_count() == 0
 
 

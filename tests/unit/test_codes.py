@@ -100,6 +100,7 @@ def test_parse_scanned_accepts(text, number, code):
     "LC1.١٢٣٤٥٦٧٨٩٠١٢.١٢٣٤٥٦",
     "１２３４５６７８９０１２",  # fullwidth digits
     "<script>alert(1)</script>", "123456789012'; DROP TABLE cards; --",
+    "4000 0000 000X2", "4000_0000_0002",  # only spaces and dashes separate the groups
 ])
 def test_parse_scanned_refuses(text):
     assert codes.parse_scanned(text) is None

@@ -76,11 +76,6 @@ class Receipt:
     replayed: bool
     reverses_id: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        data = self.__dict__.copy()
-        data["created_at"] = self.created_at.isoformat() + "Z"
-        return data
-
 
 @dataclass(frozen=True)
 class ScannedCard:

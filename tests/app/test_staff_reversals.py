@@ -1,0 +1,109 @@
+"""The rulebook's reversals, called as the till and the API call them: where a reversal
+is booked, who needs a home store, what a refusal says, and an old till key's retry."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
+from webapp.auth.services import register
+from webapp.auth.tokens import Principal
+from webapp.errors import AlreadyReversed, Forbidden, NotFound, NotYourTransaction
+from webapp.ledger import services as ledger
+from webapp.staff import create_staff
+from webapp.staff import services as staff
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+PASSWORD = "correct-horse-battery"
+
+
+def says(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def _principal(account: dict) -> Principal:
+    return Principal(account["id"], account["role"], account["name"])
+
+
+@pytest.fixture
+def people(app):
+    with app.app_context():
+        yield {
+            "sam": create_staff(email="sam@example.com", store_code="US-NYC-01", name="Sam",
+                                password=PASSWORD),
+            "ada": create_staff(email="ada@example.com", store_code="IE-DUB-01", name="Ada",
+                                password=PASSWORD, role="admin"),
+            # Staff accounts whose store was removed from them (accounts.store_id NULL).
+            "nina": register(name="Nina", email="nina@example.com", password=PASSWORD,
+                             region="us", role="staff", store_id=None),
+            "max": register(name="Max", email="max@example.com", password=PASSWORD,
+                            region="us", role="admin", store_id=None),
+            "card": new_customer("cleo@example.com", name="Cleo Customer"),
+        }
+
+
+def _sale(people, by: str, amount_minor: int = 1000, key: str | None = None):
+    return ledger.earn(card=people["card"]["number"], store_code="US-NYC-01",
+                       amount_minor=amount_minor, currency="USD",
+                       idempotency_key=key or uuid.uuid4().hex, staff_id=people[by]["id"])
+
+
+def test_a_reversal_is_booked_at_the_reversing_staff_members_store(app, people):
+    with app.app_context():
+        sale = _sale(people, "sam")
+        undone = staff.reverse(_principal(people["ada"]), transaction_id=sale.transaction_id,
+                               key=uuid.uuid4().hex)
+        assert (undone.store_code, undone.region, undone.coins) == ("IE-DUB-01", "ie", -10)
+
+
+def test_an_admin_without_a_store_reverses_at_the_sales_store(app, people):
+    with app.app_context():
+        sale = _sale(people, "sam")
+        undone = staff.reverse(_principal(people["max"]), transaction_id=sale.transaction_id,
+                               key=uuid.uuid4().hex)
+        assert (undone.store_code, undone.region) == ("US-NYC-01", "us")
+        assert assert_invariants()[people["card"]["wallet_id"]] == 0
+
+
+def test_a_barista_without_a_store_cannot_reverse_even_their_own(app, people):
+    with app.app_context():
+        sale = _sale(people, "nina")
+        with pytest.raises(Forbidden, match=says(staff.NO_STORE)):
+            staff.reverse(_principal(people["nina"]), transaction_id=sale.transaction_id,
+                          key=uuid.uuid4().hex)
+        assert ledger_count() == 1
+
+
+def test_refusals_say_why(app, people):
+    with app.app_context():
+        sale = _sale(people, "sam")
+        with pytest.raises(NotFound, match=says("No such transaction.")):
+            staff.reverse(_principal(people["sam"]), transaction_id=sale.transaction_id + 99,
+                          key=uuid.uuid4().hex)
+        bo = create_staff(email="bo@example.com", store_code="US-NYC-01", name="Bo",
+                          password=PASSWORD)
+        with pytest.raises(NotYourTransaction,
+                           match=says("You can only undo a transaction you made yourself.")):
+            staff.reverse(_principal(bo), transaction_id=sale.transaction_id,
+                          key=uuid.uuid4().hex)
+        assert ledger_count() == 1
+
+
+def test_a_till_key_from_before_scoping_replays_its_reversal(app, people):
+    """A reversal the till stored under its old, unscoped key ("till-…") and retried
+    after the upgrade finds that row instead of reversing again."""
+    with app.app_context():
+        sale = _sale(people, "sam")
+        old_key = f"{staff.LEGACY_TILL_KEY_PREFIX}{uuid.uuid4().hex}"
+        first = ledger.reverse(transaction_id=sale.transaction_id, idempotency_key=old_key,
+                               staff_id=people["sam"]["id"], store_code="US-NYC-01")
+        again = staff.reverse(_principal(people["sam"]), transaction_id=sale.transaction_id,
+                              key=old_key)
+        assert (again.transaction_id, again.replayed) == (first.transaction_id, True)
+        with pytest.raises(AlreadyReversed):
+            staff.reverse(_principal(people["sam"]), transaction_id=sale.transaction_id,
+                          key=uuid.uuid4().hex)
+        assert ledger_count() == 2
