@@ -107,3 +107,23 @@ def test_a_till_key_from_before_scoping_replays_its_reversal(app, people):
             staff.reverse(_principal(people["sam"]), transaction_id=sale.transaction_id,
                           key=uuid.uuid4().hex)
         assert ledger_count() == 2
+
+
+def test_a_manager_reverses_their_own_stores_sales_and_no_other_stores(app, people):
+    """A manager's reach is their store: a sale of their store by any barista, yes; a
+    sale of another store, no (and nothing is written)."""
+    with app.app_context():
+        manager = create_staff(email="mona@example.com", store_code="US-NYC-01", name="Mona",
+                               password=PASSWORD, role="manager")
+        elsewhere = create_staff(email="olaf@example.com", store_code="IE-DUB-01",
+                                 name="Olaf", password=PASSWORD, role="manager")
+        sale = _sale(people, "sam")
+        with pytest.raises(NotYourTransaction,
+                           match=says("A manager reverses only their own store's transactions.")):
+            staff.reverse(_principal(elsewhere), transaction_id=sale.transaction_id,
+                          key=uuid.uuid4().hex)
+        assert ledger_count() == 1
+        undone = staff.reverse(_principal(manager), transaction_id=sale.transaction_id,
+                               key=uuid.uuid4().hex)
+        assert (undone.store_code, undone.coins) == ("US-NYC-01", -10)
+        assert assert_invariants()[people["card"]["wallet_id"]] == 0

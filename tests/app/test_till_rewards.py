@@ -15,7 +15,7 @@ from webapp.extensions import db
 from webapp.ledger import services as ledger_services
 from webapp.staff import create_staff
 
-from .app.test_till import Till
+from tests.app.test_till import Till
 
 
 def _reward(region: str, name: str, coins: int) -> int:
