@@ -185,7 +185,10 @@ def confirm_link(client, url: str, **fields):
 
 def verify_via_outbox(client, email_address: str):
     """Opens the newest verification link queued for ``email_address`` (signs in)."""
+    from webapp.auth.emails import normalize_email
+
     app = client.application
-    mails = [m for m in outbox(app, email_address.strip().lower()) if m["kind"] == "verify"]
+    # The mail goes to the address's normal form (NFC, lower case), as the app stores it.
+    mails = [m for m in outbox(app, normalize_email(email_address)) if m["kind"] == "verify"]
     assert mails, f"no verification mail queued for {email_address}"
     return confirm_link(client, link_in(mails[-1]["body_text"], "/verify/"))

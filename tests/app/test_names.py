@@ -16,7 +16,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import PASSWORD, csrf_token
+from tests.helpers import PASSWORD, AuthActions, csrf_token
+from tests.mail_helpers import verify_via_outbox
 from webapp.database.schema import accounts, cards
 from webapp.extensions import db
 from webapp.names import INVISIBLE_MESSAGE, clean_name
@@ -161,13 +162,14 @@ def test_register_api_refuses_an_invisible_name(app, client, value):
                          ids=[i for i, _, _ in CLEANED[:4]])
 def test_page_and_api_store_the_same_cleaned_name(app, client, value, cleaned):
     assert _register_page(client, value, "page@example.com").status_code == 302
-    assert _register_api(app.test_client(), value, "api@example.com").status_code == 201
+    assert _register_api(app.test_client(), value, "api@example.com").status_code == 202
     assert _stored_names(app) == [(cleaned, cleaned), (cleaned, cleaned)]
 
 
 @pytest.fixture
 def signed_in(client):
-    assert _register_page(client, "Ana Silva").status_code == 302
+    # Registered and verified by the mailed link, which signs the browser in.
+    assert AuthActions(client).register(name="Ana Silva").status_code == 302
     return client
 
 
@@ -196,7 +198,12 @@ def test_family_page_rename_refuses_an_invisible_name(app, signed_in):
 
 
 def test_family_api_refuses_an_invisible_member_and_rename(app, client):
-    token = _register_api(client, "Ana Silva").get_json()["access_token"]
+    assert _register_api(client, "Ana Silva").status_code == 202
+    assert verify_via_outbox(app.test_client(), "ana@example.com").status_code == 302
+    signed_in = client.post(f"{API}/auth/token", json={"email": "ana@example.com",
+                                                       "password": PASSWORD})
+    assert signed_in.status_code == 200, signed_in.get_data(as_text=True)
+    token = signed_in.get_json()["access_token"]
     bearer = {"Authorization": f"Bearer {token}"}
     refused = client.post(f"{API}/family", json={"name": "\u3164"}, headers=bearer)
     assert refused.status_code == 422

@@ -142,13 +142,53 @@ weird = st.one_of(
 FORM_FIELDS = {
     "/login": ["email", "password"],
     "/register": ["name", "email", "password", "region"],
-    "/family": ["name", "birthday"],
+    # Mailed links: the page's one button (a token in the path), or a new password.
+    "/verify/<id>": [],
+    "/password/forgot": ["email"],
+    "/password/reset/<id>": ["password"],
+    "/email/confirm/<id>": [],
+    "/family": ["name", "birthday", "request_id"],
     "/family/<id>": ["m<id>-name", "m<id>-birthday"],
     "/family/<id>/remove": [],
+    "/family/<id>/invite": [],
+    "/family/<id>/invite/revoke": [],
+    "/family/<id>/access/revoke": [],
+    "/join/<id>": ["email", "password"],
+    "/membership/leave": [],
     "/till/lookup": ["card"],
     "/till/earn": ["earn-card", "earn-key", "earn-amount"],
     "/till/redeem": ["redeem-card", "redeem-key", "redeem-coins", "redeem-confirm"],
     "/till/reverse": ["reverse-card", "reverse-key", "reverse-transaction"],
+    "/account/profile": ["name", "birthday"],
+    "/account/password": ["current_password", "password"],
+    "/account/email": ["email", "email_password"],
+    "/account/devices/<id>/sign-out": [],
+    "/account/devices/sign-out": [],
+    "/account/export": [],
+    "/account/delete": ["current_password", "understood"],
+    # Passkey ceremonies post JSON (their bodies are the WebAuthn library's to check).
+    "/login/passkey/options": [],
+    "/login/passkey": [],
+    "/account/passkeys/options": [],
+    "/account/passkeys": ["name"],
+    "/account/passkeys/<id>": ["p<id>-name"],
+    "/account/passkeys/<id>/remove": [],
+    "/admin/password": ["current", "new"],
+    "/admin/stores": ["code", "name", "region", "currency", "minor_per_coin",
+                      "max_purchase_minor", "coins_per_hour", "active"],
+    "/admin/stores/<id>": ["name", "region", "currency", "minor_per_coin",
+                           "max_purchase_minor", "coins_per_hour", "active", "version"],
+    "/admin/staff": ["name", "email", "role", "store", "admin_region"],
+    "/admin/staff/<id>": ["role", "store", "action", "key"],
+    "/admin/staff/<id>/reset": [],
+    "/admin/rewards": ["region", "name", "coins", "sort", "active"],
+    "/admin/support/<id>/adjust": ["coins", "reason", "label", "key"],
+    "/admin/support/<id>/reverse": ["transaction", "reason", "key"],
+    "/admin/cards/<id>/block": ["action", "reason"],
+    "/admin/cards/<id>/reissue": [],
+    # The Apple Wallet web service (devices, not people): its bodies are JSON.
+    "/wallet/apple/v1/devices/<id>/registrations/<id>/<id>": [],
+    "/wallet/apple/v1/log": [],
 }
 # The query parameters pages read, offered to every route (a page ignoring one is fine).
 QUERY_KEYS = ["card", "fresh", "next"]
@@ -163,7 +203,7 @@ def _page_rules(app) -> list[tuple[str, str]]:
             continue  # its only input is the CSRF token, and it would end the fuzzed session
         path = re.sub(r"<[^>]+>", "<id>", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            if method == "POST":
+            if method in ("POST", "PUT", "PATCH", "DELETE"):
                 assert path in FORM_FIELDS, f"new page form {path}: list its fields above"
             rules.append((method, path))
     assert ("POST", "/till/earn") in rules
@@ -180,7 +220,13 @@ def _valid_values(app, email: str) -> dict[str, str]:
     return {"email": email, "password": PASSWORD, "region": "ie", "name": "Tom",
             "birthday": "2015-05-05", "card": card["number"], "key": "till-" + "k" * 22,
             "amount": "5.00", "coins": "1", "transaction": "1", "confirm": "y", "fresh": "1",
-            "next": "/family", "card_id": str(card["id"])}
+            "next": "/family", "card_id": str(card["id"]), "request_id": "fuzz-request",
+            "current_password": PASSWORD, "email_password": PASSWORD, "understood": "y",
+            "current": PASSWORD, "new": PASSWORD + "-new", "code": "IE-DUB-99",
+            "currency": "EUR", "minor_per_coin": "100", "max_purchase_minor": "10000",
+            "coins_per_hour": "50", "active": "y", "version": "1", "role": "barista",
+            "store": "IE-DUB-01", "admin_region": "ie", "action": "block",
+            "reason": "Lost phone", "label": "Goodwill", "sort": "0"}
 
 
 def _valid_input(rule: str, valid: dict[str, str]) -> tuple[str, dict, dict]:

@@ -120,8 +120,12 @@ def test_challenges_are_single_use_short_lived_and_bound_to_the_origin(app, clie
     browser = app.test_client()
     response, (assertion, headers) = _sign_in(browser, key)
     assert response.status_code == 200
-    replay = browser.post("/login/passkey", headers=headers, json={"credential": assertion})
-    assert replay.status_code in (400, 422)
+    # Signing in rotated the session (and its CSRF token): replay with the new session's
+    # token, so it is the spent challenge that refuses the assertion, not CSRF.
+    assert _header_token(browser) != headers
+    replay = browser.post("/login/passkey", headers=_header_token(browser),
+                          json={"credential": assertion})
+    assert replay.status_code in (400, 422), replay.get_data(as_text=True)
     assert "expired or was already used" in replay.get_json()["error"]
 
     # Signed for another site: refused, and the challenge is spent all the same.
