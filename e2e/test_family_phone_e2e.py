@@ -25,6 +25,11 @@ def pixel7(playwright: Playwright) -> dict:
     return device
 
 
+# The worker keeps the card in this cache under /card?account=<tag> (whose card it is).
+CARD_KEPT = "() => caches.open('card-v4').then(c => c.keys()).then(k => k.length > 0)"
+CARD_GONE = "() => caches.open('card-v4').then(c => c.keys()).then(k => k.length === 0)"
+
+
 def _context(browser: Browser, base_url: str, device: dict | None = None) -> BrowserContext:
     return browser.new_context(**(device or {}), base_url=base_url)
 
@@ -80,7 +85,7 @@ def test_member_on_own_phone_sees_live_balance_and_loses_the_card_when_revoked(
         # Installed-app behaviour: the worker keeps Tom's card for the till offline.
         wait_until(member, "() => navigator.serviceWorker.controller !== null")
         member.reload()
-        wait_until(member, "() => caches.match('/card').then(r => r !== undefined)")
+        wait_until(member, CARD_KEPT)
         member.wait_for_timeout(300)  # let card.js start polling on this load
 
         owner.goto("/card")
@@ -123,7 +128,7 @@ def test_member_on_own_phone_sees_live_balance_and_loses_the_card_when_revoked(
         owner.get_by_role("button", name="Stop Tom's phone").click()
         expect(owner.locator(".notice[role=status]")).to_contain_text("no longer shows the card")
         member.wait_for_url(re.compile(r"/login"), timeout=20_000)  # its next poll: 401
-        wait_until(member, "() => caches.match('/card').then(r => r === undefined)")
+        wait_until(member, CARD_GONE)
         member_ctx.set_offline(True)
         try:
             member.goto("/card")

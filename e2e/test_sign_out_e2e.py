@@ -20,13 +20,14 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from e2e.helpers import wait_until
+from e2e.helpers import verify_in_demo_mailbox, wait_until
 from webapp.auth import tokens
 
 PASSWORD = "sign-out-password-1"
 _accounts = itertools.count(1)
 
-# Every cache entry the service worker keeps for /card, whoever's it is.
+# Every cache entry the service worker keeps for the card (stored as /card?account=<tag>),
+# whoever's it is.
 CACHED_CARDS = """async () => {
   const found = [];
   for (const name of await caches.keys()) {
@@ -47,7 +48,8 @@ def register(page: Page, name: str) -> str:
     page.fill("#password", PASSWORD)
     page.check("input[name=region][value=ie]")
     page.get_by_role("button", name="Create card").click()
-    page.wait_for_url(re.compile(r"/card$"))
+    page.wait_for_url(re.compile(r"/register/sent$"))
+    verify_in_demo_mailbox(page, email)  # the link in the mail signs in, on /card
     return email
 
 
