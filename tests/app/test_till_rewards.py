@@ -8,14 +8,13 @@ import re
 
 from sqlalchemy import insert, select
 
+from tests.app.test_till import Till
 from tests.helpers import PASSWORD, AuthActions
 from tests.ledger_helpers import new_customer
 from webapp.database.schema import ledger, rewards
 from webapp.extensions import db
 from webapp.ledger import services as ledger_services
 from webapp.staff import create_staff
-
-from tests.app.test_till import Till
 
 
 def _reward(region: str, name: str, coins: int) -> int:
