@@ -167,6 +167,12 @@ def _clean_store(values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             errors[field] = [f"Enter {label} as a whole number above 0."]
             continue
         clean[field] = number
+    return _with_active(clean, values, errors)
+
+
+def _with_active(clean: dict[str, Any], values: dict[str, Any],
+                 errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Ends a form's cleaning: the "active" box (absent = active) and every error at once."""
     clean["active"] = values.get("active") not in (False, "0", "false", "off", None, "") \
         if "active" in values else True
     if errors:
@@ -419,11 +425,7 @@ def _clean_reward(values: dict[str, Any]) -> dict[str, Any]:
                              (" above 0." if field == "coins" else ".")]
             continue
         clean[field] = number
-    clean["active"] = values.get("active") not in (False, "0", "false", "off", None, "") \
-        if "active" in values else True
-    if errors:
-        raise ValidationFailed(errors)
-    return clean
+    return _with_active(clean, values, errors)
 
 
 def save_reward(principal: Principal | None, values: dict[str, Any],
