@@ -83,6 +83,14 @@ class Clock:
     def set(self, moment: datetime) -> None:
         self.now = moment
 
+    @classmethod
+    def install(cls, monkeypatch: pytest.MonkeyPatch, now: datetime) -> Clock:
+        """A clock at ``now`` over the app's ``utcnow`` and the ledger's imported copy."""
+        fake = cls(now)
+        monkeypatch.setattr("webapp.clock.utcnow", fake)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", fake)
+        return fake
+
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
     """Poll ``check()`` until true; return the seconds it took (fail the test if never)."""
