@@ -8,15 +8,12 @@ lost connection raises (the Galera drills in ``test_ackloss.py`` lose it on the 
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from collections.abc import Iterator
-
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from db.seed import seed_stores
+from tests.helpers import answer_lost
 from webapp import create_app
 from webapp.auth.services import register
 from webapp.commands import upgrade_schema
@@ -66,26 +63,6 @@ def _cheap_password_hashing(monkeypatch):
 
 def router(app) -> ClusterRouter:
     return app.extensions["loyalty_db.router"]
-
-
-@contextlib.contextmanager
-def answer_lost(app, times: int = 1) -> Iterator[list[int]]:
-    """The next ``times`` COMMITs happen, and then fail as if the answer was lost."""
-    dialect = router(app).cluster.members[0].engine.dialect
-    original = dialect.do_commit
-    lost: list[int] = []
-
-    def do_commit(dbapi_connection) -> None:
-        original(dbapi_connection)
-        if len(lost) < times:
-            lost.append(1)
-            raise sqlite3.OperationalError("lost connection to the database during COMMIT")
-
-    dialect.do_commit = do_commit
-    try:
-        yield lost
-    finally:
-        del dialect.do_commit
 
 
 def scratch(app) -> int:
