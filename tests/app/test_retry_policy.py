@@ -168,24 +168,15 @@ def test_an_earn_whose_answer_was_lost_is_booked_once_and_is_no_replay(make_app)
             ).scalar(),
             name="test.card",
         )
+
+        def earn_with_key_k1():  # the same request, sent again by a retrying till
+            return ledger.earn(card=number, store_code="IE-DUB-01", amount_minor=1000,
+                               currency="EUR", idempotency_key="k1", staff_id=None)
+
         with answer_lost(app):
-            receipt = ledger.earn(
-                card=number,
-                store_code="IE-DUB-01",
-                amount_minor=1000,
-                currency="EUR",
-                idempotency_key="k1",
-                staff_id=None,
-            )
+            receipt = earn_with_key_k1()
         assert (receipt.coins, receipt.balance, receipt.replayed) == (10, 10, False)
-        again = ledger.earn(
-            card=number,
-            store_code="IE-DUB-01",
-            amount_minor=1000,
-            currency="EUR",
-            idempotency_key="k1",
-            staff_id=None,
-        )
+        again = earn_with_key_k1()
         assert (again.transaction_id, again.replayed) == (receipt.transaction_id, True)
         rows = db.read(
             lambda conn: conn.execute(text("SELECT COUNT(*) FROM ledger")).scalar(), name="t"
