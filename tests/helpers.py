@@ -155,3 +155,21 @@ def answer_lost(app, times: int = 1) -> Iterator[list[int]]:
         yield lost
     finally:
         del dialect.do_commit
+
+
+def runs_until_busy(app) -> int:
+    """Runs a write that conflicts on every attempt until the router gives up with its
+    "very busy" 503; returns how many times the work ran."""
+    from webapp.database import RetryTransaction
+    from webapp.errors import ServiceUnavailable
+    from webapp.extensions import db
+
+    runs: list[int] = []
+
+    def always_conflicts(conn):
+        runs.append(1)
+        raise RetryTransaction()
+
+    with app.app_context(), pytest.raises(ServiceUnavailable, match="busy"):
+        db.write(always_conflicts, name="test.busy")
+    return len(runs)

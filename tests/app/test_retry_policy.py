@@ -13,13 +13,13 @@ from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from db.seed import seed_stores
-from tests.helpers import answer_lost
+from tests.helpers import answer_lost, runs_until_busy
 from webapp import create_app
 from webapp.auth.services import register
 from webapp.commands import upgrade_schema
 from webapp.database import RetryTransaction, after_unknown_commit
 from webapp.database.routing import ClusterRouter
-from webapp.errors import OutcomeUnknown, ServiceUnavailable
+from webapp.errors import OutcomeUnknown
 from webapp.extensions import db
 from webapp.family import services as family
 from webapp.ledger import services as ledger
@@ -90,26 +90,13 @@ def test_the_single_database_runs_the_cluster_router_with_the_configured_policy(
 
 def test_endless_conflicts_end_in_a_busy_503_after_the_retry_budget(make_app):
     app = make_app(DB_RETRY_BUDGET=3)
-    runs = []
-
-    def always_conflicts(conn):
-        runs.append(1)
-        raise RetryTransaction()
-
-    with app.app_context(), pytest.raises(ServiceUnavailable, match="busy"):
-        db.write(always_conflicts, name="test.busy")
-    assert len(runs) == 4
+    assert runs_until_busy(app) == 4
     assert router(app).stats.snapshot()["retries"] == {"conflict": 3}
 
 
 def test_the_time_budget_bounds_retries(make_app):
     app = make_app(DB_RETRY_BUDGET=100_000, DB_RETRY_TIME_BUDGET=0.3)
-
-    def always_conflicts(conn):
-        raise RetryTransaction()
-
-    with app.app_context(), pytest.raises(ServiceUnavailable):
-        db.write(always_conflicts, name="test.busy")
+    runs_until_busy(app)
     # The time budget, not the attempt budget, stopped it; the pause is capped, so it
     # kept trying meanwhile.
     assert 3 < router(app).stats.snapshot()["max_attempts"] < 100_000
