@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright
 from werkzeug.serving import make_server
 
 from db.seed import seed_demo
@@ -86,3 +87,19 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def base_url(live_server) -> str:
     return live_server.url
+
+
+@pytest.fixture
+def pixel7(playwright: Playwright) -> dict:
+    """Playwright's Pixel 7 profile, to open a context with (not to pick a browser)."""
+    device = dict(playwright.devices["Pixel 7"])
+    device.pop("default_browser_type", None)
+    return device
+
+
+@pytest.fixture
+def phone(browser: Browser, base_url: str, pixel7: dict) -> Iterator[BrowserContext]:
+    """A fresh Pixel 7 browsing context on the live server, closed after the test."""
+    context = browser.new_context(**pixel7, base_url=base_url)
+    yield context
+    context.close()

@@ -100,6 +100,17 @@ def login(page: Page, email: str) -> None:
     page.wait_for_url(re.compile(r"/(card|till)$"))
 
 
+def submit_registration(page: Page, name: str, email: str, password: str) -> None:
+    """Fills and sends the registration form (an Irish card); the caller waits for
+    where it leads."""
+    page.goto("/register")
+    page.fill("#name", name)
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.check("input[name=region][value=ie]")
+    page.get_by_role("button", name="Create card").click()
+
+
 def verify_in_demo_mailbox(page: Page, email: str) -> None:
     """Opens the verification mail for ``email`` in the demo mailbox (/demo/outbox, newest
     first) and confirms the address, as a new user of ``make run`` would."""

@@ -9,20 +9,19 @@ from __future__ import annotations
 import itertools
 import re
 
-import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from e2e.helpers import login, scan_qr, verify_in_demo_mailbox, wait_until, watch_console
+from e2e.helpers import (
+    login,
+    scan_qr,
+    submit_registration,
+    verify_in_demo_mailbox,
+    wait_until,
+    watch_console,
+)
 
 PASSWORD = "family-phone-pass-1"
 _runs = itertools.count(1)
-
-
-@pytest.fixture
-def pixel7(playwright: Playwright) -> dict:
-    device = dict(playwright.devices["Pixel 7"])
-    device.pop("default_browser_type", None)
-    return device
 
 
 # The worker keeps the card in this cache under /card?account=<tag> (whose card it is).
@@ -36,12 +35,7 @@ def _context(browser: Browser, base_url: str, device: dict | None = None) -> Bro
 
 def _register_owner(page: Page) -> str:
     email = f"owner{next(_runs)}-{id(page)}@example.com"
-    page.goto("/register")
-    page.fill("#name", "Olive Owner")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.check("input[name=region][value=ie]")
-    page.get_by_role("button", name="Create card").click()
+    submit_registration(page, "Olive Owner", email, PASSWORD)
     page.wait_for_url(re.compile(r"/register/sent$"))
     verify_in_demo_mailbox(page, email)  # the link in the mail signs in
     return email

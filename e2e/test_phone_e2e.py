@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from e2e.helpers import scan_qr, verify_in_demo_mailbox, wait_until, watch_console
+from e2e.helpers import (
+    scan_qr,
+    submit_registration,
+    verify_in_demo_mailbox,
+    wait_until,
+    watch_console,
+)
 
 PASSWORD = "phone-password-1"
 _accounts = itertools.count(1)
@@ -43,31 +47,12 @@ def assert_qr_in_view(page: Page) -> None:
     assert box["width"] >= 200, "a QR smaller than this is hard to scan at the till"
 
 
-# --- Fixtures -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pixel7(playwright: Playwright) -> dict:
-    device = dict(playwright.devices["Pixel 7"])
-    device.pop("default_browser_type", None)
-    return device
-
-
-@pytest.fixture
-def phone(browser: Browser, base_url: str, pixel7: dict) -> Iterator[BrowserContext]:
-    context = browser.new_context(**pixel7, base_url=base_url)
-    yield context
-    context.close()
+# --- Helpers --------------------------------------------------------------------------
 
 
 def register(page: Page, name: str) -> str:
     email = f"phone{next(_accounts)}-{id(page)}@example.com"
-    page.goto("/register")
-    page.fill("#name", name)
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.check("input[name=region][value=ie]")
-    page.get_by_role("button", name="Create card").click()
+    submit_registration(page, name, email, PASSWORD)
     page.wait_for_url(re.compile(r"/register/sent$"))
     verify_in_demo_mailbox(page, email)
     return email

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from e2e.helpers import verify_in_demo_mailbox, wait_until
+from e2e.helpers import submit_registration, verify_in_demo_mailbox, wait_until
 from webapp.auth import tokens
 
 PASSWORD = "sign-out-password-1"
@@ -42,12 +42,7 @@ CACHED_CARDS = """async () => {
 
 def register(page: Page, name: str) -> str:
     email = f"signout{next(_accounts)}-{id(page)}@example.com"
-    page.goto("/register")
-    page.fill("#name", name)
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.check("input[name=region][value=ie]")
-    page.get_by_role("button", name="Create card").click()
+    submit_registration(page, name, email, PASSWORD)
     page.wait_for_url(re.compile(r"/register/sent$"))
     verify_in_demo_mailbox(page, email)  # the link in the mail signs in, on /card
     return email
@@ -86,26 +81,23 @@ def secret_gone(page: Page, secret: str) -> bool:
         return False
 
 
+def assert_offline_page_without(phone: BrowserContext, page: Page, secret: str) -> None:
+    """Offline, /card shows the offline page, and the card's secret is not on it."""
+    phone.set_offline(True)
+    try:
+        page.goto("/card")
+        expect(page.locator("h1")).to_have_text("You're offline")
+        assert secret not in page.content()
+    finally:
+        phone.set_offline(False)
+
+
 def wait_secret_gone(page: Page, secret: str, timeout_ms: int = 15_000) -> None:
     waited = 0
     while not secret_gone(page, secret):
         assert waited < timeout_ms, f"the card and its secret are still on {page.url}"
         page.wait_for_timeout(100)
         waited += 100
-
-
-@pytest.fixture
-def pixel7(playwright: Playwright) -> dict:
-    device = dict(playwright.devices["Pixel 7"])
-    device.pop("default_browser_type", None)
-    return device
-
-
-@pytest.fixture
-def phone(browser: Browser, base_url: str, pixel7: dict) -> Iterator[BrowserContext]:
-    context = browser.new_context(**pixel7, base_url=base_url)
-    yield context
-    context.close()
 
 
 @pytest.fixture
@@ -180,13 +172,7 @@ def test_offline_card_goes_when_the_cookies_are_cleared(phone: BrowserContext) -
     secret = card_kept_offline(page)
 
     phone.clear_cookies()  # e.g. "clear cookies" in the browser's settings
-    phone.set_offline(True)
-    try:
-        page.goto("/card")
-        expect(page.locator("h1")).to_have_text("You're offline")
-        assert secret not in page.content()
-    finally:
-        phone.set_offline(False)
+    assert_offline_page_without(phone, page, secret)
     assert page.evaluate(CACHED_CARDS) == []
 
 
@@ -206,13 +192,7 @@ def test_offline_card_goes_when_the_refresh_token_is_revoked(phone: BrowserConte
     page.wait_for_url(re.compile(r"/login\?next=/card$"))
     wait_until(page, f"() => ({CACHED_CARDS})().then(found => found.length === 0)")
 
-    phone.set_offline(True)
-    try:
-        page.goto("/card")
-        expect(page.locator("h1")).to_have_text("You're offline")
-        assert secret not in page.content()
-    finally:
-        phone.set_offline(False)
+    assert_offline_page_without(phone, page, secret)
 
 
 def test_second_account_on_the_phone_never_sees_the_first_ones_card(
@@ -229,13 +209,7 @@ def test_second_account_on_the_phone_never_sees_the_first_ones_card(
 
     # Sasha signs in on Fern's phone (Fern never signed out) and opens another page.
     sign_in(page, second_email, "/family")
-    phone.set_offline(True)
-    try:
-        page.goto("/card")
-        expect(page.locator("h1")).to_have_text("You're offline")
-        assert first_secret not in page.content()
-    finally:
-        phone.set_offline(False)
+    assert_offline_page_without(phone, page, first_secret)
     assert page.evaluate(CACHED_CARDS) == []
 
     # Online, Sasha's own card is the one kept.

@@ -7,9 +7,11 @@ tests in any folder (unit, app, cluster, ops) import them the same way.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -83,6 +85,14 @@ class Clock:
     def set(self, moment: datetime) -> None:
         self.now = moment
 
+    @classmethod
+    def install(cls, monkeypatch: pytest.MonkeyPatch, now: datetime) -> Clock:
+        """A clock at ``now`` over the app's ``utcnow`` and the ledger's imported copy."""
+        fake = cls(now)
+        monkeypatch.setattr("webapp.clock.utcnow", fake)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", fake)
+        return fake
+
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
     """Poll ``check()`` until true; return the seconds it took (fail the test if never)."""
@@ -124,3 +134,42 @@ def decode_qr_svg(svg: str, pixels_per_module: int = 4) -> list[str]:
         rows.extend([line] * pixels_per_module)
     image = memoryview(b"".join(rows)).cast("B", (len(rows), len(rows[0])))
     return [result.text for result in zxingcpp.read_barcodes(image)]
+
+
+@contextlib.contextmanager
+def answer_lost(app, times: int = 1) -> Iterator[list[int]]:
+    """On the SQLite app: the next ``times`` COMMITs happen, and then fail as if their
+    answer was lost on the way back. Yields the list of losses so far."""
+    dialect = app.extensions["loyalty_db.router"].cluster.members[0].engine.dialect
+    original = dialect.do_commit
+    lost: list[int] = []
+
+    def do_commit(dbapi_connection) -> None:
+        original(dbapi_connection)
+        if len(lost) < times:
+            lost.append(1)
+            raise sqlite3.OperationalError("lost connection to the database during COMMIT")
+
+    dialect.do_commit = do_commit
+    try:
+        yield lost
+    finally:
+        del dialect.do_commit
+
+
+def runs_until_busy(app) -> int:
+    """Runs a write that conflicts on every attempt until the router gives up with its
+    "very busy" 503; returns how many times the work ran."""
+    from webapp.database import RetryTransaction
+    from webapp.errors import ServiceUnavailable
+    from webapp.extensions import db
+
+    runs: list[int] = []
+
+    def always_conflicts(conn):
+        runs.append(1)
+        raise RetryTransaction()
+
+    with app.app_context(), pytest.raises(ServiceUnavailable, match="busy"):
+        db.write(always_conflicts, name="test.busy")
+    return len(runs)

@@ -37,10 +37,7 @@ EXPIRES = datetime(2026, 1, 12, 10, 0)
 
 @pytest.fixture
 def clock(monkeypatch):
-    fake = Clock(START)
-    monkeypatch.setattr("webapp.clock.utcnow", fake)
-    monkeypatch.setattr("webapp.ledger.services.utcnow", fake)
-    return fake
+    return Clock.install(monkeypatch, START)
 
 
 def earn(card: str, coins: int, store: str = "IE-DUB-01", currency: str = "EUR"):

@@ -28,10 +28,7 @@ NNBSP = "\u202f"  # CLDR's English puts a narrow no-break space before AM/PM
 
 @pytest.fixture
 def clock(monkeypatch):
-    fake = Clock(BOOKED)
-    monkeypatch.setattr("webapp.clock.utcnow", fake)
-    monkeypatch.setattr("webapp.ledger.services.utcnow", fake)
-    return fake
+    return Clock.install(monkeypatch, BOOKED)
 
 
 @pytest.fixture

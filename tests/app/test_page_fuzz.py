@@ -155,6 +155,7 @@ FORM_FIELDS = {
     "/family/<id>/access/revoke": [],
     "/join/<id>": ["email", "password"],
     "/membership/leave": [],
+    "/language": ["locale", "next"],
     "/till/lookup": ["card"],
     "/till/earn": ["earn-card", "earn-key", "earn-amount"],
     "/till/redeem": ["redeem-card", "redeem-key", "redeem-coins", "redeem-confirm"],
@@ -226,7 +227,7 @@ def _valid_values(app, email: str) -> dict[str, str]:
             "currency": "EUR", "minor_per_coin": "100", "max_purchase_minor": "10000",
             "coins_per_hour": "50", "active": "y", "version": "1", "role": "barista",
             "store": "IE-DUB-01", "admin_region": "ie", "action": "block",
-            "reason": "Lost phone", "label": "Goodwill", "sort": "0"}
+            "reason": "Lost phone", "label": "Goodwill", "sort": "0", "locale": "hi"}
 
 
 def _valid_input(rule: str, valid: dict[str, str]) -> tuple[str, dict, dict]:

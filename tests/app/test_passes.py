@@ -7,13 +7,11 @@ rotating barcode, computed the way Google Wallet computes it, is accepted at the
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import io
 import json
 import re
-import sqlite3
 import struct
 import subprocess
 import time
@@ -30,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select, update
 
 from tests.app.test_till import STAFF_EMAIL, Till
-from tests.helpers import PASSWORD, AuthActions, csrf_token
+from tests.helpers import PASSWORD, AuthActions, answer_lost, csrf_token
 from webapp import create_app, passes
 from webapp.card import codes
 from webapp.card.queries import active_cards
@@ -540,26 +538,6 @@ def test_push_targets_name_the_phones_whose_pass_changed(app, customer, runner):
     _earn(app, card["number"])
     after = json.loads(runner.invoke(args=["passes", "push-targets", "--since", tag]).output)
     assert after["push_tokens"] == ["aa" * 32, "bb" * 32]
-
-
-@contextlib.contextmanager
-def answer_lost(app):
-    """The next COMMIT happens, then fails as if its answer was lost on the way back
-    (the way tests/test_retry_policy.py does it on SQLite)."""
-    dialect = app.extensions["loyalty_db.router"].cluster.members[0].engine.dialect
-    original, lost = dialect.do_commit, []
-
-    def do_commit(dbapi_connection) -> None:
-        original(dbapi_connection)
-        if not lost:
-            lost.append(1)
-            raise sqlite3.OperationalError("lost connection to the database during COMMIT")
-
-    dialect.do_commit = do_commit
-    try:
-        yield lost
-    finally:
-        del dialect.do_commit
 
 
 def test_a_registration_whose_commit_answer_was_lost_is_still_created_once(

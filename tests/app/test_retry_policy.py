@@ -8,21 +8,18 @@ lost connection raises (the Galera drills in ``test_ackloss.py`` lose it on the 
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from collections.abc import Iterator
-
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from db.seed import seed_stores
+from tests.helpers import answer_lost, runs_until_busy
 from webapp import create_app
 from webapp.auth.services import register
 from webapp.commands import upgrade_schema
 from webapp.database import RetryTransaction, after_unknown_commit
 from webapp.database.routing import ClusterRouter
-from webapp.errors import OutcomeUnknown, ServiceUnavailable
+from webapp.errors import OutcomeUnknown
 from webapp.extensions import db
 from webapp.family import services as family
 from webapp.ledger import services as ledger
@@ -68,26 +65,6 @@ def router(app) -> ClusterRouter:
     return app.extensions["loyalty_db.router"]
 
 
-@contextlib.contextmanager
-def answer_lost(app, times: int = 1) -> Iterator[list[int]]:
-    """The next ``times`` COMMITs happen, and then fail as if the answer was lost."""
-    dialect = router(app).cluster.members[0].engine.dialect
-    original = dialect.do_commit
-    lost: list[int] = []
-
-    def do_commit(dbapi_connection) -> None:
-        original(dbapi_connection)
-        if len(lost) < times:
-            lost.append(1)
-            raise sqlite3.OperationalError("lost connection to the database during COMMIT")
-
-    dialect.do_commit = do_commit
-    try:
-        yield lost
-    finally:
-        del dialect.do_commit
-
-
 def scratch(app) -> int:
     with app.app_context():
         return db.read(
@@ -113,26 +90,13 @@ def test_the_single_database_runs_the_cluster_router_with_the_configured_policy(
 
 def test_endless_conflicts_end_in_a_busy_503_after_the_retry_budget(make_app):
     app = make_app(DB_RETRY_BUDGET=3)
-    runs = []
-
-    def always_conflicts(conn):
-        runs.append(1)
-        raise RetryTransaction()
-
-    with app.app_context(), pytest.raises(ServiceUnavailable, match="busy"):
-        db.write(always_conflicts, name="test.busy")
-    assert len(runs) == 4
+    assert runs_until_busy(app) == 4
     assert router(app).stats.snapshot()["retries"] == {"conflict": 3}
 
 
 def test_the_time_budget_bounds_retries(make_app):
     app = make_app(DB_RETRY_BUDGET=100_000, DB_RETRY_TIME_BUDGET=0.3)
-
-    def always_conflicts(conn):
-        raise RetryTransaction()
-
-    with app.app_context(), pytest.raises(ServiceUnavailable):
-        db.write(always_conflicts, name="test.busy")
+    runs_until_busy(app)
     # The time budget, not the attempt budget, stopped it; the pause is capped, so it
     # kept trying meanwhile.
     assert 3 < router(app).stats.snapshot()["max_attempts"] < 100_000
@@ -191,24 +155,15 @@ def test_an_earn_whose_answer_was_lost_is_booked_once_and_is_no_replay(make_app)
             ).scalar(),
             name="test.card",
         )
+
+        def earn_with_key_k1():  # the same request, sent again by a retrying till
+            return ledger.earn(card=number, store_code="IE-DUB-01", amount_minor=1000,
+                               currency="EUR", idempotency_key="k1", staff_id=None)
+
         with answer_lost(app):
-            receipt = ledger.earn(
-                card=number,
-                store_code="IE-DUB-01",
-                amount_minor=1000,
-                currency="EUR",
-                idempotency_key="k1",
-                staff_id=None,
-            )
+            receipt = earn_with_key_k1()
         assert (receipt.coins, receipt.balance, receipt.replayed) == (10, 10, False)
-        again = ledger.earn(
-            card=number,
-            store_code="IE-DUB-01",
-            amount_minor=1000,
-            currency="EUR",
-            idempotency_key="k1",
-            staff_id=None,
-        )
+        again = earn_with_key_k1()
         assert (again.transaction_id, again.replayed) == (receipt.transaction_id, True)
         rows = db.read(
             lambda conn: conn.execute(text("SELECT COUNT(*) FROM ledger")).scalar(), name="t"

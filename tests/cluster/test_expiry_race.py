@@ -47,10 +47,7 @@ STORE = {"us": "US-NYC-01", "ie": "IE-DUB-01", "in": "IN-BLR-01"}
 
 @pytest.fixture
 def clock(monkeypatch):
-    fake = Clock(START)
-    monkeypatch.setattr("webapp.clock.utcnow", fake)
-    monkeypatch.setattr("webapp.ledger.services.utcnow", fake)
-    return fake
+    return Clock.install(monkeypatch, START)
 
 
 @pytest.fixture

@@ -50,6 +50,17 @@ def _no_store(body, status: int = 200):
     return response
 
 
+def _link_page(token: str, purpose: str, form, use, template: str, *,
+                status_on_errors: int = 200, **context):
+    """An emailed link's page: a valid post uses the link (``use``); otherwise the link
+    is checked first (a bad one never shows its form) and its form is shown, uncached."""
+    if form.validate_on_submit():
+        return use()
+    services.check_link(token, purpose, signed_in_as=_signed_in_as())
+    status = status_on_errors if form.errors else 200
+    return _no_store(render_page(template, form=form, **context), status)
+
+
 def _unsafe_in_url(char: str) -> bool:
     # C*: controls, format characters (bidi, zero-width), surrogates, unassigned; Z*: spaces
     # and line/paragraph separators.
@@ -108,14 +119,14 @@ def register_sent():
 
 @bp.route(f"/verify/{LINK}", methods=["GET", "POST"])
 def verify(token: str):
-    form = ConfirmForm()
-    if form.validate_on_submit():
+    def use():
         account = services.verify_email(token, signed_in_as=_signed_in_as())
         response = redirect(url_for("card.show"))
         start_session(response, tokens.issue_token_pair(account))
         return response
-    services.check_link(token, "verify", signed_in_as=_signed_in_as())
-    return _no_store(render_page("auth/confirm_link.html", form=form, what="verify"))
+
+    return _link_page(token, "verify", ConfirmForm(), use, "auth/confirm_link.html",
+                      what="verify")
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -138,23 +149,25 @@ def reset_sent():
 @limiter.limit(throttle.sign_in_limit, methods=["POST"])
 def reset_password(token: str):
     form = ResetPasswordForm()
-    if form.validate_on_submit():
+
+    def use():
         services.reset_password(token, form.password.data, signed_in_as=_signed_in_as())
         response = redirect(url_for("auth.login", reset=1))
         end_session(response)
         return response
-    services.check_link(token, "reset", signed_in_as=_signed_in_as())
-    return _no_store(render_page("auth/reset.html", form=form), 422 if form.errors else 200)
+
+    return _link_page(token, "reset", form, use, "auth/reset.html",
+                      status_on_errors=422)
 
 
 @bp.route(f"/email/confirm/{LINK}", methods=["GET", "POST"])
 def confirm_email(token: str):
-    form = ConfirmForm()
-    if form.validate_on_submit():
+    def use():
         services.confirm_email_change(token, signed_in_as=_signed_in_as())
         return _no_store(render_page("auth/email_changed.html"))
-    services.check_link(token, "email", signed_in_as=_signed_in_as())
-    return _no_store(render_page("auth/confirm_link.html", form=form, what="email"))
+
+    return _link_page(token, "email", ConfirmForm(), use, "auth/confirm_link.html",
+                      what="email")
 
 
 @bp.route("/logout", methods=["POST"])

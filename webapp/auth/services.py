@@ -150,18 +150,28 @@ def check_link(secret: str, purpose: str, *, signed_in_as: int | None) -> dict[s
                    name="account.check_link", causal=True)
 
 
+def _link_account(conn: Connection, secret: str, purpose: str, stamp, *,
+                  signed_in_as: int | None, spend: bool) -> tuple[dict, dict]:
+    """The usable link (spent first when ``spend``) and its live account; an erased
+    account makes the link invalid."""
+    row = links.usable(conn, secret, purpose, stamp, signed_in_as=signed_in_as,
+                       spent_by=stamp)
+    if spend:
+        links.spend(conn, row, stamp)
+    account = queries.account_by_id(conn, row["account_id"])
+    if account is None or account["erased_at"] is not None:
+        raise links.LinkInvalid("This account no longer exists.")
+    return row, account
+
+
 def verify_email(secret: str, *, signed_in_as: int | None) -> dict:
     """Uses a verification link: the account is verified (with the password chosen in
     that registration) and returned, for the caller to sign it in."""
     stamp = utcnow()
 
     def work(conn: Connection) -> dict:
-        row = links.usable(conn, secret, "verify", stamp, signed_in_as=signed_in_as,
-                           spent_by=stamp)
-        links.spend(conn, row, stamp)
-        account = queries.account_by_id(conn, row["account_id"])
-        if account is None or account["erased_at"] is not None:
-            raise links.LinkInvalid("This account no longer exists.")
+        row, account = _link_account(conn, secret, "verify", stamp,
+                                     signed_in_as=signed_in_as, spend=True)
         if account["email_verified_at"] is None:
             queries.mark_verified(conn, account["id"], stamp, row["password_hash"])
         return queries.account_by_id(conn, account["id"])
@@ -284,12 +294,8 @@ def reset_password(secret: str, new_password: str, *, signed_in_as: int | None) 
     reset_url = outbox.public_url("auth.forgot_password")
 
     def work(conn: Connection) -> dict:
-        row = links.usable(conn, secret, "reset", stamp, signed_in_as=signed_in_as,
-                           spent_by=stamp)
-        links.spend(conn, row, stamp)
-        account = queries.account_by_id(conn, row["account_id"])
-        if account is None or account["erased_at"] is not None:
-            raise links.LinkInvalid("This account no longer exists.")
+        _row, account = _link_account(conn, secret, "reset", stamp,
+                                      signed_in_as=signed_in_as, spend=True)
         if not outbox.already_queued(conn, key):
             _password_changed(conn, account, password_hash, stamp, key=key,
                               reset_url=reset_url, keep_family=None)
@@ -360,11 +366,9 @@ def confirm_email_change(secret: str, *, signed_in_as: int | None) -> dict:
     key = outbox.new_message_key()
 
     def work(conn: Connection) -> dict:
-        row = links.usable(conn, secret, "email", stamp, signed_in_as=signed_in_as,
-                           spent_by=stamp)
-        account = queries.account_by_id(conn, row["account_id"])
-        if account is None or account["erased_at"] is not None:
-            raise links.LinkInvalid("This account no longer exists.")
+        # Spent below, only once the change is sure to go ahead.
+        row, account = _link_account(conn, secret, "email", stamp,
+                                     signed_in_as=signed_in_as, spend=False)
         if account["email"] == row["email"]:
             return account  # done by an earlier run of this request
         if queries.account_by_email(conn, row["email"]) is not None:

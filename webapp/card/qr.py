@@ -14,13 +14,12 @@ from qrcode.constants import ERROR_CORRECT_M
 from qrcode.image.svg import SvgPathFillImage
 
 
-@functools.lru_cache(maxsize=4096)
-def card_qr_svg(number: str) -> str:
+def _qr_svg(data: str) -> str:
     # Pure black on white with a 4-module quiet zone: the most reliable scan in sunlight.
     # One SVG unit per module (box_size 10 = 1 mm), so the path has whole numbers only.
     qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=10, border=4,
                        image_factory=SvgPathFillImage)
-    qr.add_data(number)
+    qr.add_data(data)
     qr.make(fit=True)
     svg = qr.make_image().get_image()
     # The page's CSS sizes it (.qr), so no fixed millimetre size; no id to clash with.
@@ -32,16 +31,11 @@ def card_qr_svg(number: str) -> str:
     return ET.tostring(svg, encoding="unicode")
 
 
+@functools.lru_cache(maxsize=4096)
+def card_qr_svg(number: str) -> str:
+    return _qr_svg(number)
+
+
 def link_qr_svg(url: str) -> str:
     """A link as a QR for another phone's camera (an invite: not cached, shown once)."""
-    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=10, border=4,
-                       image_factory=SvgPathFillImage)
-    qr.add_data(url)
-    qr.make(fit=True)
-    svg = qr.make_image().get_image()
-    for attribute in ("width", "height", "version"):
-        svg.attrib.pop(attribute, None)
-    svg.set("class", "qr")
-    for path in svg.iter("path"):
-        path.attrib.pop("id", None)
-    return ET.tostring(svg, encoding="unicode")
+    return _qr_svg(url)

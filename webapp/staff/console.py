@@ -167,6 +167,12 @@ def _clean_store(values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             errors[field] = [f"Enter {label} as a whole number above 0."]
             continue
         clean[field] = number
+    return _with_active(clean, values, errors)
+
+
+def _with_active(clean: dict[str, Any], values: dict[str, Any],
+                 errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Ends a form's cleaning: the "active" box (absent = active) and every error at once."""
     clean["active"] = values.get("active") not in (False, "0", "false", "off", None, "") \
         if "active" in values else True
     if errors:
@@ -419,11 +425,7 @@ def _clean_reward(values: dict[str, Any]) -> dict[str, Any]:
                              (" above 0." if field == "coins" else ".")]
             continue
         clean[field] = number
-    clean["active"] = values.get("active") not in (False, "0", "false", "off", None, "") \
-        if "active" in values else True
-    if errors:
-        raise ValidationFailed(errors)
-    return clean
+    return _with_active(clean, values, errors)
 
 
 def save_reward(principal: Principal | None, values: dict[str, Any],
@@ -593,11 +595,7 @@ def set_card_blocked(principal: Principal | None, card_id: int, *, blocked: bool
         raise ValidationFailed({"reason": ["Say why, in 3 to 200 characters."]})
 
     def change(conn: Connection) -> dict[str, Any]:
-        card = conn.execute(select(cards).where(cards.c.id == card_id)).mappings().first()
-        if card is None:
-            raise NotFound("No such card.")
-        holder = _customer_wallet(conn, card["account_id"])
-        require(_covers_customer(actor, holder), "That customer is outside your region.")
+        card, holder = _card_in_reach(conn, actor, card_id)
         if (card["blocked_at"] is not None) != blocked:
             conn.execute(update(cards).where(cards.c.id == card_id).values(
                 blocked_at=utcnow() if blocked else None))
@@ -612,6 +610,16 @@ def set_card_blocked(principal: Principal | None, card_id: int, *, blocked: bool
     return db.write(change, name="console.card.block")
 
 
+def _card_in_reach(conn: Connection, actor, card_id: int) -> tuple[dict, dict]:
+    """The card and its holder's wallet, if the actor's region covers the holder."""
+    card = conn.execute(select(cards).where(cards.c.id == card_id)).mappings().first()
+    if card is None:
+        raise NotFound("No such card.")
+    holder = _customer_wallet(conn, card["account_id"])
+    require(_covers_customer(actor, holder), "That customer is outside your region.")
+    return card, holder
+
+
 def reissue_card(principal: Principal | None, card_id: int) -> dict[str, Any]:
     """A new card number for a blocked card (the old number stops working for good;
     history stays on the same card row). The customer shows the new number."""
@@ -619,11 +627,7 @@ def reissue_card(principal: Principal | None, card_id: int) -> dict[str, Any]:
     number = new_card_number()
 
     def change(conn: Connection) -> dict[str, Any]:
-        card = conn.execute(select(cards).where(cards.c.id == card_id)).mappings().first()
-        if card is None:
-            raise NotFound("No such card.")
-        holder = _customer_wallet(conn, card["account_id"])
-        require(_covers_customer(actor, holder), "That customer is outside your region.")
+        card, holder = _card_in_reach(conn, actor, card_id)
         if card["number"] == number:
             return dict(card)  # ours, after a lost COMMIT answer
         if card["blocked_at"] is None:

@@ -158,21 +158,27 @@ def lookup():
     return _till(store, customer=Customer(card, form.card.data))
 
 
+def _book(store, form, what: str, book):
+    """Earn or redeem from the till: an invalid form comes back as typed (422); else
+    ``book()`` runs, and its receipt or its error is shown with the customer."""
+    if not form.validate():
+        return _till(store, customer=_fresh_customer(form.card.data), error=_form_error(form),
+                     status=422, **{f"{what}_form": form})
+    try:
+        receipt = book()
+    except AppError as error:
+        return _failed(store, form, error, what)
+    return _till(store, customer=_fresh_customer(form.card.data), receipt=receipt)
+
+
 @bp.route("/till/earn", methods=["POST"])
 @staff_required
 def earn():
     store = _store()
     form = EarnForm(prefix="earn", currency=store["currency"])
-    if not form.validate():
-        return _till(store, customer=_fresh_customer(form.card.data), earn_form=form,
-                     error=_form_error(form), status=422)
-    try:
-        receipt = staff.earn(current_principal(), card=form.card.data,
-                             amount_minor=form.amount_minor, currency=store["currency"],
-                             key=form.key.data, store=form.store.data or None)
-    except AppError as error:
-        return _failed(store, form, error, "earn")
-    return _till(store, customer=_fresh_customer(form.card.data), receipt=receipt)
+    return _book(store, form, "earn", lambda: staff.earn(
+        current_principal(), card=form.card.data, amount_minor=form.amount_minor,
+        currency=store["currency"], key=form.key.data, store=form.store.data or None))
 
 
 @bp.route("/till/redeem", methods=["POST"])
@@ -180,17 +186,10 @@ def earn():
 def redeem():
     store = _store()
     form = RedeemForm(prefix="redeem")
-    if not form.validate():
-        return _till(store, customer=_fresh_customer(form.card.data), redeem_form=form,
-                     error=_form_error(form), status=422)
-    try:
-        receipt = staff.redeem(current_principal(), card=form.card.data,
-                               coins=form.coin_count, key=form.key.data,
-                               confirmed=bool(form.confirm.data),
-                               store=form.store.data or None, reward_id=form.reward_id)
-    except AppError as error:
-        return _failed(store, form, error, "redeem")
-    return _till(store, customer=_fresh_customer(form.card.data), receipt=receipt)
+    return _book(store, form, "redeem", lambda: staff.redeem(
+        current_principal(), card=form.card.data, coins=form.coin_count, key=form.key.data,
+        confirmed=bool(form.confirm.data), store=form.store.data or None,
+        reward_id=form.reward_id))
 
 
 @bp.route("/till/reverse", methods=["POST"])
