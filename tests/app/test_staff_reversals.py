@@ -107,3 +107,20 @@ def test_a_till_key_from_before_scoping_replays_its_reversal(app, people):
             staff.reverse(_principal(people["sam"]), transaction_id=sale.transaction_id,
                           key=uuid.uuid4().hex)
         assert ledger_count() == 2
+
+
+def test_a_manager_reverses_their_own_stores_sales_only(app, people):
+    with app.app_context():
+        here = create_staff(email="mo@example.com", store_code="US-NYC-01", name="Mo",
+                            password=PASSWORD, role="manager")
+        elsewhere = create_staff(email="lu@example.com", store_code="US-SEA-01", name="Lu",
+                                 password=PASSWORD, role="manager")
+        sale = _sale(people, "sam")
+        with pytest.raises(NotYourTransaction, match=says(
+                "A manager reverses only their own store's transactions.")):
+            staff.reverse(_principal(elsewhere), transaction_id=sale.transaction_id,
+                          key=uuid.uuid4().hex)
+        undone = staff.reverse(_principal(here), transaction_id=sale.transaction_id,
+                               key=uuid.uuid4().hex)
+        assert (undone.reverses_id, undone.store_code) == (sale.transaction_id, "US-NYC-01")
+        assert assert_invariants()[people["card"]["wallet_id"]] == 0
