@@ -193,6 +193,7 @@ def equivalents() -> dict[tuple[str, str, str], str]:
             match = _ROW.match(line)
             if match:
                 function, removed, added, reason = match.groups()
+                removed, added = (code.replace("\\|", "|") for code in (removed, added))
                 key = (function, " ".join(removed.split()), " ".join(added.split()))
                 table[key] = reason
     return table

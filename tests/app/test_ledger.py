@@ -212,6 +212,18 @@ def test_rotating_code_pays_once(app, customer):
         assert assert_invariants()[customer["wallet_id"]] == 47
 
 
+def test_a_cards_next_code_pays_after_its_last_one(app, customer):
+    """The code of the next 30 s step is a new code: spending one step spends only it."""
+    with app.app_context():
+        earn(customer["number"], 5000)
+        now = time.time()
+        redeem(codes.rotating_payload(customer["number"], customer["secret"], now), 3,
+               confirmed=False)
+        following = codes.rotating_payload(customer["number"], customer["secret"],
+                                           now + codes.STEP_SECONDS)
+        assert redeem(following, 4, confirmed=False).balance == 43
+
+
 def test_a_spent_code_step_is_spent_for_that_card_only(app, customer):
     """Two customers show their live codes in the same 30 s step: each pays once."""
     with app.app_context():
