@@ -78,7 +78,9 @@ class World:
                                                      "password": PASSWORD})
         self.tokens = {"customer": customer["access_token"], "staff": staff["access_token"],
                        "admin": admin["access_token"]}
-        self.card = self._ok("GET", "/me", role="customer")["cards"][0]["number"]
+        me = self._ok("GET", "/me", role="customer")
+        self.card = me["cards"][0]["number"]
+        self.account_id = me["account"]["id"]
         self.member_id = self.fresh_member()
         # Coins to redeem: positive redeem cases spend a few each.
         for _ in range(5):
@@ -109,6 +111,13 @@ class World:
     def fresh_earn(self, amount: str = "12.00") -> int:
         return self._ok("POST", "/transactions", role="staff", json={
             "kind": "earn", "card": self.card, "amount": amount, "currency": "EUR"})["id"]
+
+    def fresh_store(self) -> int:
+        """A store of its own to edit (editing the barista's would change the till's
+        currency under the other cases)."""
+        return self._ok("POST", "/console/stores", role="admin", json={
+            "code": self.unique("E-"), "name": "Edit me", "region": "ie", "currency": "EUR",
+            "minor_per_coin": 100})["id"]
 
     def fresh_refresh_token(self) -> str:
         return self._ok("POST", "/auth/token", json={"email": CUSTOMER_EMAIL,
@@ -216,6 +225,23 @@ def _aim_at_real_data(case, world: World) -> None:
             body["confirm_static"] = True
     elif label == "POST /transactions/{transaction_id}/reversal":
         case.path_parameters["transaction_id"] = world.fresh_earn()
+    elif label == "POST /console/stores" and body is not None:
+        body["code"] = world.unique("C-")  # codes are unique
+    elif label == "PUT /console/stores/{store_id}":
+        case.path_parameters["store_id"] = world.fresh_store()
+        if body is not None:
+            body["version"] = 1
+    elif label == "POST /console/staff" and body is not None:
+        body["email"] = world.unique("staff") + "@example.com"
+        if body.get("role") != "admin":
+            body["store"] = "IE-DUB-01"  # staff and managers work at a real store
+    elif label == "POST /console/rewards" and body is not None:
+        body["name"] = f"{body.get('name', '')[:50]}{world.unique(' #')}"  # unique per region
+    elif label == "POST /console/customers/{account_id}/adjustments":
+        case.path_parameters["account_id"] = world.account_id
+    elif label == "PUT /console/cards/{card_id}/block":
+        # A member's card: blocking the customer's own would refuse the till's cases.
+        case.path_parameters["card_id"] = world.fresh_member()
 
 
 # The operation that serves the document is left out unless a filter selects it.
