@@ -207,6 +207,11 @@ def _aim_at_real_data(case, world: World) -> None:
         case.path_parameters["card_id"] = world.member_id
     elif label == "DELETE /family/{card_id}":
         case.path_parameters["card_id"] = world.fresh_member()
+        if body is not None and body.get("blocked"):
+            body["reason"] = f"why {body.get('reason', '')}"[:200]  # blocking says why
+    elif label == "GET /console/reports" and case.query:
+        # The window must run forwards and be at most MAX_SPAN long (cross-field rules).
+        case.query.pop("since", None)
     elif label == "POST /lookup" and body is not None:
         body["card"] = world.card
     elif label == "POST /transactions" and body is not None:
@@ -239,9 +244,22 @@ def _aim_at_real_data(case, world: World) -> None:
         body["name"] = f"{body.get('name', '')[:50]}{world.unique(' #')}"  # unique per region
     elif label == "POST /console/customers/{account_id}/adjustments":
         case.path_parameters["account_id"] = world.account_id
+        if body is not None:
+            # Rules the schema can't state: never 0 coins, within the admin's configured
+            # bound, and 3 visible characters of reason and label once trimmed.
+            coins = int(body.get("coins") or 1)
+            body["coins"] = (coins % 100 or 1) * (-1 if coins < 0 else 1)
+            body["reason"] = f"why {body.get('reason', '')}"[:200]
+            body["label"] = f"say {body.get('label', '')}"[:80]
+        case.headers = {**(case.headers or {}), "Idempotency-Key": world.unique("adjust-")}
     elif label == "PUT /console/cards/{card_id}/block":
         # A member's card: blocking the customer's own would refuse the till's cases.
         case.path_parameters["card_id"] = world.fresh_member()
+        if body is not None and body.get("blocked"):
+            body["reason"] = f"why {body.get('reason', '')}"[:200]  # blocking says why
+    elif label == "GET /console/reports" and case.query:
+        # The window must run forwards and be at most MAX_SPAN long (cross-field rules).
+        case.query.pop("since", None)
 
 
 # The operation that serves the document is left out unless a filter selects it.

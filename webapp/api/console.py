@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from webapp.config import REGIONS
 from webapp.money import CURRENCY_DECIMALS
-
 from webapp.staff import console
 
 from . import bp
@@ -141,7 +140,8 @@ class AdjustmentRequest(Request):
 
 class CardBlock(Request):
     blocked: bool
-    reason: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=200,
+                        description="Required (3 to 200 characters) when blocking.")
 
 
 class CardState(BaseModel):
@@ -168,6 +168,9 @@ class AuditList(BaseModel):
 
 
 class AuditQuery(BaseModel):
+    # An unknown parameter is refused, as on the other queries: "?actr=5" is a bug.
+    model_config = ConfigDict(extra="forbid")
+
     action: str | None = None
     actor: int | None = None
     store: int | None = None
@@ -271,6 +274,8 @@ def console_audit(query: AuditQuery):
 
 
 class ReportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     grain: str = Field(default="day", pattern="^(day|month)$")
     since: IsoDate = None
     until: IsoDate = None
