@@ -4,17 +4,38 @@ the /admin pages. Staff access; the rulebook narrows it by role and scope (403).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from webapp.config import REGIONS
+from webapp.money import CURRENCY_DECIMALS
 from webapp.staff import console
 
 from . import bp
 from .auth import current_principal
 from .openapi import operation
 from .routes import _receipt_reply
-from .schemas import Receipt, Request
+from .schemas import Email, Receipt, Request, StoreCode, _aware
+
+# The service layer's rules, stated in the schema so that what the document calls valid is
+# what the server accepts (and a client can generate a valid request from it).
+Region = Literal[REGIONS]  # type: ignore[valid-type]
+Currency = Literal[tuple(CURRENCY_DECIMALS)]  # type: ignore[valid-type]
+VISIBLE = r"\S"  # the services strip the text: it needs at least one visible character
+WHOLE_MAX = 100_000_000  # the services' bound on store numbers
+
+
+def _iso_date(value: Any) -> Any:
+    # Query strings are parsed leniently, and pydantic would read "0" as a Unix time:
+    # a date here is YYYY-MM-DD and nothing else.
+    if isinstance(value, str) and not (len(value) == 10 and value[4] == value[7] == "-"):
+        raise ValueError("Use YYYY-MM-DD.")
+    return value
+
+
+IsoDate = Annotated[date | None, BeforeValidator(_iso_date),
+                    Field(json_schema_extra={"format": "date"})]
 
 SCOPE = (" Managers see their own store; admins their region (or all, when global); "
          "baristas and customers get 403.")
@@ -42,17 +63,18 @@ class ConsoleStoreList(BaseModel):
 
 
 class StoreFields(Request):
-    name: str = Field(min_length=1, max_length=80)
-    region: str = Field(min_length=2, max_length=2)
-    currency: str = Field(pattern="^[A-Z]{3}$")
-    minor_per_coin: int = Field(gt=0, le=100_000_000)
+    name: str = Field(min_length=1, max_length=80, pattern=VISIBLE)
+    region: Region
+    currency: Currency
+    minor_per_coin: int = Field(gt=0, le=WHOLE_MAX)
     active: bool = True
-    max_purchase_minor: int | None = Field(default=None, gt=0)
-    coins_per_hour: int | None = Field(default=None, gt=0)
+    max_purchase_minor: int | None = Field(default=None, gt=0, le=WHOLE_MAX)
+    coins_per_hour: int | None = Field(default=None, gt=0, le=WHOLE_MAX)
 
 
 class StoreCreate(StoreFields):
-    code: str = Field(min_length=1, max_length=20)
+    code: str = Field(min_length=1, max_length=20, pattern="^[A-Z0-9-]+$",
+                      description="Unique: an existing code is 422.")
 
 
 class StoreUpdate(StoreFields):
@@ -73,11 +95,13 @@ class StaffList(BaseModel):
 
 
 class StaffCreate(Request):
-    name: str = Field(min_length=1, max_length=80)
-    email: str = Field(min_length=3, max_length=254)
-    role: str = Field(pattern="^(staff|manager|admin)$")
-    store: str | None = Field(default=None, max_length=20)
-    admin_region: str | None = Field(default=None, max_length=2)
+    name: str = Field(min_length=1, max_length=80, pattern=VISIBLE)
+    email: Email
+    role: Literal["staff", "manager", "admin"]
+    store: StoreCode | None = Field(default=None, description=(
+        "The store's code: required for staff and managers, ignored for admins."))
+    admin_region: Region | None = Field(default=None, description=(
+        "Admins only: their region, or null for a global admin."))
 
 
 class StaffCreated(BaseModel):
@@ -100,10 +124,11 @@ class RewardList(BaseModel):
 
 
 class RewardCreate(Request):
-    region: str = Field(min_length=2, max_length=2)
-    name: str = Field(min_length=1, max_length=60)
+    region: Region
+    name: str = Field(min_length=1, max_length=60, pattern=VISIBLE,
+                      description="Unique in its region: a taken name is 422.")
     coins: int = Field(gt=0, le=1_000_000)
-    sort: int = 0
+    sort: int = Field(default=0, ge=-(2**31), le=2**31 - 1)  # an INTEGER column
     active: bool = True
 
 
@@ -115,7 +140,8 @@ class AdjustmentRequest(Request):
 
 class CardBlock(Request):
     blocked: bool
-    reason: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=200,
+                        description="Required (3 to 200 characters) when blocking.")
 
 
 class CardState(BaseModel):
@@ -142,6 +168,9 @@ class AuditList(BaseModel):
 
 
 class AuditQuery(BaseModel):
+    # An unknown parameter is refused, as on the other queries: "?actr=5" is a bug.
+    model_config = ConfigDict(extra="forbid")
+
     action: str | None = None
     actor: int | None = None
     store: int | None = None
@@ -238,14 +267,18 @@ def console_block_card(card_id: int, body: CardBlock):
 def console_audit(query: AuditQuery):
     entries = console.audit_entries(current_principal(), action=query.action,
                                     actor_id=query.actor, store_id=query.store)
-    return AuditList(entries=[AuditEntry(**{k: e[k] for k in AuditEntry.model_fields})
+    return AuditList(entries=[AuditEntry(**{k: e[k] for k in AuditEntry.model_fields
+                                            if k != "created_at"},
+                                         created_at=_aware(e["created_at"]))
                               for e in entries])
 
 
 class ReportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     grain: str = Field(default="day", pattern="^(day|month)$")
-    since: date | None = None
-    until: date | None = None
+    since: IsoDate = None
+    until: IsoDate = None
 
 
 class ReportFigures(BaseModel):
