@@ -323,6 +323,17 @@ def test_amount_edges(app, customer):
         assert ledger_count() == 2
 
 
+@pytest.mark.parametrize(("currency", "most"), [
+    ("USD", "1,000,000.00 USD"), ("JPY", "100,000,000 JPY"),
+    ("XYZ", "1,000,000"), (None, "1,000,000"),  # not a currency we know: no unit named
+])
+def test_the_largest_amount_is_named_in_the_refusal(app, customer, currency, most):
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as error:
+            earn(customer["number"], ledger.MAX_AMOUNT_MINOR + 1, currency=currency)
+        assert error.value.errors == {"amount": [f"Enter an amount above 0 and at most {most}."]}
+
+
 def test_coin_count_edges(app, customer):
     """Zero and one past the limit are refused before anything is read; the limit books."""
     with app.app_context():
