@@ -100,7 +100,7 @@ def _page_routes(world):
         "GET /admin/stores": ("GET", "/admin/stores", None, {"manager", *ADMINS}
                               | {"manager_other"}, 200),
         "POST /admin/stores": ("POST", "/admin/stores", lambda: {
-            "code": f"US-T-{secrets.token_hex(2)}", "name": "Test", "region": "us",
+            "code": f"US-T-{secrets.token_hex(2).upper()}", "name": "Test", "region": "us",
             "currency": "USD", "minor_per_coin": "100", "active": "1"}, GLOBAL, 302),
         "GET /admin/stores/<id>": ("GET", f"/admin/stores/{store_id}", None,
                                    {"manager", "admin_global"}, 200),
@@ -161,7 +161,7 @@ def _api_routes(world):
         "GET /console/stores": ("GET", "/api/v1/console/stores", None,
                                 managers_and_admins, 200),
         "POST /console/stores": ("POST", "/api/v1/console/stores", lambda: {
-            "code": f"US-A-{secrets.token_hex(2)}", "name": "Api", "region": "us",
+            "code": f"US-A-{secrets.token_hex(2).upper()}", "name": "Api", "region": "us",
             "currency": "USD", "minor_per_coin": 100}, GLOBAL, 201),
         "PUT /console/stores/<id>": ("PUT", f"/api/v1/console/stores/{store_id}", lambda: {
             "version": _store_version(store_id), "name": "New York, 5th Avenue",
