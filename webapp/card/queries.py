@@ -223,3 +223,8 @@ def _update_family_card(conn: Connection, account_id: int, card_id: int, **value
         .values(**values)
     )
     return result.rowcount == 1
+
+
+def home_region(conn: Connection, account_id: int) -> str | None:
+    return conn.execute(select(accounts.c.home_region)
+                        .where(accounts.c.id == account_id)).scalar()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, make_response, request
 from jinja2_fragments.flask import render_block
-from sqlalchemy import select
 
 from webapp.auth.session import (
     ACCOUNT_COOKIE,
@@ -15,8 +14,6 @@ from webapp.auth.session import (
     login_required,
     redirect_to_login,
 )
-from webapp.database.schema import accounts
-from webapp.extensions import db
 from webapp.pages import is_htmx_partial_request, render_page
 
 from . import services
@@ -44,24 +41,6 @@ def _signed_out():
     return response
 
 
-def _rewards(principal) -> list[dict]:
-    """The catalogue a customer sees: their home region's active rewards (one read)."""
-    from webapp.staff import catalogue  # webapp.staff imports the auth services
-
-    def read(conn):
-        region = conn.execute(select(accounts.c.home_region).where(
-            accounts.c.id == principal.account_id)).scalar()
-        return catalogue.region_rewards(conn, region) if region else []
-
-    return db.read(read, name="card.rewards")
-
-
-def _next_reward(balance: int, rewards: list[dict]) -> dict | None:
-    from webapp.staff import catalogue
-
-    return catalogue.next_reward(balance, rewards)
-
-
 @bp.route("/card")
 @login_required
 def show():
@@ -72,12 +51,12 @@ def show():
                                   causal=bool(request.args.get("fresh")))
     except services.NoCard:
         return _signed_out()
-    rewards = _rewards(principal)
+    rewards = services.rewards_for(principal)
     body = render_page(
         "card/card.html", partial="history", view=view, qr_svg=card_qr_svg(view.card["number"]),
         number=format_card_number(view.card["number"]), account=account,
         account_cookie=ACCOUNT_COOKIE, rewards=rewards,
-        next_reward=_next_reward(view.balance, rewards),
+        next_reward=services.next_reward(view.balance, rewards),
     )
     response = make_response(body)
     # The chosen card sticks, so the installed app opens on the card last shown. Secure

@@ -129,3 +129,20 @@ def wallet(account_id: int, *, causal: bool = False) -> Wallet:
         return Wallet(row["id"], row["balance"], queries.active_cards(conn, account_id))
 
     return db.read(work, name="card.wallet", causal=causal)
+
+
+def rewards_for(principal: Principal) -> list[dict]:
+    """The catalogue a customer sees: their home region's active rewards (one read)."""
+    from webapp.staff import catalogue  # webapp.staff imports the auth services
+
+    def read(conn):
+        region = queries.home_region(conn, principal.account_id)
+        return catalogue.region_rewards(conn, region) if region else []
+
+    return db.read(read, name="card.rewards")
+
+
+def next_reward(balance: int, rewards: list[dict]) -> dict | None:
+    from webapp.staff import catalogue
+
+    return catalogue.next_reward(balance, rewards)
