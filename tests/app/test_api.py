@@ -665,7 +665,7 @@ BAD_REDEMPTIONS = [
     ({"coins": 10**7}, "coins"),
     ({"coins": 2**64}, "coins"),
     ({"coins": "5"}, "coins"),
-    ({"coins": 5.0}, "coins"),
+    ({"coins": 5.5}, "coins"),  # 5.0 is an integer to JSON Schema, and to the API
     ({"coins": True}, "coins"),
     ({"confirm_static": "yes"}, "confirm_static"),
     ({"amount": "5.00"}, "amount"),

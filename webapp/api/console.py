@@ -16,7 +16,7 @@ from . import bp
 from .auth import current_principal
 from .openapi import operation
 from .routes import _receipt_reply
-from .schemas import Email, Receipt, Request, StoreCode, _aware
+from .schemas import MAX_ID, Email, Receipt, Request, StoreCode, Whole, _aware
 
 # The service layer's rules, stated in the schema so that what the document calls valid is
 # what the server accepts (and a client can generate a valid request from it).
@@ -66,10 +66,10 @@ class StoreFields(Request):
     name: str = Field(min_length=1, max_length=80, pattern=VISIBLE)
     region: Region
     currency: Currency
-    minor_per_coin: int = Field(gt=0, le=WHOLE_MAX)
+    minor_per_coin: Whole = Field(gt=0, le=WHOLE_MAX)
     active: bool = True
-    max_purchase_minor: int | None = Field(default=None, gt=0, le=WHOLE_MAX)
-    coins_per_hour: int | None = Field(default=None, gt=0, le=WHOLE_MAX)
+    max_purchase_minor: Whole | None = Field(default=None, gt=0, le=WHOLE_MAX)
+    coins_per_hour: Whole | None = Field(default=None, gt=0, le=WHOLE_MAX)
 
 
 class StoreCreate(StoreFields):
@@ -78,7 +78,7 @@ class StoreCreate(StoreFields):
 
 
 class StoreUpdate(StoreFields):
-    version: int = Field(ge=1)
+    version: Whole = Field(ge=1)
 
 
 class StaffMember(BaseModel):
@@ -127,13 +127,13 @@ class RewardCreate(Request):
     region: Region
     name: str = Field(min_length=1, max_length=60, pattern=VISIBLE,
                       description="Unique in its region: a taken name is 422.")
-    coins: int = Field(gt=0, le=1_000_000)
-    sort: int = Field(default=0, ge=-(2**31), le=2**31 - 1)  # an INTEGER column
+    coins: Whole = Field(gt=0, le=1_000_000)
+    sort: Whole = Field(default=0, ge=-(2**31), le=2**31 - 1)  # an INTEGER column
     active: bool = True
 
 
 class AdjustmentRequest(Request):
-    coins: int = Field(description="+ adds, - takes away; never 0.")
+    coins: Whole = Field(description="+ adds, - takes away; never 0.")
     reason: str = Field(min_length=3, max_length=200, description="Staff-facing.")
     label: str = Field(min_length=3, max_length=80, description="Shown to the customer.")
 
@@ -171,9 +171,9 @@ class AuditQuery(BaseModel):
     # An unknown parameter is refused, as on the other queries: "?actr=5" is a bug.
     model_config = ConfigDict(extra="forbid")
 
-    action: str | None = None
-    actor: int | None = None
-    store: int | None = None
+    action: str | None = Field(default=None, max_length=40)  # the column's width
+    actor: int | None = Field(default=None, ge=1, le=MAX_ID)
+    store: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 @bp.get("/console/stores")

@@ -14,6 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
@@ -118,6 +119,18 @@ StoreCode = Annotated[
                       "nothing is booked; an admin may name any store.",
           examples=["IE-DUB-01"]),
 ]
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an ``integer`` (clients and schema-driven generators
+    send it), so the API does too; 5.5 and "5" stay wrong."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_ID:
+        return int(value)
+    return value
+
+
+# The integer of a request body (strict, as every field, apart from the above).
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 class Request(BaseModel):
@@ -263,9 +276,9 @@ class EarnRequest(Request):
 class RedeemRequest(Request):
     kind: Literal["redeem"]
     card: CardText
-    coins: int | None = Field(default=None, ge=1, le=MAX_REDEEM_COINS,
+    coins: Whole | None = Field(default=None, ge=1, le=MAX_REDEEM_COINS,
                               description="Free-form coins; or send `reward` instead.")
-    reward: int | None = Field(
+    reward: Whole | None = Field(
         default=None, ge=1, description="A reward of the store's region (its id in "
         "`/console/rewards`): its price is redeemed and the ledger row records it.")
     confirm_static: bool = Field(
