@@ -54,3 +54,18 @@ def test_an_audit_filter_out_of_range_is_a_clear_422(client, query):
     response = client.get(f"/api/v1/console/audit?{query}", headers=_admin(client))
     assert response.status_code == 422, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("PUT", "/api/v1/console/stores/{id}", {"name": "Big", "region": "ie", "currency": "EUR",
+                                            "minor_per_coin": 100, "version": 1}),
+    ("POST", "/api/v1/console/customers/{id}/adjustments",
+     {"coins": 5, "reason": "Goodwill", "label": "Sorry"}),
+    ("PUT", "/api/v1/console/cards/{id}/block", {"blocked": False}),
+    ("POST", "/api/v1/transactions/{id}/reversal", None),
+])
+def test_an_id_in_the_path_beyond_any_real_id_is_not_found(client, method, path, body):
+    response = client.open(path.format(id=10**25), method=method, json=body,
+                           headers={**_admin(client), "Idempotency-Key": "huge-id"})
+    assert response.status_code == 404, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
