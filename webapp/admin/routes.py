@@ -122,8 +122,8 @@ def store(store_id: int):
 @bp.get("/stores/<int:store_id>/day")
 @staff_required
 def store_day(store_id: int):
-    day = _day("day") or date.today()
-    return _page("admin/day.html", **console.store_day(current_principal(), store_id, day))
+    return _page("admin/day.html", **console.store_day(current_principal(), store_id,
+                                                         _day("day")))
 
 
 # -- staff --------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def audit_log():
 
 
 CSV_COLUMNS = ("id", "created_at", "actor_id", "actor_role", "action", "region", "store_id",
-               "subject_id", "target", "client_ip", "details")
+               "subject_id", "target", "client_ip", "details", "local_time", "timezone")
 
 
 @bp.get("/audit.csv")
@@ -338,7 +338,7 @@ def reports_page():
 
 
 REPORT_COLUMNS = ("period", "region", "store", "issued", "redeemed", "reversed", "adjusted",
-                  "expired", "other", "net", "transactions", "active_wallets")
+                  "expired", "other", "net", "transactions", "active_wallets", "timezone")
 
 
 @bp.get("/reports.csv")
@@ -351,7 +351,9 @@ def reports_csv():
     for row in report["rows"]:
         writer.writerow([row[c] for c in REPORT_COLUMNS])
     for total in report["totals"]:
-        writer.writerow([total["period"], "*", "*", *(total[c] for c in REPORT_COLUMNS[3:])])
+        # A total is the sum of the stores' local days: no one zone.
+        writer.writerow([total["period"], "*", "*", *(total[c] for c in REPORT_COLUMNS[3:-1]),
+                         "*"])
     if report["liability"] is not None:
         writer.writerow([])
         writer.writerow(("home_region", "wallets", "outstanding_coins", "ledger_sum"))

@@ -48,6 +48,9 @@ class ConsoleStore(BaseModel):
     region: str
     currency: str
     minor_per_coin: int
+    timezone: str = Field(description=(
+        "IANA zone: the store's day and its report periods. Set in the console (/admin); "
+        "a store created here gets its region's zone."))
     active: bool
     max_purchase_minor: int | None = None
     coins_per_hour: int | None = None
@@ -161,6 +164,10 @@ class AuditEntry(BaseModel):
     target: str | None
     client_ip: str | None
     details: str | None
+    local_time: datetime = Field(description=(
+        "The same instant in the zone where it happened, with its UTC offset."))
+    timezone: str = Field(description=(
+        "That zone: the store's, else the entry's region's, else UTC."))
 
 
 class AuditList(BaseModel):
@@ -298,6 +305,9 @@ class ReportRow(ReportFigures):
     region: str
     store_id: int | None
     store: str
+    timezone: str = Field(description=(
+        "The zone whose days (months) `period` counts: the store's, or the region's for "
+        "rows with no store (expiries, an admin's adjustments)."))
 
 
 class LiabilityRow(BaseModel):
@@ -317,7 +327,9 @@ class Report(BaseModel):
     grain: str
     since: date
     until: date
-    timezone: str = Field(description="Periods are days/months in this zone.")
+    timezone: Literal["local"] = Field(description=(
+        "`local`: each row's period is a day (month) in that row's `timezone`; a total is "
+        "the sum of its rows' local days, not one UTC span."))
     scope: str
     totals: list[ReportFigures]
     rows: list[ReportRow]
