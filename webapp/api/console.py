@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from webapp.config import REGIONS
+from webapp.ledger.services import MAX_REDEEM_COINS
 from webapp.money import CURRENCY_DECIMALS
 from webapp.staff import console
 
@@ -136,7 +137,9 @@ class RewardCreate(Request):
 
 
 class AdjustmentRequest(Request):
-    coins: Whole = Field(description="+ adds, - takes away; never 0.")
+    coins: Whole = Field(ge=-MAX_REDEEM_COINS, le=MAX_REDEEM_COINS, description=(
+        "+ adds, - takes away; never 0. At most the caller's bound either way (see the "
+        "operation): more is 422 with a `coins` field error naming the bound."))
     reason: str = Field(min_length=3, max_length=200, description="Staff-facing.")
     label: str = Field(min_length=3, max_length=80, description="Shown to the customer.")
 
@@ -251,7 +254,12 @@ def console_create_reward(body: RewardCreate):
 @operation(summary="Adjust a customer's coins with a reason", tag="console",
            access="staff", body=AdjustmentRequest, idempotent=True,
            responses={201: Receipt, 200: Receipt}, problems=(404, 409),
-           description="Managers (bounded) and admins of the customer's region.")
+           description=lambda config: (
+               "Managers and admins of the customer's region, each within a bound (coins "
+               f"either way): managers {config['MANAGER_MAX_ADJUST']}, admins "
+               f"{config['ADMIN_MAX_ADJUST']} (this server's `MANAGER_MAX_ADJUST` and "
+               "`ADMIN_MAX_ADJUST`). Above it: 422 `validation-error` with a `coins` "
+               "field error naming the bound; the balance never goes below 0 (409)."))
 def console_adjust(account_id: int, body: AdjustmentRequest, idempotency_key: str):
     return _receipt_reply(console.adjust(current_principal(), account_id, coins=body.coins,
                                          reason=body.reason, label=body.label,

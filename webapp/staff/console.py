@@ -562,6 +562,12 @@ def _customer_wallet(conn: Connection, account_id: int) -> dict[str, Any]:
     return dict(row)
 
 
+def adjust_bound(actor: Actor) -> int:
+    """The most coins (either way) the actor may adjust a wallet by."""
+    return current_app.config["MANAGER_MAX_ADJUST" if actor.is_manager
+                              else "ADMIN_MAX_ADJUST"]
+
+
 def adjust(principal: Principal | None, account_id: int, *, coins: int, reason: str,
            label: str, key: str) -> ledger_services.Receipt:
     """+/- coins on a customer's wallet with a reason (staff-facing) and a label (shown
@@ -579,10 +585,13 @@ def adjust(principal: Principal | None, account_id: int, *, coins: int, reason: 
                        name="console.adjust.check", causal=True)
     require(_covers_customer(actor, customer), "That customer is outside your region.")
     require(customer["id"] != actor.account_id, "You can't adjust your own wallet.")
-    bound = current_app.config["MANAGER_MAX_ADJUST" if actor.is_manager else "ADMIN_MAX_ADJUST"]
+    bound = adjust_bound(actor)
     if isinstance(coins, int) and abs(coins) > bound:
-        raise Forbidden(f"Adjustments above {bound} coins need an admin."
-                        if actor.is_manager else f"Adjustments are limited to {bound} coins.")
+        # The caller may adjust; this amount is out of range for their role: a field
+        # error naming the bound (422), which the form and the API show alike.
+        more = " Larger adjustments need an admin." if actor.is_manager else ""
+        raise ValidationFailed({"coins": [f"At most {bound} coins either way.{more}"]},
+                               detail=f"Adjustments are limited to {bound} coins.")
     store = actor.store
     receipt = ledger_services.adjust(
         wallet_id=customer["wallet_id"], coins=coins, reason=reason, label=label,
