@@ -494,7 +494,8 @@ def test_reward_create_whose_commit_ack_was_lost_adds_one_reward(stack):
 
 def test_adjustment_whose_commit_ack_was_lost_is_applied_once(stack):
     admin, customer = _global_admin(stack), stack.customer()
-    account_id = stack.call("GET", "/me", token=customer["access_token"]).get_json()["account"]["id"]
+    me = stack.call("GET", "/me", token=customer["access_token"]).get_json()
+    account_id = me["account"]["id"]
     key = uuid.uuid4().hex
     body = {"coins": 12, "reason": "Machine broke", "label": "Sorry for the wait"}
 
