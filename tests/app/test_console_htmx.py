@@ -71,6 +71,11 @@ def test_partials_agree_with_their_pages(app):
     store_id = _store("US-NYC-01", app)["id"]
     _agree(client, f"/admin/stores/{store_id}", "store-edit")
 
+    # Back to a pushed URL that htmx has no snapshot of: it asks for the whole page.
+    restored = client.get("/admin/support?q=Zelda",
+                          headers={**HTMX, "HX-History-Restore-Request": "true"})
+    assert "console-nav" in restored.get_data(as_text=True)
+
 
 def _store(code: str, app) -> dict:
     with app.app_context():
