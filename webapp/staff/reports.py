@@ -74,20 +74,22 @@ def report(principal: Principal | None, *, grain: str = "day", since: date | Non
     region = actor.region_scope()
     store_id = actor.store_scope()
 
+    # The zones first (a few rows): the default last day and the SQL depend on them, and
+    # the window is validated before the figures are read.
+    names = db.read(queries.zones_in_use, name="console.report.zones", causal=True)
+    now = utcnow()
+    first, last = window(grain, since, until,
+                         today or max(zones.local_today(name, now) for name in names))
+    periods = queries.LocalPeriods(names, grain, first, last)
+
     def read(conn):
-        names = queries.zones_in_use(conn)
-        now = utcnow()
-        first, last = window(grain, since, until,
-                             today or max(zones.local_today(name, now) for name in names))
-        periods = queries.LocalPeriods(names, grain, first, last)
         flows = queries.flows(conn, periods, region=region, store_id=store_id)
         per_store, per_period = queries.active_wallets(conn, periods, region=region,
                                                        store_id=store_id)
         owed = queries.liability(conn, home_region=region) if actor.is_admin else None
-        return first, last, flows, per_store, per_period, owed
+        return flows, per_store, per_period, owed
 
-    first, last, flows, per_store, per_period, owed = db.read(read, name="console.report",
-                                                              causal=True)
+    flows, per_store, per_period, owed = db.read(read, name="console.report", causal=True)
     rows: dict[tuple, dict[str, Any]] = {}
     totals: dict[str, dict[str, int]] = {}
     for row in flows:
