@@ -72,6 +72,7 @@ def test_page_shows_the_same_refusal(app):
     client = app.test_client()
     assert AuthActions(client).login(manager["email"]).status_code == 302
     page = client.get(f"/admin/support/{customer['id']}").get_data(as_text=True)
+    assert f"at most {MANAGER_BOUND} either way" in page  # the form states the bound
     answer = client.post(f"/admin/support/{customer['id']}/adjust", data={
         "csrf_token": csrf_token(page), "coins": str(MANAGER_BOUND + 1),
         "reason": "Goodwill", "label": "A gift", "key": secrets.token_hex(6)})
@@ -80,6 +81,8 @@ def test_page_shows_the_same_refusal(app):
     assert f"At most {MANAGER_BOUND} coins either way. Larger adjustments need an admin." \
         in text
     assert "Casey" in text  # the customer's record, with the message, not a refusal page
+    assert 'aria-invalid="true" aria-describedby="f-coins-error"' in text  # at the field
+    assert f'value="{MANAGER_BOUND + 1}"' in text  # what was typed, kept
     assert _adjustments(app, customer["id"]) == (0, 0)
 
 

@@ -217,10 +217,14 @@ def support():
 
 
 def _customer_page(account_id: int, *, error: str | None = None, status: int = 200,
-                   receipt: Any = None):
+                   receipt: Any = None, fields: dict[str, list[str]] | None = None,
+                   adjusting: dict[str, str] | None = None):
+    """The customer's record; ``fields`` and ``adjusting`` (the adjustment form's
+    values) when the adjustment was invalid."""
     record = console.open_customer(current_principal(), account_id,
                                    before_id=_int("before"))
-    return _page("admin/customer.html", status, error=error, receipt=receipt, **record)
+    return _page("admin/customer.html", status, error=error, receipt=receipt,
+                 fields=fields or {}, form=adjusting or {}, **record)
 
 
 @bp.get("/support/<int:account_id>")
@@ -242,8 +246,10 @@ def adjust(account_id: int):
                        key=form.get("key", ""))
     except AppError as exc:
         message, fields = _errors(exc)
-        detail = " ".join(m for ms in fields.values() for m in ms)
-        return _refused(account_id, f"{message} {detail}".strip(), exc.status)
+        if fields:  # marked at the form's fields (and kept in them)
+            return _customer_page(account_id, error=message, status=exc.status,
+                                  fields=fields, adjusting=request.form.to_dict())
+        return _refused(account_id, message, exc.status)
     return redirect(url_for("admin.customer", account_id=account_id, done="Adjusted."))
 
 

@@ -545,6 +545,7 @@ def open_customer(principal: Principal | None, account_id: int, *,
     require(_covers_customer(actor, record["account"]), "That customer is outside your region.")
     record["history"] = ledger_services.history(record["wallet"]["id"], limit=PAGE_SIZE,
                                                 before_id=before_id, causal=True)
+    record["adjust_bound"] = adjust_bound(actor)  # shown by the form, enforced by adjust
     audit.record(actor_id=actor.account_id, actor_role=actor.role, action="support.open",
                  region=record["account"]["home_region"],
                  store_id=actor.store["id"] if actor.store else None,
