@@ -11,8 +11,11 @@ from jinja2_fragments.flask import render_block
 
 
 def is_htmx_partial_request() -> bool:
-    """htmx swapping part of a page (a boosted navigation wants the whole page)."""
-    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-Boosted")
+    """htmx swapping part of a page. A boosted navigation wants the whole page, and so
+    does htmx restoring a pushed URL from history (Back after a filter, with no cache)."""
+    headers = request.headers
+    return (bool(headers.get("HX-Request")) and not headers.get("HX-Boosted")
+            and not headers.get("HX-History-Restore-Request"))
 
 
 def render_page(template: str, *, partial: str | None = None, **context: object) -> str:

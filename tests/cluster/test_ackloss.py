@@ -39,6 +39,7 @@ from tests.conftest import AuthActions, csrf_token
 from tests.mail_helpers import verify_via_outbox
 from webapp import create_app
 from webapp.auth import tokens
+from webapp.auth.services import register
 from webapp.clock import utcnow
 from webapp.config import REGIONS
 from webapp.errors import OutcomeUnknown
@@ -416,3 +417,104 @@ def test_family_page_after_an_unknown_outcome_keeps_the_request_and_adds_once(ma
     again = stack.client.post("/family", data=form)
     assert again.status_code == 302
     assert stack.on_every_node("SELECT COUNT(*) FROM loyalty.cards WHERE slot > 0") == [(1,)] * 3
+
+
+# ---------------------------------------------------------------------------- the console
+def _global_admin(stack: Stack) -> str:
+    """A global admin's access token (signed in before any proxy is armed)."""
+    email = f"admin{next(_emails)}@example.com"
+    with stack.app.app_context():
+        register(name="Glen Admin", email=email, password=PASSWORD, region="us", role="admin")
+    response = stack.call("POST", "/auth/token", {"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["access_token"]
+
+
+def test_store_edit_whose_commit_ack_was_lost_is_saved_once_not_a_conflict(stack):
+    admin = _global_admin(stack)
+    store = next(s for s in stack.call("GET", "/console/stores", token=admin)
+                 .get_json()["stores"] if s["code"] == "IE-DUB-01")
+    edit = {k: store[k] for k in ("name", "region", "currency", "minor_per_coin", "active")}
+    edit.update(name="Dublin, Grafton St.", version=store["version"])
+
+    stack.proxies["us"].arm(1, statement=rb"UPDATE stores")
+    response = stack.call("PUT", f"/console/stores/{store['id']}", edit, token=admin)
+
+    lost_once(stack, b"UPDATE stores")
+    # The retry found its own version: saved, never "changed by someone else".
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["version"] == store["version"] + 1
+    assert stack.on_every_node(
+        "SELECT name, version FROM loyalty.stores WHERE id = %s", store["id"]
+    ) == [("Dublin, Grafton St.", store["version"] + 1)] * 3
+    assert stack.on_every_node(
+        "SELECT COUNT(*) FROM loyalty.audit_log WHERE action = 'store.update'"
+    ) == [(1,)] * 3
+
+
+@pytest.mark.parametrize("statement", [b"INSERT INTO accounts", b"INSERT INTO audit_log"],
+                         ids=["account", "flags-and-audit"])
+def test_staff_create_whose_commit_ack_was_lost_creates_one_account(stack, statement):
+    admin = _global_admin(stack)
+    email = f"newbarista{next(_emails)}@example.com"
+    body = {"name": "Niamh", "email": email, "role": "staff", "store": "IE-DUB-01"}
+
+    stack.proxies["us"].arm(1, statement=re.escape(statement))
+    response = stack.call("POST", "/console/staff", body, token=admin)
+
+    lost_once(stack, statement)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    created = response.get_json()
+    assert stack.on_every_node(
+        "SELECT COUNT(*), SUM(must_change_password) FROM loyalty.accounts WHERE email = %s",
+        email) == [(1, 1)] * 3
+    assert stack.on_every_node(
+        "SELECT COUNT(*) FROM loyalty.audit_log WHERE action = 'staff.create' AND target = %s",
+        f"account:{created['id']}") == [(1,)] * 3
+    # The temporary password shown is the one that works.
+    signed_in = stack.call("POST", "/auth/token", {"email": email,
+                                                   "password": created["temporary_password"]})
+    assert signed_in.status_code == 200, signed_in.get_data(as_text=True)
+
+
+def test_reward_create_whose_commit_ack_was_lost_adds_one_reward(stack):
+    admin = _global_admin(stack)
+    body = {"region": "ie", "name": "Flat white", "coins": 35}
+
+    stack.proxies["us"].arm(1, statement=rb"INSERT INTO rewards")
+    response = stack.call("POST", "/console/rewards", body, token=admin)
+
+    lost_once(stack, b"INSERT INTO rewards")
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert stack.on_every_node(
+        "SELECT COUNT(*) FROM loyalty.rewards WHERE name = 'Flat white'") == [(1,)] * 3
+    assert stack.on_every_node(
+        "SELECT COUNT(*) FROM loyalty.audit_log WHERE action = 'reward.create'") == [(1,)] * 3
+
+
+def test_adjustment_whose_commit_ack_was_lost_is_applied_once(stack):
+    admin, customer = _global_admin(stack), stack.customer()
+    me = stack.call("GET", "/me", token=customer["access_token"]).get_json()
+    account_id = me["account"]["id"]
+    key = uuid.uuid4().hex
+    body = {"coins": 12, "reason": "Machine broke", "label": "Sorry for the wait"}
+
+    stack.proxies["us"].arm(1, statement=rb"INSERT INTO ledger")
+    response = stack.call("POST", f"/console/customers/{account_id}/adjustments", body,
+                          token=admin, key=key)
+
+    lost_once(stack, b"INSERT INTO ledger")
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert "Idempotent-Replayed" not in response.headers
+    assert response.get_json()["balance"] == 12
+    assert stack.on_every_node(
+        "SELECT COUNT(*), SUM(coins) FROM loyalty.ledger WHERE kind = 'adjustment'"
+    ) == [(1, 12)] * 3
+    assert stack.on_every_node("SELECT SUM(balance) FROM loyalty.wallets") == [(12,)] * 3
+    assert stack.on_every_node(
+        "SELECT COUNT(*) FROM loyalty.audit_log WHERE action = 'adjustment'") == [(1,)] * 3
+    again = stack.call("POST", f"/console/customers/{account_id}/adjustments", body,
+                       token=admin, key=key)
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert stack.on_every_node("SELECT SUM(balance) FROM loyalty.wallets") == [(12,)] * 3

@@ -16,7 +16,7 @@ from flask import Response, redirect, request, url_for
 
 from webapp.auth.session import current_principal, staff_required
 from webapp.errors import AppError, Forbidden, ValidationFailed
-from webapp.pages import render_page
+from webapp.pages import is_htmx_partial_request, render_page
 from webapp.staff import console
 from webapp.staff.roles import ROLE_NAMES
 
@@ -35,11 +35,13 @@ def _errors(error: AppError) -> tuple[str, dict[str, list[str]]]:
     return message, fields
 
 
-def _page(template: str, status: int = 200, **context: Any):
+def _page(template: str, status: int = 200, *, partial: str = "main", **context: Any):
+    """The page, or under htmx its ``partial`` block alone (the same template and
+    context, so a fragment and its page cannot disagree)."""
     actor = console.console_actor(current_principal())
-    return render_page(template, partial="main", actor=actor, roles=ROLE_NAMES,
-                       done=request.args.get("done"), new_key=secrets.token_urlsafe(16),
-                       **context), status
+    context.setdefault("done", request.args.get("done"))
+    return render_page(template, partial=partial, actor=actor, roles=ROLE_NAMES,
+                       new_key=secrets.token_urlsafe(16), **context), status
 
 
 def _int(name: str) -> int | None:
@@ -109,21 +111,24 @@ def store(store_id: int):
     principal = current_principal()
     if request.method == "POST":
         try:
-            console.update_store(principal, store_id, _int("version") or 0,
-                                 request.form.to_dict())
+            saved = console.update_store(principal, store_id, _int("version") or 0,
+                                         request.form.to_dict())
         except AppError as exc:
             (error, fields), status = _errors(exc), exc.status
         else:
+            if is_htmx_partial_request():  # the form, with the new version, in place
+                return _page("admin/store.html", partial="store_edit", store=saved,
+                             error=None, fields={}, done="Saved.")
             return redirect(url_for("admin.store", store_id=store_id, done="Saved."))
-    return _page("admin/store.html", status, store=console.get_store(principal, store_id),
-                 error=error, fields=fields)
+    return _page("admin/store.html", status, partial="store_edit",
+                 store=console.get_store(principal, store_id), error=error, fields=fields)
 
 
 @bp.get("/stores/<int:store_id>/day")
 @staff_required
 def store_day(store_id: int):
-    day = _day("day") or date.today()
-    return _page("admin/day.html", **console.store_day(current_principal(), store_id, day))
+    return _page("admin/day.html", **console.store_day(current_principal(), store_id,
+                                                         _day("day")))
 
 
 # -- staff --------------------------------------------------------------------------
@@ -207,14 +212,19 @@ def support():
         except AppError as exc:
             error, status = _errors(exc)[0] + " " + " ".join(
                 m for ms in (getattr(exc, "errors", None) or {}).values() for m in ms), exc.status
-    return _page("admin/support.html", status, query=query, results=results, error=error)
+    return _page("admin/support.html", status, partial="support_results", query=query,
+                 results=results, error=error)
 
 
 def _customer_page(account_id: int, *, error: str | None = None, status: int = 200,
-                   receipt: Any = None):
+                   receipt: Any = None, fields: dict[str, list[str]] | None = None,
+                   adjusting: dict[str, str] | None = None):
+    """The customer's record; ``fields`` and ``adjusting`` (the adjustment form's
+    values) when the adjustment was invalid."""
     record = console.open_customer(current_principal(), account_id,
                                    before_id=_int("before"))
-    return _page("admin/customer.html", status, error=error, receipt=receipt, **record)
+    return _page("admin/customer.html", status, error=error, receipt=receipt,
+                 fields=fields or {}, form=adjusting or {}, **record)
 
 
 @bp.get("/support/<int:account_id>")
@@ -236,8 +246,10 @@ def adjust(account_id: int):
                        key=form.get("key", ""))
     except AppError as exc:
         message, fields = _errors(exc)
-        detail = " ".join(m for ms in fields.values() for m in ms)
-        return _refused(account_id, f"{message} {detail}".strip(), exc.status)
+        if fields:  # marked at the form's fields (and kept in them)
+            return _customer_page(account_id, error=message, status=exc.status,
+                                  fields=fields, adjusting=request.form.to_dict())
+        return _refused(account_id, message, exc.status)
     return redirect(url_for("admin.customer", account_id=account_id, done="Adjusted."))
 
 
@@ -292,14 +304,19 @@ def _audit_filters() -> dict[str, Any]:
 @bp.get("/audit")
 @staff_required
 def audit_log():
-    entries = console.audit_entries(current_principal(), **_audit_filters())
     from webapp.audit import ACTIONS
 
-    return _page("admin/audit.html", entries=entries, actions=ACTIONS, args=request.args)
+    entries, error, status = [], None, 200
+    try:
+        entries = console.audit_entries(current_principal(), **_audit_filters())
+    except ValidationFailed as exc:
+        error, status = " ".join(m for ms in exc.errors.values() for m in ms), exc.status
+    return _page("admin/audit.html", status, partial="audit_entries", entries=entries,
+                 actions=ACTIONS, args=request.args, error=error)
 
 
 CSV_COLUMNS = ("id", "created_at", "actor_id", "actor_role", "action", "region", "store_id",
-               "subject_id", "target", "client_ip", "details")
+               "subject_id", "target", "client_ip", "details", "local_time", "timezone")
 
 
 @bp.get("/audit.csv")
@@ -333,12 +350,12 @@ def reports_page():
         report = _report()
     except ValidationFailed as exc:
         (error, fields), status = _errors(exc), exc.status
-    return _page("admin/reports.html", status, report=report, args=request.args,
-                 error=error, fields=fields)
+    return _page("admin/reports.html", status, partial="report_body", report=report,
+                 args=request.args, error=error, fields=fields)
 
 
 REPORT_COLUMNS = ("period", "region", "store", "issued", "redeemed", "reversed", "adjusted",
-                  "expired", "other", "net", "transactions", "active_wallets")
+                  "expired", "other", "net", "transactions", "active_wallets", "timezone")
 
 
 @bp.get("/reports.csv")
@@ -351,7 +368,9 @@ def reports_csv():
     for row in report["rows"]:
         writer.writerow([row[c] for c in REPORT_COLUMNS])
     for total in report["totals"]:
-        writer.writerow([total["period"], "*", "*", *(total[c] for c in REPORT_COLUMNS[3:])])
+        # A total is the sum of the stores' local days: no one zone.
+        writer.writerow([total["period"], "*", "*", *(total[c] for c in REPORT_COLUMNS[3:-1]),
+                         "*"])
     if report["liability"] is not None:
         writer.writerow([])
         writer.writerow(("home_region", "wallets", "outstanding_coins", "ledger_sum"))

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from webapp.config import REGIONS
+from webapp.ledger.services import MAX_REDEEM_COINS
 from webapp.money import CURRENCY_DECIMALS
 from webapp.staff import console
 
@@ -48,6 +49,9 @@ class ConsoleStore(BaseModel):
     region: str
     currency: str
     minor_per_coin: int
+    timezone: str = Field(description=(
+        "IANA zone: the store's day and its report periods. Set in the console (/admin); "
+        "a store created here gets its region's zone."))
     active: bool
     max_purchase_minor: int | None = None
     coins_per_hour: int | None = None
@@ -133,7 +137,9 @@ class RewardCreate(Request):
 
 
 class AdjustmentRequest(Request):
-    coins: Whole = Field(description="+ adds, - takes away; never 0.")
+    coins: Whole = Field(ge=-MAX_REDEEM_COINS, le=MAX_REDEEM_COINS, description=(
+        "+ adds, - takes away; never 0. At most the caller's bound either way (see the "
+        "operation): more is 422 with a `coins` field error naming the bound."))
     reason: str = Field(min_length=3, max_length=200, description="Staff-facing.")
     label: str = Field(min_length=3, max_length=80, description="Shown to the customer.")
 
@@ -161,6 +167,10 @@ class AuditEntry(BaseModel):
     target: str | None
     client_ip: str | None
     details: str | None
+    local_time: datetime = Field(description=(
+        "The same instant in the zone where it happened, with its UTC offset."))
+    timezone: str = Field(description=(
+        "That zone: the store's, else the entry's region's, else UTC."))
 
 
 class AuditList(BaseModel):
@@ -244,7 +254,12 @@ def console_create_reward(body: RewardCreate):
 @operation(summary="Adjust a customer's coins with a reason", tag="console",
            access="staff", body=AdjustmentRequest, idempotent=True,
            responses={201: Receipt, 200: Receipt}, problems=(404, 409),
-           description="Managers (bounded) and admins of the customer's region.")
+           description=lambda config: (
+               "Managers and admins of the customer's region, each within a bound (coins "
+               f"either way): managers {config['MANAGER_MAX_ADJUST']}, admins "
+               f"{config['ADMIN_MAX_ADJUST']} (this server's `MANAGER_MAX_ADJUST` and "
+               "`ADMIN_MAX_ADJUST`). Above it: 422 `validation-error` with a `coins` "
+               "field error naming the bound; the balance never goes below 0 (409)."))
 def console_adjust(account_id: int, body: AdjustmentRequest, idempotency_key: str):
     return _receipt_reply(console.adjust(current_principal(), account_id, coins=body.coins,
                                          reason=body.reason, label=body.label,
@@ -298,6 +313,9 @@ class ReportRow(ReportFigures):
     region: str
     store_id: int | None
     store: str
+    timezone: str = Field(description=(
+        "The zone whose days (months) `period` counts: the store's, or the region's for "
+        "rows with no store (expiries, an admin's adjustments)."))
 
 
 class LiabilityRow(BaseModel):
@@ -317,7 +335,9 @@ class Report(BaseModel):
     grain: str
     since: date
     until: date
-    timezone: str = Field(description="Periods are days/months in this zone.")
+    timezone: Literal["local"] = Field(description=(
+        "`local`: each row's period is a day (month) in that row's `timezone`; a total is "
+        "the sum of its rows' local days, not one UTC span."))
     scope: str
     totals: list[ReportFigures]
     rows: list[ReportRow]

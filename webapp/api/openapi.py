@@ -52,7 +52,8 @@ class Operation:
     # A second limit keyed by the email address in the body (registration).
     address_rate_limit: Callable[[], str] | None = None
     uses_database: bool = True
-    description: str = ""
+    # Text, or a function of the app's config for facts set per deployment (bounds).
+    description: str | Callable[[Mapping[str, Any]], str] = ""
 
     def problem_statuses(self) -> list[int]:
         statuses = set(self.problems)
@@ -293,7 +294,8 @@ def document(app: Flask) -> dict[str, Any]:
             "responses": responses,
             "security": [] if op.access == "public" else [{"bearerAuth": []}],
         }
-        description = op.description
+        description = (op.description(app.config) if callable(op.description)
+                       else op.description)
         if op.access == "staff":
             description = (description + "\n\nStaff only.").strip()
         if description:

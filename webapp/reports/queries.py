@@ -1,48 +1,98 @@
 """Report SQL. Every figure is a GROUP BY in the database (SQLite, MariaDB and MySQL 8.4
 alike); Python only pivots the grouped rows.
 
-Periods are UTC days and months: stores carry no time zone yet, so a store's "day" is
-the UTC day. When ``stores.timezone`` lands, :func:`period` is the one place to change.
+Periods are each store's local days and months (``stores.timezone``; a ledger row with no
+store, such as an expiry or an admin's adjustment, counts in its region's zone,
+``webapp.config.REGION_TIMEZONES``). No dialect's time zone functions are used: the
+zone arithmetic is done in Python (:mod:`webapp.reports.zones`) and the SQL sees UTC
+ranges per zone and, within each range, a fixed offset to add before taking the date.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, case, func, literal, null, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
-from sqlalchemy.types import String
+from sqlalchemy.types import Integer, String
 
+from webapp.config import REGION_TIMEZONES
 from webapp.database.schema import accounts, ledger, stores, wallets
+
+from . import zones
 
 PERIODS = {"day": "%Y-%m-%d", "month": "%Y-%m"}
 
 
-class period(FunctionElement):
-    """``created_at`` as a 'YYYY-MM-DD' or 'YYYY-MM' string, in each dialect's own words."""
+class shifted_period(FunctionElement):
+    """``created_at`` plus a fixed number of seconds, as 'YYYY-MM-DD' or 'YYYY-MM', in
+    each dialect's own words."""
 
     type = String()
     inherit_cache = True
     name = "report_period"
 
 
-@compiles(period, "sqlite")
+def _seconds(element, compiler, **kw) -> tuple[str, str, str]:
+    column, seconds, fmt = list(element.clauses)
+    # The offset is written into the SQL as a number (an int from zoneinfo, never user
+    # input): one fewer parameter per piece, and SQLite builds its modifier from it.
+    return (compiler.process(column, **kw),
+            compiler.process(seconds, **{**kw, "literal_binds": True}),
+            compiler.process(fmt, **kw))
+
+
+@compiles(shifted_period, "sqlite")
 def _period_sqlite(element, compiler, **kw):
-    column, fmt = list(element.clauses)
-    return f"strftime({compiler.process(fmt, **kw)}, {compiler.process(column, **kw)})"
+    column, seconds, fmt = _seconds(element, compiler, **kw)
+    return f"strftime({fmt}, {column}, ({seconds}) || ' seconds')"
 
 
-@compiles(period)
+@compiles(shifted_period)
 def _period_mysql(element, compiler, **kw):
     # MariaDB and MySQL: DATE_FORMAT takes the same %Y-%m-%d codes as strftime.
-    column, fmt = list(element.clauses)
-    return f"DATE_FORMAT({compiler.process(column, **kw)}, {compiler.process(fmt, **kw)})"
+    column, seconds, fmt = _seconds(element, compiler, **kw)
+    return f"DATE_FORMAT(TIMESTAMPADD(SECOND, {seconds}, {column}), {fmt})"
 
 
-def period_of(grain: str) -> ColumnElement:
-    return period(ledger.c.created_at, PERIODS[grain])
+def row_zone() -> ColumnElement:
+    """A ledger row's zone: its store's, else its region's (rows with no store)."""
+    by_region = case(REGION_TIMEZONES, value=ledger.c.region, else_="UTC")
+    return func.coalesce(stores.c.timezone, by_region)
+
+
+def zones_in_use(conn: Connection) -> set[str]:
+    """Every zone a ledger row can be in: the stores' and the regions' (and UTC)."""
+    names = {row[0] for row in conn.execute(select(stores.c.timezone).distinct())}
+    return names | set(REGION_TIMEZONES.values()) | {"UTC"}
+
+
+class LocalPeriods:
+    """The report's local days ``first``..``last`` in SQL: ``window`` selects the rows in
+    those days (a UTC range per zone) and ``bucket`` names each row's local period."""
+
+    def __init__(self, names: set[str], grain: str, first: date, last: date) -> None:
+        fmt = PERIODS[grain]
+        zone = row_zone()
+        whens, ranges, spans = [], [], []
+        for name in sorted(names):
+            parts = zones.pieces(name, first, last)
+            ranges.append(and_(zone == name, ledger.c.created_at >= parts[0].start,
+                               ledger.c.created_at < parts[-1].end))
+            spans += (parts[0].start, parts[-1].end)
+            for n, part in enumerate(parts):
+                condition = zone == name
+                if n < len(parts) - 1:  # CASE takes the first match: pieces in order
+                    condition = and_(condition, ledger.c.created_at < part.end)
+                whens.append((condition, shifted_period(
+                    ledger.c.created_at, literal(part.offset_seconds, Integer), fmt)))
+        self.bucket = case(*whens, else_=null()).label("period")
+        # The outer bounds first: a plain range an index on created_at can serve.
+        self.window = and_(ledger.c.created_at >= min(spans),
+                           ledger.c.created_at < max(spans), or_(*ranges))
+        self.zone = zone.label("timezone")
 
 
 def _scoped(query, *, region: str | None, store_id: int | None):
@@ -53,39 +103,38 @@ def _scoped(query, *, region: str | None, store_id: int | None):
     return query
 
 
-def flows(conn: Connection, *, grain: str, since: datetime, until: datetime,
-          region: str | None = None, store_id: int | None = None) -> list[dict[str, Any]]:
+def flows(conn: Connection, periods: LocalPeriods, *, region: str | None = None,
+          store_id: int | None = None) -> list[dict[str, Any]]:
     """Coins per (period, region, store, kind): count and signed sum. Every ledger kind
     present is returned (an ``expiry`` kind is counted once it exists; nothing here names
     the kinds), so the rows always add up to the ledger's sum."""
-    bucket = period_of(grain).label("period")
+    bucket = periods.bucket
     query = (select(bucket, ledger.c.region, ledger.c.store_id, stores.c.code.label("store"),
-                    ledger.c.kind, func.count().label("count"),
+                    periods.zone, ledger.c.kind, func.count().label("count"),
                     func.sum(ledger.c.coins).label("coins"))
-             .outerjoin(stores, stores.c.id == ledger.c.store_id)
-             .where(ledger.c.created_at >= since, ledger.c.created_at < until)
+             .select_from(ledger.outerjoin(stores, stores.c.id == ledger.c.store_id))
+             .where(periods.window)
              .group_by(bucket, ledger.c.region, ledger.c.store_id, stores.c.code,
-                       ledger.c.kind)
+                       periods.zone, ledger.c.kind)
              .order_by(bucket, ledger.c.region, stores.c.code, ledger.c.kind))
     query = _scoped(query, region=region, store_id=store_id)
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def active_wallets(conn: Connection, *, grain: str, since: datetime, until: datetime,
-                   region: str | None = None,
+def active_wallets(conn: Connection, periods: LocalPeriods, *, region: str | None = None,
                    store_id: int | None = None
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Wallets with any ledger row in the period, per (period, region, store), and per
     period over the whole scope (the second list): a wallet
     active at two stores counts once in the scope's total."""
-    bucket = period_of(grain).label("period")
-    window = (ledger.c.created_at >= since, ledger.c.created_at < until)
+    bucket = periods.bucket
+    joined = ledger.outerjoin(stores, stores.c.id == ledger.c.store_id)
     per_store = (select(bucket, ledger.c.region, ledger.c.store_id,
                         func.count(ledger.c.wallet_id.distinct()).label("wallets"))
-                 .where(*window)
+                 .select_from(joined).where(periods.window)
                  .group_by(bucket, ledger.c.region, ledger.c.store_id))
     total = (select(bucket, func.count(ledger.c.wallet_id.distinct()).label("wallets"))
-             .where(*window).group_by(bucket).order_by(bucket))
+             .select_from(joined).where(periods.window).group_by(bucket).order_by(bucket))
     per_store = _scoped(per_store, region=region, store_id=store_id)
     total = _scoped(total, region=region, store_id=store_id)
     return ([dict(r) for r in conn.execute(per_store).mappings()],

@@ -31,19 +31,22 @@ from webapp.auth.services import hasher, register
 from webapp.auth.tokens import Principal
 from webapp.card.numbers import new_card_number
 from webapp.clock import utcnow
+from webapp.config import REGION_TIMEZONES
 from webapp.database import after_unknown_commit
 from webapp.database.schema import accounts, audit_log, cards, ledger, rewards, stores, wallets
 from webapp.errors import Conflict, Forbidden, NotFound, StaleEdit, ValidationFailed
 from webapp.extensions import db
+from webapp.i18n import formatting
 from webapp.ledger import services as ledger_services
 from webapp.money import CURRENCY_DECIMALS
+from webapp.reports import zones
 
 from .roles import ADMIN, BARISTA, MANAGER, Actor, require
 from .services import current_actor, scoped_key
 
 REGIONS = ("us", "ie", "in")
 STALE = "This was changed by someone else since you opened it. Reload and edit again."
-STORE_FIELDS = ("name", "region", "currency", "minor_per_coin", "active",
+STORE_FIELDS = ("name", "region", "currency", "minor_per_coin", "timezone", "active",
                 "max_purchase_minor", "coins_per_hour")
 PAGE_SIZE = 25
 
@@ -152,6 +155,14 @@ def _clean_store(values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     if currency not in CURRENCY_DECIMALS:
         errors["currency"] = ["Choose a currency we take."]
     clean["currency"] = currency
+    zone_name = str(values.get("timezone") or "").strip()
+    if zone_name:
+        if len(zone_name) > 40 or zone_name != formatting.zone(zone_name).key:
+            errors["timezone"] = ["Use an IANA time zone such as Asia/Kolkata or "
+                                  "America/New_York."]
+        clean["timezone"] = zone_name
+    elif creating:  # the region's zone; an edit without one keeps the store's
+        clean["timezone"] = REGION_TIMEZONES.get(region, "UTC")
     for field, label, optional in (("minor_per_coin", "the money (minor units) per coin", False),
                                    ("max_purchase_minor", "the purchase limit", True),
                                    ("coins_per_hour", "the coins per hour", True)):
@@ -534,6 +545,7 @@ def open_customer(principal: Principal | None, account_id: int, *,
     require(_covers_customer(actor, record["account"]), "That customer is outside your region.")
     record["history"] = ledger_services.history(record["wallet"]["id"], limit=PAGE_SIZE,
                                                 before_id=before_id, causal=True)
+    record["adjust_bound"] = adjust_bound(actor)  # shown by the form, enforced by adjust
     audit.record(actor_id=actor.account_id, actor_role=actor.role, action="support.open",
                  region=record["account"]["home_region"],
                  store_id=actor.store["id"] if actor.store else None,
@@ -549,6 +561,12 @@ def _customer_wallet(conn: Connection, account_id: int) -> dict[str, Any]:
     if row is None or row["role"] != "customer":
         raise NotFound("No such customer.")
     return dict(row)
+
+
+def adjust_bound(actor: Actor) -> int:
+    """The most coins (either way) the actor may adjust a wallet by."""
+    return current_app.config["MANAGER_MAX_ADJUST" if actor.is_manager
+                              else "ADMIN_MAX_ADJUST"]
 
 
 def adjust(principal: Principal | None, account_id: int, *, coins: int, reason: str,
@@ -568,10 +586,13 @@ def adjust(principal: Principal | None, account_id: int, *, coins: int, reason: 
                        name="console.adjust.check", causal=True)
     require(_covers_customer(actor, customer), "That customer is outside your region.")
     require(customer["id"] != actor.account_id, "You can't adjust your own wallet.")
-    bound = current_app.config["MANAGER_MAX_ADJUST" if actor.is_manager else "ADMIN_MAX_ADJUST"]
+    bound = adjust_bound(actor)
     if isinstance(coins, int) and abs(coins) > bound:
-        raise Forbidden(f"Adjustments above {bound} coins need an admin."
-                        if actor.is_manager else f"Adjustments are limited to {bound} coins.")
+        # The caller may adjust; this amount is out of range for their role: a field
+        # error naming the bound (422), which the form and the API show alike.
+        more = " Larger adjustments need an admin." if actor.is_manager else ""
+        raise ValidationFailed({"coins": [f"At most {bound} coins either way.{more}"]},
+                               detail=f"Adjustments are limited to {bound} coins.")
     store = actor.store
     receipt = ledger_services.adjust(
         wallet_id=customer["wallet_id"], coins=coins, reason=reason, label=label,
@@ -664,7 +685,7 @@ def audit_entries(principal: Principal | None, *, actor_id: int | None = None,
     actor = current_actor(principal)
     require(actor.is_admin or actor.is_manager, "The audit log is for managers and admins.")
     query = (select(audit_log, accounts.c.name.label("actor_name"),
-                    stores.c.code.label("store_code"))
+                    stores.c.code.label("store_code"), stores.c.timezone.label("timezone"))
              .outerjoin(accounts, accounts.c.id == audit_log.c.actor_id)
              .outerjoin(stores, stores.c.id == audit_log.c.store_id)
              .order_by(audit_log.c.id.desc()).limit(limit))
@@ -683,16 +704,28 @@ def audit_entries(principal: Principal | None, *, actor_id: int | None = None,
     if until:
         query = query.where(audit_log.c.created_at < datetime.combine(
             until + timedelta(days=1), datetime.min.time()))
-    return db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()],
-                   name="console.audit")
+    entries = db.read(lambda conn: [dict(r) for r in conn.execute(query).mappings()],
+                      name="console.audit")
+    for entry in entries:
+        entry["timezone"] = _place_zone(entry["timezone"], entry["region"])
+        entry["local_time"] = formatting.local(entry["created_at"], entry["timezone"])
+    return entries
 
 
-def store_day(principal: Principal | None, store_id: int, day: date) -> dict[str, Any]:
-    """A store's transactions on ``day`` (UTC day until stores carry a time zone), with
-    totals per staff member."""
+def _place_zone(store_zone: str | None, region: str | None) -> str:
+    """Where an entry happened, for its local time: the store's zone, else the region's
+    (an admin's action with no store), else UTC."""
+    return store_zone or REGION_TIMEZONES.get(region or "", "UTC")
+
+
+def store_day(principal: Principal | None, store_id: int,
+              day: date | None = None) -> dict[str, Any]:
+    """A store's transactions on ``day``, the store's local day (midnight to midnight in
+    its ``timezone``; today there when not given), with totals per staff member."""
     store = get_store(principal, store_id)
-    start = datetime.combine(day, datetime.min.time())
-    end = start + timedelta(days=1)
+    day = day or zones.local_today(store["timezone"], utcnow())
+    start = zones.utc_of_local_midnight(store["timezone"], day)
+    end = zones.utc_of_local_midnight(store["timezone"], day + timedelta(days=1))
 
     def read(conn: Connection) -> dict[str, Any]:
         window = and_(ledger.c.store_id == store_id, ledger.c.created_at >= start,
@@ -709,6 +742,9 @@ def store_day(principal: Principal | None, store_id: int, day: date) -> dict[str
                               .outerjoin(accounts, accounts.c.id == ledger.c.staff_id)
                               .where(window).group_by(accounts.c.name, ledger.c.kind)
                               .order_by(accounts.c.name, ledger.c.kind)).mappings().all()
-        return {"rows": [dict(r) for r in rows], "totals": [dict(t) for t in totals]}
+        return {"rows": [{**r, "local_time": formatting.local(r["created_at"],
+                                                              store["timezone"])}
+                         for r in rows],
+                "totals": [dict(t) for t in totals]}
 
     return {"store": store, "day": day, **db.read(read, name="console.day", causal=True)}

@@ -9,18 +9,24 @@ Figures per period: ``issued`` (earn), ``redeemed`` (redeem, as a positive numbe
 ``reversed`` and ``adjusted`` (signed: what they did to balances), ``expired`` (the
 ``expiry`` kind, positive), ``other`` (any other kind, e.g. erasure), and ``net`` (the
 ledger's sum), so ``issued - redeemed + reversed + adjusted - expired + other == net``.
-Days and months are UTC (stores have no time zone yet).
+Days and months are local: each store's row counts the store's own days (its
+``timezone``; rows without a store, such as expiries, their region's zone). A total over
+several stores is the sum of their local days: "2026-11-29" in a global report is New
+York's 29 November plus Bengaluru's 29 November, which are different UTC spans. A
+wallet active at two stores on the same local date counts once in that date's total.
+The default last day is the latest local "today" in the caller's scope.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from webapp.auth.tokens import Principal
+from webapp.clock import utcnow
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
-from webapp.reports import queries
+from webapp.reports import queries, zones
 
 from .roles import require
 from .services import current_actor
@@ -65,17 +71,21 @@ def report(principal: Principal | None, *, grain: str = "day", since: date | Non
            until: date | None = None, today: date | None = None) -> dict[str, Any]:
     actor = current_actor(principal)
     require(actor.is_admin or actor.is_manager, "Reports are for managers and admins.")
-    first, last = window(grain, since, until, today or date.today())
-    start = datetime.combine(first, datetime.min.time())
-    end = datetime.combine(last + timedelta(days=1), datetime.min.time())
     region = actor.region_scope()
     store_id = actor.store_scope()
 
+    # The zones first (a few rows): the default last day and the SQL depend on them, and
+    # the window is validated before the figures are read.
+    names = db.read(queries.zones_in_use, name="console.report.zones", causal=True)
+    now = utcnow()
+    first, last = window(grain, since, until,
+                         today or max(zones.local_today(name, now) for name in names))
+    periods = queries.LocalPeriods(names, grain, first, last)
+
     def read(conn):
-        flows = queries.flows(conn, grain=grain, since=start, until=end, region=region,
-                              store_id=store_id)
-        per_store, per_period = queries.active_wallets(
-            conn, grain=grain, since=start, until=end, region=region, store_id=store_id)
+        flows = queries.flows(conn, periods, region=region, store_id=store_id)
+        per_store, per_period = queries.active_wallets(conn, periods, region=region,
+                                                       store_id=store_id)
         owed = queries.liability(conn, home_region=region) if actor.is_admin else None
         return flows, per_store, per_period, owed
 
@@ -86,7 +96,8 @@ def report(principal: Principal | None, *, grain: str = "day", since: date | Non
         key = (row["period"], row["region"], row["store_id"])
         line = rows.setdefault(key, {"period": row["period"], "region": row["region"],
                                      "store_id": row["store_id"],
-                                     "store": row["store"] or "—", **_empty()})
+                                     "store": row["store"] or "—",
+                                     "timezone": row["timezone"], **_empty()})
         _add(line, row["kind"], int(row["count"]), int(row["coins"] or 0))
         _add(totals.setdefault(row["period"], _empty()), row["kind"], int(row["count"]),
              int(row["coins"] or 0))
@@ -102,7 +113,7 @@ def report(principal: Principal | None, *, grain: str = "day", since: date | Non
                      "balance": sum(r["balance"] for r in owed),
                      "ledger": sum(r["ledger"] for r in owed)}
     return {"grain": grain, "since": first, "until": last, "scope": actor.scope,
-            "timezone": "UTC",
+            "timezone": "local",
             "rows": [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], str(k[2])))],
             "totals": [{"period": p, **totals[p]} for p in sorted(totals)],
             "liability": liability}
