@@ -225,6 +225,22 @@ def _store(conn: Connection, store_code: str) -> dict[str, Any]:
     return store
 
 
+def _book_once(name: str, key: str, digest: str,
+               book: Callable[[Connection, _Attempts], Receipt], *,
+               legacy_keys: Sequence[str] = (), staff_id: int | None = None) -> Receipt:
+    """Runs ``book`` in one write unless the key already booked (then that receipt).
+    Idempotent: a retry after an unknown COMMIT outcome finds the first run's row by its
+    key before ``book`` could refuse what that run did."""
+    attempts = _Attempts()
+
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
+        return replay or book(conn, attempts)
+
+    return _recorded(db.write(work, name=name, idempotent=True))
+
+
 def _largest_amount(currency: object) -> str:
     """MAX_AMOUNT_MINOR for messages: in the currency when it is one we know."""
     if isinstance(currency, str) and currency in money.CURRENCY_DECIMALS:
@@ -243,13 +259,8 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
         raise ValidationFailed({"amount": [f"Enter an amount above 0 and at most {most}."]})
     digest = _request_hash(kind="earn", card=card, store=store_code, amount=amount_minor,
                            currency=currency)
-    attempts = _Attempts()
 
-    def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
-                         staff_id=staff_id)
-        if replay:
-            return replay
+    def book(conn: Connection, attempts: _Attempts) -> Receipt:
         store = _store(conn, store_code)
         if currency != store["currency"]:
             raise ValidationFailed(
@@ -266,8 +277,8 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
         ))
         return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
-    # Idempotent: a second run finds the first one's row by its key.
-    return _recorded(db.write(work, name="ledger.earn", idempotent=True))
+    return _book_once("ledger.earn", key, digest, book, legacy_keys=legacy_keys,
+                      staff_id=staff_id)
 
 
 def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
@@ -289,13 +300,8 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
     extra = {"reward": reward_id} if reward_id is not None else {}
     digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins, **extra)
     needs_confirmation = current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]
-    attempts = _Attempts()
 
-    def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
-                         staff_id=staff_id)
-        if replay:
-            return replay
+    def book(conn: Connection, attempts: _Attempts) -> Receipt:
         store = _store(conn, store_code)
         scanned = scan(conn, card)
         if scanned.code_step is None and needs_confirmation and not confirmed:
@@ -319,9 +325,8 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
                 raise RetryTransaction() from error
         return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
-    # Idempotent: a second run finds the first one's row by its key (before it would
-    # find the rotating code used).
-    return _recorded(db.write(work, name="ledger.redeem", idempotent=True))
+    return _book_once("ledger.redeem", key, digest, book, legacy_keys=legacy_keys,
+                      staff_id=staff_id)
 
 
 def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
@@ -334,13 +339,8 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
     key = _check_key(idempotency_key)
     digest = _request_hash(kind="reversal", reverses=transaction_id)
     window = window or current_app.config["REVERSAL_WINDOW"]
-    attempts = _Attempts()
 
-    def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
-                         staff_id=staff_id)
-        if replay:
-            return replay
+    def book(conn: Connection, attempts: _Attempts) -> Receipt:
         original = queries.entry_by_id(conn, transaction_id)
         if original is None:
             raise NotFound("No such transaction.")
@@ -369,9 +369,8 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
             ) from error
         return _receipt(conn, entry, replayed=False)
 
-    # Idempotent: a second run finds the first one's row by its key (before it would
-    # find the transaction "already reversed").
-    return _recorded(db.write(work, name="ledger.reverse", idempotent=True))
+    return _book_once("ledger.reverse", key, digest, book, legacy_keys=legacy_keys,
+                      staff_id=staff_id)
 
 
 def adjust(*, wallet_id: int, coins: int, reason: str, label: str, idempotency_key: str,
@@ -384,12 +383,8 @@ def adjust(*, wallet_id: int, coins: int, reason: str, label: str, idempotency_k
         raise ValidationFailed({"coins": ["Enter whole coins, not 0 (use - to take away)."]})
     digest = _request_hash(kind="adjustment", wallet=wallet_id, coins=coins, reason=reason,
                            label=label)
-    attempts = _Attempts()
 
-    def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts)
-        if replay:
-            return replay
+    def book(conn: Connection, attempts: _Attempts) -> Receipt:
         store = queries.store_by_code(conn, store_code) if store_code else None
         try:
             entry = attempts.wrote(_append(
@@ -402,8 +397,7 @@ def adjust(*, wallet_id: int, coins: int, reason: str, label: str, idempotency_k
             raise InsufficientCoins("The wallet does not hold that many coins.") from error
         return _receipt(conn, entry, replayed=False, store=store)
 
-    # Idempotent: a second run finds the first one's row by its key.
-    return _recorded(db.write(work, name="ledger.adjust", idempotent=True))
+    return _book_once("ledger.adjust", key, digest, book)
 
 
 def history(wallet_id: int, *, limit: int = 20, before_id: int | None = None,
