@@ -43,6 +43,7 @@ from labs.galera.config import (
     OWNER_USER,
     PORTS_PER_LAB,
     REGIONS,
+    Tuning,
     account_statements,
     chown_tree,
     render_config,
@@ -142,15 +143,17 @@ class GaleraLab(StartStop, NodeWaits[int]):
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.keep = keep
         self.timeout = timeout
-        self.evs = {
-            "keepalive_period": keepalive_period,
-            "suspect_timeout": suspect_timeout,
-            "inactive_timeout": inactive_timeout,
-            "install_timeout": install_timeout or inactive_timeout,
-            "join_retrans_period": join_retrans_period,
-        }
-        self.buffer_pool_size = buffer_pool_size
-        self.gcache_size = gcache_size
+        self.tuning = Tuning(
+            evs={
+                "keepalive_period": keepalive_period,
+                "suspect_timeout": suspect_timeout,
+                "inactive_timeout": inactive_timeout,
+                "install_timeout": install_timeout or inactive_timeout,
+                "join_retrans_period": join_retrans_period,
+            },
+            gcache_size=gcache_size,
+            buffer_pool_size=buffer_pool_size,
+        )
         self.timings: dict[str, float] = {}
         self._nodes: list[_Node] = []
         self._started = False
@@ -425,9 +428,7 @@ class GaleraLab(StartStop, NodeWaits[int]):
                 f"gmcast.listen_addr=tcp://127.0.0.1:{node.gmcast_port}",
                 f"ist.recv_addr=127.0.0.1:{node.ist_port}",
             ],
-            gcache_size=self.gcache_size,
-            evs=self.evs,
-            buffer_pool_size=self.buffer_pool_size,
+            tuning=self.tuning,
         )
 
     def _chown_tree(self, root: Path) -> None:

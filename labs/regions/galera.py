@@ -36,6 +36,7 @@ from labs.galera.config import (
     APP_USER,
     OWNER_PASSWORD,
     OWNER_USER,
+    Tuning,
     account_statements,
     chown_tree,
     render_config,
@@ -84,9 +85,8 @@ class RegionGalera(NodeWaits[str]):
     ) -> None:
         self.topology = topology
         self.base_dir = base_dir
-        self.evs = {**WAN_EVS, **(evs or {})}
-        self.buffer_pool_size = buffer_pool_size
-        self.gcache_size = gcache_size
+        self.tuning = Tuning(evs={**WAN_EVS, **(evs or {})}, gcache_size=gcache_size,
+                             buffer_pool_size=buffer_pool_size)
         self.timeout = timeout
         self.nodes = {r: GaleraNode(r, base_dir / f"node-{r}") for r in REGIONS}
         self.timings: dict[str, float] = {}
@@ -222,9 +222,7 @@ class RegionGalera(NodeWaits[str]):
                 f"ist.recv_addr={t.identity(region)}:{IST_PORT}",
                 f"ist.recv_bind=0.0.0.0:{IST_PORT}",
             ],
-            gcache_size=self.gcache_size,
-            evs=self.evs,
-            buffer_pool_size=self.buffer_pool_size,
+            tuning=self.tuning,
         )
 
     def _install_db(self, node: GaleraNode) -> None:
