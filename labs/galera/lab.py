@@ -62,7 +62,6 @@ from labs.galera.status import (
     NodeWaits,
     connect_node,
     read_status,
-    synced_primary,
 )
 from labs.proc import (
     LabError,
@@ -278,13 +277,7 @@ class GaleraLab(StartStop, NodeWaits[int]):
         started = time.monotonic()
         self._reap(node)
         self._spawn(node, start_position(recover_position(node)))
-        self.wait(
-            [i],
-            lambda s: synced_primary(s[i]),
-            f"node {i} ({node.region}) to rejoin and reach Synced",
-            timeout,
-        )
-        self.timings[f"restart_{i}"] = time.monotonic() - started
+        self.wait_rejoined(i, started, timeout)
 
     def recover_all(self, timeout: float | None = None) -> None:
         """Bring the cluster back after every node crashed.

@@ -44,7 +44,7 @@ from labs.galera.config import (
 from labs.galera.install import ensure_installed
 from labs.galera.node import GaleraNode
 from labs.galera.recovery import start_position, wsrep_recover
-from labs.galera.status import NodeWaits, connect_node, read_status, synced_primary
+from labs.galera.status import NodeWaits, connect_node, read_status
 from labs.proc import LabError
 from labs.regions.netns import in_ns
 from labs.regions.topology import GCOMM_PORT, IST_PORT, MYSQL_PORT, REGIONS, SST_PORT, Topology
@@ -165,13 +165,7 @@ class RegionGalera(NodeWaits[str]):
             raise LabError(f"node {region} is still running")
         t0 = time.monotonic()
         self._spawn(node, start_position(self._recover_position(node)))
-        self.wait(
-            [region],
-            lambda s: synced_primary(s[region]),
-            f"node {region} to rejoin and reach Synced",
-            timeout,
-        )
-        self.timings[f"restart_{region}"] = time.monotonic() - t0
+        self.wait_rejoined(region, t0, timeout)
         return self.join_method(region)
 
     def pid(self, region: str) -> int | None:
