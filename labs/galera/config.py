@@ -36,6 +36,18 @@ ADMIN_PASSWORD = "lab-admin"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
 # Owns the app's schema: migrations, triggers, the app's table grants, test resets.
 OWNER_USER = "loyalty_owner"
 OWNER_PASSWORD = "loyalty-owner-lab"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
+# Who a lab URL connects as: the app, the schema owner, the lab's all-privileges admin.
+ACCOUNTS = {
+    "app": (APP_USER, APP_PASSWORD),
+    "owner": (OWNER_USER, OWNER_PASSWORD),
+    "admin": (ADMIN_USER, ADMIN_PASSWORD),
+}
+
+
+def node_url(host: str, port: int, account: str = "app") -> str:
+    """SQLAlchemy URL of the app's database on a lab node, as ``account`` (ACCOUNTS)."""
+    user, password = ACCOUNTS[account]
+    return f"mysql+pymysql://{user}:{password}@{host}:{port}/{APP_DATABASE}"
 
 
 @dataclass(frozen=True)

@@ -35,17 +35,13 @@ from typing import Any
 import pymysql
 
 from labs.galera.config import (
-    APP_DATABASE,
-    APP_PASSWORD,
-    APP_USER,
     DEFAULT_PORT_BASE,
-    OWNER_PASSWORD,
-    OWNER_USER,
     PORTS_PER_LAB,
     REGIONS,
     Tuning,
     account_statements,
     chown_tree,
+    node_url,
     render_config,
 )
 from labs.galera.install import ensure_installed
@@ -171,14 +167,11 @@ class GaleraLab(StartStop, NodeWaits[int]):
 
     def dsn(self, i: int) -> str:
         """SQLAlchemy URL of node ``i`` for the application user."""
-        return f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.port(i)}/{APP_DATABASE}"
+        return node_url("127.0.0.1", self.port(i))
 
     def schema_dsn(self, i: int) -> str:
         """SQLAlchemy URL of node ``i`` for the schema owner (``SCHEMA_DATABASE_URL``)."""
-        return (
-            f"mysql+pymysql://{OWNER_USER}:{OWNER_PASSWORD}@127.0.0.1:{self.port(i)}"
-            f"/{APP_DATABASE}"
-        )
+        return node_url("127.0.0.1", self.port(i), "owner")
 
     def members_env(self) -> str:
         """``us=DSN,ie=DSN,in=DSN``: the cluster members as the app reads them from env."""

@@ -29,16 +29,12 @@ from typing import Any
 import pymysql
 
 from labs.galera.config import (
-    ADMIN_PASSWORD,
-    ADMIN_USER,
     APP_DATABASE,
-    APP_PASSWORD,
     APP_USER,
-    OWNER_PASSWORD,
-    OWNER_USER,
     Tuning,
     account_statements,
     chown_tree,
+    node_url,
     render_config,
 )
 from labs.galera.install import ensure_installed
@@ -95,16 +91,13 @@ class RegionGalera(NodeWaits[str]):
     def host_dsn(self, region: str, admin: bool = False, owner: bool = False) -> str:
         """URL the *host* uses to reach a node directly (over its veth, no WAN delay), as
         the app, the lab's admin or the schema owner (migrations)."""
-        user, password = (ADMIN_USER, ADMIN_PASSWORD) if admin else (APP_USER, APP_PASSWORD)
-        if owner:
-            user, password = OWNER_USER, OWNER_PASSWORD
-        host = self.topology.ns_ip(region)
-        return f"mysql+pymysql://{user}:{password}@{host}:{MYSQL_PORT}/{APP_DATABASE}"
+        account = "owner" if owner else "admin" if admin else "app"
+        return node_url(self.topology.ns_ip(region), MYSQL_PORT, account)
 
     def app_dsn(self, app_region: str, member: str) -> str:
         """URL an app in ``app_region`` uses for ``member``: local socket-near or over the WAN."""
         host = "127.0.0.1" if member == app_region else self.topology.identity(member)
-        return f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@{host}:{MYSQL_PORT}/{APP_DATABASE}"
+        return node_url(host, MYSQL_PORT)
 
     def cluster_env(self, app_region: str) -> str:
         return ",".join(f"{m}={self.app_dsn(app_region, m)}" for m in REGIONS)
