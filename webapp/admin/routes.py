@@ -120,13 +120,18 @@ def stores():
 @bp.route("/stores/<int:store_id>", methods=["GET", "POST"])
 @staff_required
 def store(store_id: int):
+    error, fields, status = None, {}, 200
     principal = current_principal()
-    post = _post(lambda: console.update_store(principal, store_id, _int("version") or 0,
-                                              request.form.to_dict()))
-    if post.done:
-        return redirect(url_for("admin.store", store_id=store_id, done="Saved."))
-    return _page("admin/store.html", post.status, store=console.get_store(principal, store_id),
-                 **post.shown)
+    if request.method == "POST":
+        try:
+            console.update_store(principal, store_id, _int("version") or 0,
+                                 request.form.to_dict())
+        except AppError as exc:
+            (error, fields), status = _errors(exc), exc.status
+        else:
+            return redirect(url_for("admin.store", store_id=store_id, done="Saved."))
+    return _page("admin/store.html", status, store=console.get_store(principal, store_id),
+                 error=error, fields=fields)
 
 
 @bp.get("/stores/<int:store_id>/day")

@@ -225,22 +225,6 @@ def _store(conn: Connection, store_code: str) -> dict[str, Any]:
     return store
 
 
-def _book_once(name: str, key: str, digest: str,
-               book: Callable[[Connection, _Attempts], Receipt], *,
-               legacy_keys: Sequence[str] = (), staff_id: int | None = None) -> Receipt:
-    """Runs ``book`` in one write unless the key already booked (then that receipt).
-    Idempotent: a retry after an unknown COMMIT outcome finds the first run's row by its
-    key before ``book`` could refuse what that run did."""
-    attempts = _Attempts()
-
-    def work(conn: Connection) -> Receipt:
-        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
-                         staff_id=staff_id)
-        return replay or book(conn, attempts)
-
-    return _recorded(db.write(work, name=name, idempotent=True))
-
-
 def _largest_amount(currency: object) -> str:
     """MAX_AMOUNT_MINOR for messages: in the currency when it is one we know."""
     if isinstance(currency, str) and currency in money.CURRENCY_DECIMALS:
@@ -259,8 +243,13 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
         raise ValidationFailed({"amount": [f"Enter an amount above 0 and at most {most}."]})
     digest = _request_hash(kind="earn", card=card, store=store_code, amount=amount_minor,
                            currency=currency)
+    attempts = _Attempts()
 
-    def book(conn: Connection, attempts: _Attempts) -> Receipt:
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
+        if replay:
+            return replay
         store = _store(conn, store_code)
         if currency != store["currency"]:
             raise ValidationFailed(
@@ -277,8 +266,8 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
         ))
         return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
-    return _book_once("ledger.earn", key, digest, book, legacy_keys=legacy_keys,
-                      staff_id=staff_id)
+    # Idempotent: a second run finds the first one's row by its key.
+    return _recorded(db.write(work, name="ledger.earn", idempotent=True))
 
 
 def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
@@ -300,8 +289,13 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
     extra = {"reward": reward_id} if reward_id is not None else {}
     digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins, **extra)
     needs_confirmation = current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]
+    attempts = _Attempts()
 
-    def book(conn: Connection, attempts: _Attempts) -> Receipt:
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
+        if replay:
+            return replay
         store = _store(conn, store_code)
         scanned = scan(conn, card)
         if scanned.code_step is None and needs_confirmation and not confirmed:
@@ -325,8 +319,9 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
                 raise RetryTransaction() from error
         return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
-    return _book_once("ledger.redeem", key, digest, book, legacy_keys=legacy_keys,
-                      staff_id=staff_id)
+    # Idempotent: a second run finds the first one's row by its key (before it would
+    # find the rotating code used).
+    return _recorded(db.write(work, name="ledger.redeem", idempotent=True))
 
 
 def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
@@ -339,8 +334,13 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
     key = _check_key(idempotency_key)
     digest = _request_hash(kind="reversal", reverses=transaction_id)
     window = window or current_app.config["REVERSAL_WINDOW"]
+    attempts = _Attempts()
 
-    def book(conn: Connection, attempts: _Attempts) -> Receipt:
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
+                         staff_id=staff_id)
+        if replay:
+            return replay
         original = queries.entry_by_id(conn, transaction_id)
         if original is None:
             raise NotFound("No such transaction.")
@@ -369,8 +369,9 @@ def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,
             ) from error
         return _receipt(conn, entry, replayed=False)
 
-    return _book_once("ledger.reverse", key, digest, book, legacy_keys=legacy_keys,
-                      staff_id=staff_id)
+    # Idempotent: a second run finds the first one's row by its key (before it would
+    # find the transaction "already reversed").
+    return _recorded(db.write(work, name="ledger.reverse", idempotent=True))
 
 
 def adjust(*, wallet_id: int, coins: int, reason: str, label: str, idempotency_key: str,
@@ -383,8 +384,12 @@ def adjust(*, wallet_id: int, coins: int, reason: str, label: str, idempotency_k
         raise ValidationFailed({"coins": ["Enter whole coins, not 0 (use - to take away)."]})
     digest = _request_hash(kind="adjustment", wallet=wallet_id, coins=coins, reason=reason,
                            label=label)
+    attempts = _Attempts()
 
-    def book(conn: Connection, attempts: _Attempts) -> Receipt:
+    def work(conn: Connection) -> Receipt:
+        replay = _replay(conn, key, digest, attempts)
+        if replay:
+            return replay
         store = queries.store_by_code(conn, store_code) if store_code else None
         try:
             entry = attempts.wrote(_append(
@@ -397,7 +402,8 @@ def adjust(*, wallet_id: int, coins: int, reason: str, label: str, idempotency_k
             raise InsufficientCoins("The wallet does not hold that many coins.") from error
         return _receipt(conn, entry, replayed=False, store=store)
 
-    return _book_once("ledger.adjust", key, digest, book)
+    # Idempotent: a second run finds the first one's row by its key.
+    return _recorded(db.write(work, name="ledger.adjust", idempotent=True))
 
 
 def history(wallet_id: int, *, limit: int = 20, before_id: int | None = None,
