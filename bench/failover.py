@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "what": f"the preferred (us) node: {args.fault}"
         + (f" for {args.freeze_seconds}s" if args.fault == "freeze" else " -9"),
-        "evs": lab.evs,
+        "evs": dict(lab.tuning.evs),
         "health_check_interval_s": us_config["HEALTH_CHECK_INTERVAL"],
         "health_check_timeout_s": us_config["HEALTH_CHECK_TIMEOUT"],
         "statement_timeout_s": us_config["DB_STATEMENT_TIMEOUT"],

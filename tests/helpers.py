@@ -8,6 +8,7 @@ tests in any folder (unit, app, cluster, ops) import them the same way.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import time
@@ -31,6 +32,24 @@ BAD_AMOUNTS = [
     *SCARY,
 ]
 BAD_COINS = ["", "abc", "-1", "0", "1.5", "2e2", "99999999", "١", *SCARY]
+
+
+def production_env(database: Path, **settings: str) -> dict[str, str]:
+    """The environment of the app run as production (gunicorn) on a SQLite file: fresh
+    secrets, and no cluster or trace exporter inherited from the shell; ``settings`` on top."""
+    env = {
+        **os.environ,
+        "LOYALTY_ENV": "production",
+        "SECRET_KEY": os.urandom(32).hex(),
+        "JWT_KEYS": f"t1:{os.urandom(32).hex()}",
+        "JWT_ACTIVE_KID": "t1",
+        "LOYALTY_DATABASE_URL": f"sqlite:///{database}",
+        "HOST": "127.0.0.1",
+        **settings,
+    }
+    for name in ("LOYALTY_CLUSTER", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        env.pop(name, None)
+    return env
 
 
 def csrf_token(html: str) -> str:

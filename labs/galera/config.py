@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,28 @@ ADMIN_PASSWORD = "lab-admin"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
 # Owns the app's schema: migrations, triggers, the app's table grants, test resets.
 OWNER_USER = "loyalty_owner"
 OWNER_PASSWORD = "loyalty-owner-lab"  # noqa: S105 - a throwaway lab bound to 127.0.0.1
+# Who a lab URL connects as: the app, the schema owner, the lab's all-privileges admin.
+ACCOUNTS = {
+    "app": (APP_USER, APP_PASSWORD),
+    "owner": (OWNER_USER, OWNER_PASSWORD),
+    "admin": (ADMIN_USER, ADMIN_PASSWORD),
+}
+
+
+def node_url(host: str, port: int, account: str = "app") -> str:
+    """SQLAlchemy URL of the app's database on a lab node, as ``account`` (ACCOUNTS)."""
+    user, password = ACCOUNTS[account]
+    return f"mysql+pymysql://{user}:{password}@{host}:{port}/{APP_DATABASE}"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What a lab sets once for all its nodes: how fast Galera declares a member gone
+    (``evs.*`` provider options) and the memory it gives the write-set cache and InnoDB."""
+
+    evs: Mapping[str, str]
+    gcache_size: str
+    buffer_pool_size: str
 
 
 def render_config(
@@ -48,17 +71,15 @@ def render_config(
     node_address: str,
     sst_port: int,
     network_options: Sequence[str],
-    gcache_size: str,
-    evs: Mapping[str, str],
-    buffer_pool_size: str,
+    tuning: Tuning,
 ) -> str:
     """The node's my.cnf. Only addresses differ between the labs; ``network_options`` are
     the Galera provider options about them (gmcast/ist listen and advertise addresses)."""
     provider_options = ";".join(
         [
             *network_options,
-            f"gcache.size={gcache_size}",
-            *(f"evs.{key}={value}" for key, value in evs.items()),
+            f"gcache.size={tuning.gcache_size}",
+            *(f"evs.{key}={value}" for key, value in tuning.evs.items()),
         ]
     )
     lines = [
@@ -74,7 +95,7 @@ def render_config(
         f"bind-address={bind_address}",
         "skip-name-resolve",
         "max_connections=300",
-        f"innodb_buffer_pool_size={buffer_pool_size}",
+        f"innodb_buffer_pool_size={tuning.buffer_pool_size}",
         "innodb_log_file_size=32M",
         # Jepsen lost committed writes with 0/2; the ledger needs durable commits.
         "innodb_flush_log_at_trx_commit=1",

@@ -35,16 +35,13 @@ from typing import Any
 import pymysql
 
 from labs.galera.config import (
-    APP_DATABASE,
-    APP_PASSWORD,
-    APP_USER,
     DEFAULT_PORT_BASE,
-    OWNER_PASSWORD,
-    OWNER_USER,
     PORTS_PER_LAB,
     REGIONS,
+    Tuning,
     account_statements,
     chown_tree,
+    node_url,
     render_config,
 )
 from labs.galera.install import ensure_installed
@@ -61,7 +58,6 @@ from labs.galera.status import (
     NodeWaits,
     connect_node,
     read_status,
-    synced_primary,
 )
 from labs.proc import (
     LabError,
@@ -142,15 +138,17 @@ class GaleraLab(StartStop, NodeWaits[int]):
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.keep = keep
         self.timeout = timeout
-        self.evs = {
-            "keepalive_period": keepalive_period,
-            "suspect_timeout": suspect_timeout,
-            "inactive_timeout": inactive_timeout,
-            "install_timeout": install_timeout or inactive_timeout,
-            "join_retrans_period": join_retrans_period,
-        }
-        self.buffer_pool_size = buffer_pool_size
-        self.gcache_size = gcache_size
+        self.tuning = Tuning(
+            evs={
+                "keepalive_period": keepalive_period,
+                "suspect_timeout": suspect_timeout,
+                "inactive_timeout": inactive_timeout,
+                "install_timeout": install_timeout or inactive_timeout,
+                "join_retrans_period": join_retrans_period,
+            },
+            gcache_size=gcache_size,
+            buffer_pool_size=buffer_pool_size,
+        )
         self.timings: dict[str, float] = {}
         self._nodes: list[_Node] = []
         self._started = False
@@ -169,14 +167,11 @@ class GaleraLab(StartStop, NodeWaits[int]):
 
     def dsn(self, i: int) -> str:
         """SQLAlchemy URL of node ``i`` for the application user."""
-        return f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.port(i)}/{APP_DATABASE}"
+        return node_url("127.0.0.1", self.port(i))
 
     def schema_dsn(self, i: int) -> str:
         """SQLAlchemy URL of node ``i`` for the schema owner (``SCHEMA_DATABASE_URL``)."""
-        return (
-            f"mysql+pymysql://{OWNER_USER}:{OWNER_PASSWORD}@127.0.0.1:{self.port(i)}"
-            f"/{APP_DATABASE}"
-        )
+        return node_url("127.0.0.1", self.port(i), "owner")
 
     def members_env(self) -> str:
         """``us=DSN,ie=DSN,in=DSN``: the cluster members as the app reads them from env."""
@@ -275,13 +270,7 @@ class GaleraLab(StartStop, NodeWaits[int]):
         started = time.monotonic()
         self._reap(node)
         self._spawn(node, start_position(recover_position(node)))
-        self.wait(
-            [i],
-            lambda s: synced_primary(s[i]),
-            f"node {i} ({node.region}) to rejoin and reach Synced",
-            timeout,
-        )
-        self.timings[f"restart_{i}"] = time.monotonic() - started
+        self.wait_rejoined(i, started, timeout)
 
     def recover_all(self, timeout: float | None = None) -> None:
         """Bring the cluster back after every node crashed.
@@ -425,9 +414,7 @@ class GaleraLab(StartStop, NodeWaits[int]):
                 f"gmcast.listen_addr=tcp://127.0.0.1:{node.gmcast_port}",
                 f"ist.recv_addr=127.0.0.1:{node.ist_port}",
             ],
-            gcache_size=self.gcache_size,
-            evs=self.evs,
-            buffer_pool_size=self.buffer_pool_size,
+            tuning=self.tuning,
         )
 
     def _chown_tree(self, root: Path) -> None:

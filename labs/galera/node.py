@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labs.proc import LabError, require_binary, tail
@@ -30,25 +30,19 @@ class GaleraNode:
         """How messages name the node."""
         return f"node {self.region}"
 
-    @property
-    def datadir(self) -> Path:
-        return self.home / "data"
+    # Its files, all under ``home``.
+    datadir: Path = field(init=False, repr=False, compare=False)
+    socket: Path = field(init=False, repr=False, compare=False)
+    error_log: Path = field(init=False, repr=False, compare=False)
+    cnf: Path = field(init=False, repr=False, compare=False)
+    recover_log: Path = field(init=False, repr=False, compare=False)
 
-    @property
-    def socket(self) -> Path:
-        return self.home / "mariadbd.sock"
-
-    @property
-    def error_log(self) -> Path:
-        return self.home / "error.log"
-
-    @property
-    def cnf(self) -> Path:
-        return self.home / "my.cnf"
-
-    @property
-    def recover_log(self) -> Path:
-        return self.home / "recover.log"
+    def __post_init__(self) -> None:
+        self.datadir = self.home / "data"
+        self.socket = self.home / "mariadbd.sock"
+        self.error_log = self.home / "error.log"
+        self.cnf = self.home / "my.cnf"
+        self.recover_log = self.home / "recover.log"
 
     @property
     def alive(self) -> bool:

@@ -119,6 +119,7 @@ class NodeWaits(Generic[_Key]):
     and ``node(key)``."""
 
     timeout: float
+    timings: dict[str, float]
 
     def status(self, key: _Key) -> dict[str, Any] | None:
         raise NotImplementedError
@@ -137,6 +138,17 @@ class NodeWaits(Generic[_Key]):
         nodes = {key: self.node(key) for key in keys}
         limit = self.timeout if timeout is None else timeout
         return wait_for(nodes, self.status, done, what, limit)
+
+    def wait_rejoined(self, key: _Key, started: float, timeout: float | None = None) -> None:
+        """Until the restarted node ``key`` is Synced in a Primary component again; its
+        restart's time (since ``started``, a monotonic clock) goes to ``timings``."""
+        self.wait(
+            [key],
+            lambda statuses: synced_primary(statuses[key]),
+            f"{self.node(key).name} to rejoin and reach Synced",
+            timeout,
+        )
+        self.timings[f"restart_{key}"] = time.monotonic() - started
 
     def wait_synced(self, keys: Iterable[_Key], size: int, timeout: float | None = None) -> None:
         """Until every node of ``keys`` is Synced in a Primary component of ``size``."""

@@ -29,21 +29,18 @@ from typing import Any
 import pymysql
 
 from labs.galera.config import (
-    ADMIN_PASSWORD,
-    ADMIN_USER,
     APP_DATABASE,
-    APP_PASSWORD,
     APP_USER,
-    OWNER_PASSWORD,
-    OWNER_USER,
+    Tuning,
     account_statements,
     chown_tree,
+    node_url,
     render_config,
 )
 from labs.galera.install import ensure_installed
 from labs.galera.node import GaleraNode
 from labs.galera.recovery import start_position, wsrep_recover
-from labs.galera.status import NodeWaits, connect_node, read_status, synced_primary
+from labs.galera.status import NodeWaits, connect_node, read_status
 from labs.proc import LabError
 from labs.regions.netns import in_ns
 from labs.regions.topology import GCOMM_PORT, IST_PORT, MYSQL_PORT, REGIONS, SST_PORT, Topology
@@ -84,9 +81,8 @@ class RegionGalera(NodeWaits[str]):
     ) -> None:
         self.topology = topology
         self.base_dir = base_dir
-        self.evs = {**WAN_EVS, **(evs or {})}
-        self.buffer_pool_size = buffer_pool_size
-        self.gcache_size = gcache_size
+        self.tuning = Tuning(evs={**WAN_EVS, **(evs or {})}, gcache_size=gcache_size,
+                             buffer_pool_size=buffer_pool_size)
         self.timeout = timeout
         self.nodes = {r: GaleraNode(r, base_dir / f"node-{r}") for r in REGIONS}
         self.timings: dict[str, float] = {}
@@ -95,16 +91,13 @@ class RegionGalera(NodeWaits[str]):
     def host_dsn(self, region: str, admin: bool = False, owner: bool = False) -> str:
         """URL the *host* uses to reach a node directly (over its veth, no WAN delay), as
         the app, the lab's admin or the schema owner (migrations)."""
-        user, password = (ADMIN_USER, ADMIN_PASSWORD) if admin else (APP_USER, APP_PASSWORD)
-        if owner:
-            user, password = OWNER_USER, OWNER_PASSWORD
-        host = self.topology.ns_ip(region)
-        return f"mysql+pymysql://{user}:{password}@{host}:{MYSQL_PORT}/{APP_DATABASE}"
+        account = "owner" if owner else "admin" if admin else "app"
+        return node_url(self.topology.ns_ip(region), MYSQL_PORT, account)
 
     def app_dsn(self, app_region: str, member: str) -> str:
         """URL an app in ``app_region`` uses for ``member``: local socket-near or over the WAN."""
         host = "127.0.0.1" if member == app_region else self.topology.identity(member)
-        return f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@{host}:{MYSQL_PORT}/{APP_DATABASE}"
+        return node_url(host, MYSQL_PORT)
 
     def cluster_env(self, app_region: str) -> str:
         return ",".join(f"{m}={self.app_dsn(app_region, m)}" for m in REGIONS)
@@ -165,13 +158,7 @@ class RegionGalera(NodeWaits[str]):
             raise LabError(f"node {region} is still running")
         t0 = time.monotonic()
         self._spawn(node, start_position(self._recover_position(node)))
-        self.wait(
-            [region],
-            lambda s: synced_primary(s[region]),
-            f"node {region} to rejoin and reach Synced",
-            timeout,
-        )
-        self.timings[f"restart_{region}"] = time.monotonic() - t0
+        self.wait_rejoined(region, t0, timeout)
         return self.join_method(region)
 
     def pid(self, region: str) -> int | None:
@@ -222,9 +209,7 @@ class RegionGalera(NodeWaits[str]):
                 f"ist.recv_addr={t.identity(region)}:{IST_PORT}",
                 f"ist.recv_bind=0.0.0.0:{IST_PORT}",
             ],
-            gcache_size=self.gcache_size,
-            evs=self.evs,
-            buffer_pool_size=self.buffer_pool_size,
+            tuning=self.tuning,
         )
 
     def _install_db(self, node: GaleraNode) -> None:

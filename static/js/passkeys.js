@@ -77,22 +77,22 @@
     element.hidden = false;
   }
 
-  const signin = document.getElementById("passkey-signin");
-  if (signin) {
-    signin.hidden = false;
-    const button = document.getElementById("passkey-signin-button");
-    const errorBox = document.getElementById("passkey-signin-error");
+  // A passkey block (#<id>, its #<id>-button and #<id>-error): shown only where the
+  // browser has passkeys. A click fetches the options and runs ``ceremony`` (the browser's
+  // part, then the answer to the server), then follows the server's redirect.
+  function passkeyButton(id, ceremony) {
+    const block = document.getElementById(id);
+    if (!block) return;
+    block.hidden = false;
+    const button = document.getElementById(id + "-button");
+    const errorBox = document.getElementById(id + "-error");
     button.addEventListener("click", async function () {
       errorBox.hidden = true;
       button.disabled = true;
       try {
-        const options = await post(signin.dataset.optionsUrl);
+        const options = await post(block.dataset.optionsUrl);
         options.challenge = toBuffer(options.challenge);
-        options.allowCredentials = descriptors(options.allowCredentials);
-        const credential = await navigator.credentials.get({ publicKey: options });
-        const result = await post(signin.dataset.verifyUrl, {
-          credential: credentialJson(credential), next: signin.dataset.next || undefined,
-        });
+        const result = await ceremony(block, options);
         window.location.assign(result.redirect);
       } catch (error) {
         showError(errorBox, error);
@@ -102,30 +102,21 @@
     });
   }
 
-  const add = document.getElementById("passkey-add");
-  if (add) {
-    add.hidden = false;
-    const button = document.getElementById("passkey-add-button");
-    const errorBox = document.getElementById("passkey-add-error");
-    const nameInput = document.getElementById("passkey-name");
-    button.addEventListener("click", async function () {
-      errorBox.hidden = true;
-      button.disabled = true;
-      try {
-        const options = await post(add.dataset.optionsUrl);
-        options.challenge = toBuffer(options.challenge);
-        options.user.id = toBuffer(options.user.id);
-        options.excludeCredentials = descriptors(options.excludeCredentials);
-        const credential = await navigator.credentials.create({ publicKey: options });
-        const result = await post(add.dataset.registerUrl, {
-          credential: credentialJson(credential), name: nameInput.value,
-        });
-        window.location.assign(result.redirect);
-      } catch (error) {
-        showError(errorBox, error);
-      } finally {
-        button.disabled = false;
-      }
+  passkeyButton("passkey-signin", async function (block, options) {
+    options.allowCredentials = descriptors(options.allowCredentials);
+    const credential = await navigator.credentials.get({ publicKey: options });
+    return post(block.dataset.verifyUrl, {
+      credential: credentialJson(credential), next: block.dataset.next || undefined,
     });
-  }
+  });
+
+  passkeyButton("passkey-add", async function (block, options) {
+    options.user.id = toBuffer(options.user.id);
+    options.excludeCredentials = descriptors(options.excludeCredentials);
+    const credential = await navigator.credentials.create({ publicKey: options });
+    return post(block.dataset.registerUrl, {
+      credential: credentialJson(credential),
+      name: document.getElementById("passkey-name").value,
+    });
+  });
 })();

@@ -210,6 +210,28 @@ def _api_token(client, role):
     return answer.get_json()["access_token"]
 
 
+def _page_sender(client, csrf):
+    """Sends a matrix cell as the signed-in page session (forms carry the CSRF token)."""
+    def send(method, path, body):
+        if method == "GET":
+            return client.get(path)
+        return client.post(path, data={"csrf_token": csrf, **body})
+    return send
+
+
+def _api_sender(app, token):
+    """Sends a matrix cell to the API with the role's bearer token (none: anonymous)."""
+    def send(method, path, body):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if "adjustments" in path:
+            headers["Idempotency-Key"] = secrets.token_hex(8)
+        return app.test_client().open(
+            path, method=method, headers=headers,
+            data=json.dumps(body) if body is not None else None,
+            content_type="application/json" if body is not None else None)
+    return send
+
+
 def test_authorization_matrix(app, world):
     results = []
     # Requests run outside any app context of ours (a pushed one would share ``g``
@@ -222,44 +244,32 @@ def test_authorization_matrix(app, world):
         with app.app_context():
             return data() if data else None
 
-    if True:
-        pages, apis = _page_routes(world), _api_routes(world)
-        for role in ROLES:
-            client = app.test_client()
-            if role != "anonymous":
-                assert AuthActions(client).login(EMAILS[role]).status_code == 302
-            token = _api_token(app.test_client(), role)
-            page = client.get("/login").get_data(as_text=True)
-            csrf = csrf_token(page)
-            for name, (method, path, data, allowed, ok) in pages.items():
-                body = prepare(data)
-                before = counts()
-                if method == "GET":
-                    answer = client.get(path)
-                else:
-                    answer = client.post(path, data={"csrf_token": csrf, **body})
-                expected = ok if role in allowed else (302 if role == "anonymous" else 403)
-                results.append((name, role, answer.status_code))
-                assert answer.status_code == expected, (name, role, answer.status_code,
-                                                        answer.get_data(as_text=True)[:400])
-                if role not in allowed:
-                    assert counts() == before, (name, role)
-            for name, (method, path, data, allowed, ok) in apis.items():
-                body = prepare(data)
-                before = counts()
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                if "adjustments" in path:
-                    headers["Idempotency-Key"] = secrets.token_hex(8)
-                answer = app.test_client().open(
-                    path, method=method, headers=headers,
-                    data=json.dumps(body) if body is not None else None,
-                    content_type="application/json" if body is not None else None)
-                expected = ok if role in allowed else (401 if role == "anonymous" else 403)
-                results.append((name, role, answer.status_code))
-                assert answer.status_code == expected, (name, role, answer.status_code,
-                                                        answer.get_data(as_text=True)[:400])
-                if role not in allowed:
-                    assert counts() == before, (name, role)
+    def check(role, name, route, send, anonymous_status):
+        """One cell: the answer the rulebook gives ``role``, and nothing changed if refused."""
+        method, path, data, allowed, ok = route
+        body = prepare(data)
+        before = counts()
+        answer = send(method, path, body)
+        expected = ok if role in allowed else (anonymous_status if role == "anonymous" else 403)
+        results.append((name, role, answer.status_code))
+        assert answer.status_code == expected, (name, role, answer.status_code,
+                                                answer.get_data(as_text=True)[:400])
+        if role not in allowed:
+            assert counts() == before, (name, role)
+
+    pages, apis = _page_routes(world), _api_routes(world)
+    for role in ROLES:
+        client = app.test_client()
+        if role != "anonymous":
+            assert AuthActions(client).login(EMAILS[role]).status_code == 302
+        token = _api_token(app.test_client(), role)
+        csrf = csrf_token(client.get("/login").get_data(as_text=True))
+
+        page, api = _page_sender(client, csrf), _api_sender(app, token)
+        for name, route in pages.items():
+            check(role, name, route, page, anonymous_status=302)  # to the sign-in page
+        for name, route in apis.items():
+            check(role, name, route, api, anonymous_status=401)
     routes = len(_page_routes(world)) + len(_api_routes(world))
     print(f"\nauthorization matrix: {routes} routes x {len(ROLES)} roles = {len(results)} cells")
     assert len(results) == routes * len(ROLES)

@@ -46,6 +46,13 @@ def earn(card: str, coins: int, store: str = "IE-DUB-01", currency: str = "EUR")
                                staff_id=None)
 
 
+def customer_who_earned(email: str, coins: int = 40) -> dict:
+    """A new customer whose card earned ``coins`` at the clock's time: their last activity."""
+    customer = new_customer(email)
+    earn(customer["number"], coins)
+    return customer
+
+
 def redeem(card: str, coins: int):
     return ledger_service.redeem(card=card, store_code="IE-DUB-01", coins=coins,
                                  idempotency_key=uuid.uuid4().hex, staff_id=None,
@@ -73,8 +80,7 @@ def run_command(app, *args: str):
 # ------------------------------------------------------------------------ the movement
 def test_idle_wallet_expires_once_through_the_command(app, clock):
     with app.app_context():
-        customer = new_customer("idle@example.com")
-        earn(customer["number"], 40)
+        customer = customer_who_earned("idle@example.com")
         wallet_id = customer["wallet_id"]
 
         clock.set(EXPIRES - timedelta(seconds=1))
@@ -105,8 +111,7 @@ def test_the_same_period_expires_once_and_a_new_period_again(app, clock):
     """The key is the wallet and its last activity: activity after an expiry starts a
     new period, which expires in its turn; the old one never twice."""
     with app.app_context():
-        customer = new_customer("twice@example.com")
-        earn(customer["number"], 40)
+        customer = customer_who_earned("twice@example.com")
         clock.set(EXPIRES)
         first = expiry.expire_wallet(customer["wallet_id"])
         assert (first.status, first.coins) == (expiry.EXPIRED, 40)
@@ -172,8 +177,7 @@ def test_any_family_members_activity_keeps_the_coins(app, clock):
 
 def test_a_reversal_is_not_activity(app, clock):
     with app.app_context():
-        customer = new_customer("rev@example.com")
-        earn(customer["number"], 40)
+        customer = customer_who_earned("rev@example.com")
         clock.set(START + timedelta(hours=1))
         mistake = earn(customer["number"], 10)
         clock.set(START + timedelta(hours=23))
@@ -189,8 +193,7 @@ def test_a_reversal_is_not_activity(app, clock):
 def test_zero_months_means_never(app, clock):
     app.config["COIN_EXPIRY_MONTHS"] = 0
     with app.app_context():
-        customer = new_customer("never@example.com")
-        earn(customer["number"], 40)
+        customer = customer_who_earned("never@example.com")
     clock.set(START + timedelta(days=3650))
     result = run_command(app)
     assert result.output.strip() == "coin expiry is off (LOYALTY_COIN_EXPIRY_MONTHS=0)"
@@ -203,8 +206,7 @@ def test_zero_months_means_never(app, clock):
 def test_the_setting_is_months_and_a_dry_run_changes_nothing(app, clock):
     app.config["COIN_EXPIRY_MONTHS"] = 3
     with app.app_context():
-        customer = new_customer("dry@example.com")
-        earn(customer["number"], 40)
+        customer = customer_who_earned("dry@example.com")
     clock.set(datetime(2025, 4, 12, 10, 0))
     result = run_command(app, "--dry-run")
     assert f"wallet {customer['wallet_id']}: 40 coins, last activity 2025-01-12 10:00" in (
@@ -251,8 +253,7 @@ def test_reports_count_the_expired_coins(app, clock):
 # ------------------------------------------------------------- never both with a redeem
 def test_a_redeem_before_the_run_cancels_the_expiry(app, clock):
     with app.app_context():
-        customer = new_customer("first@example.com")
-        earn(customer["number"], 40)
+        customer = customer_who_earned("first@example.com")
         clock.set(EXPIRES + timedelta(minutes=5))
         redeem(customer["number"], 5)  # late, but before the timer: the coins live on
         assert expiry.expire_due().candidates == 0
@@ -263,8 +264,7 @@ def test_a_redeem_before_the_run_cancels_the_expiry(app, clock):
 
 def test_a_redeem_after_the_run_finds_no_coins(app, clock):
     with app.app_context():
-        customer = new_customer("second@example.com")
-        earn(customer["number"], 40)
+        customer = customer_who_earned("second@example.com")
         clock.set(EXPIRES + timedelta(minutes=5))
         assert expiry.expire_wallet(customer["wallet_id"]).status == expiry.EXPIRED
         with pytest.raises(InsufficientCoins):

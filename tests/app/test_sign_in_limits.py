@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import re
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from argon2 import PasswordHasher
 from db.seed import seed_stores
 from labs.redis_server import RedisServer, free_port
 from tests.conftest import PASSWORD, csrf_token
+from tests.helpers import production_env
 from tests.lab_plugin import wait_for
 from webapp import create_app
 from webapp.auth import services
@@ -245,27 +245,19 @@ class Gunicorn:
         self.port = free_port()
         self.access_log = scratch / "access.log"
         database = scratch / "loyalty.db"
-        env = {
-            **os.environ,
-            "LOYALTY_ENV": "production",
-            "SECRET_KEY": os.urandom(32).hex(),
-            "JWT_KEYS": f"t1:{os.urandom(32).hex()}",
-            "JWT_ACTIVE_KID": "t1",
-            "LOYALTY_DATABASE_URL": f"sqlite:///{database}",
-            "LOYALTY_RATELIMIT_STORAGE_URI": storage_uri,
-            "LOYALTY_LOGIN_RATE_LIMIT": limit,
-            "LOYALTY_LOGIN_BACKOFF_BASE_SECONDS": "60",
-            "LOYALTY_HTTPS": "0",
-            "LOYALTY_PROXY_HOPS": "1",
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "GUNICORN_WORKERS": str(workers),
-            "GUNICORN_THREADS": "4",
-            "GUNICORN_ACCESSLOG": str(self.access_log),
-            "GUNICORN_ERRORLOG": str(scratch / "error.log"),
-        }
-        for name in ("LOYALTY_CLUSTER", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-            env.pop(name, None)
+        env = production_env(
+            database,
+            LOYALTY_RATELIMIT_STORAGE_URI=storage_uri,
+            LOYALTY_LOGIN_RATE_LIMIT=limit,
+            LOYALTY_LOGIN_BACKOFF_BASE_SECONDS="60",
+            LOYALTY_HTTPS="0",
+            LOYALTY_PROXY_HOPS="1",
+            PORT=str(self.port),
+            GUNICORN_WORKERS=str(workers),
+            GUNICORN_THREADS="4",
+            GUNICORN_ACCESSLOG=str(self.access_log),
+            GUNICORN_ERRORLOG=str(scratch / "error.log"),
+        )
         self.error_log = scratch / "error.log"
         # The schema and Ana's account, made the way `flask db upgrade` would.
         app = create_app({"PROFILE": "test", "DATABASE_URL": f"sqlite:///{database}"})

@@ -276,11 +276,6 @@ def earn_other_store(w, door) -> Action:
     return c, lambda: door.earn(c.number, "12.50", store=OTHER_STORE)
 
 
-def earn_other_store_by_admin(w, door) -> Action:
-    c = w.customer()
-    return c, lambda: door.earn(c.number, "12.50", store=OTHER_STORE)
-
-
 def earn_live_code(w, door) -> Action:
     c = w.customer()
     return c, lambda: door.earn(c.live(), "7.00")
@@ -399,10 +394,6 @@ def reverse_another_baristas_transaction(w, door) -> Action:
     return c, lambda: door.reverse(transaction, c.number)
 
 
-def reverse_another_baristas_transaction_by_admin(w, door) -> Action:
-    return reverse_another_baristas_transaction(w, door)
-
-
 def reverse_on_own_wallet(w, door) -> Action:
     # Booked by Sam on Sam's own card, as the API allowed before the rulebook.
     own = w.cards["sam"]
@@ -437,20 +428,9 @@ def reverse_unknown_transaction(w, door) -> Action:
     return c, lambda: door.reverse(987654321, c.number)
 
 
-def customer_looks_up(w, door) -> Action:
-    c = w.customer()
-    return c, lambda: door.lookup(c.number)
-
-
 def customer_earns(w, door) -> Action:
     c = w.customer()
     return c, lambda: door.earn(c.number, "12.50")
-
-
-def customer_redeems(w, door) -> Action:
-    c = w.customer()
-    w.give(c, 10)
-    return c, lambda: door.redeem(c.live(), 3)
 
 
 def customer_reverses(w, door) -> Action:
@@ -460,7 +440,8 @@ def customer_reverses(w, door) -> Action:
 
 
 OK = "2xx"
-# (case, actor, expected status, change of the watched wallet's balance, new ledger rows)
+# (case, actor, expected status, change of the watched wallet's balance, new ledger rows).
+# One case may run for several actors (a barista, an admin, a customer): ids name both.
 CASES = [
     # lookup
     (lookup_by_number, "sam", OK, 0, 0),
@@ -468,12 +449,12 @@ CASES = [
     (lookup_expired_code, "sam", 422, 0, 0),
     (lookup_own_card, "sam", OK, 0, 0),  # shown, flagged as the barista's own (below)
     (lookup_unknown_card, "sam", 404, 0, 0),
-    (customer_looks_up, "dana", 403, 0, 0),
+    (lookup_by_number, "dana", 403, 0, 0),
     # earn
     (earn_naming_home_store, "sam", OK, 12, 1),
     (earn_default_store, "sam", OK, 12, 1),
     (earn_other_store, "sam", 403, 0, 0),
-    (earn_other_store_by_admin, "ada", OK, 12, 1),
+    (earn_other_store, "ada", OK, 12, 1),
     (earn_live_code, "sam", OK, 7, 1),
     (earn_expired_code, "sam", OK, 7, 1),  # the code still identifies the card
     (earn_replayed_key, "sam", OK, 0, 0),
@@ -494,11 +475,11 @@ CASES = [
     (redeem_more_than_the_balance, "sam", 409, 0, 0),
     (redeem_replayed_key, "sam", OK, 0, 0),
     (redeem_from_own_card, "sam", 403, 0, 0),
-    (customer_redeems, "dana", 403, 0, 0),
+    (redeem_live_code, "dana", 403, 0, 0),
     # reverse
     (reverse_own_transaction, "sam", OK, -12, 1),
     (reverse_another_baristas_transaction, "sam", 403, 0, 0),
-    (reverse_another_baristas_transaction_by_admin, "ada", OK, -12, 1),
+    (reverse_another_baristas_transaction, "ada", OK, -12, 1),
     (reverse_on_own_wallet, "sam", 403, 0, 0),
     (reverse_outside_the_window, "sam", 409, 0, 0),
     (reverse_twice, "sam", 409, 0, 0),
@@ -542,7 +523,7 @@ def _matches(outcome: Outcome, expected) -> bool:
 
 
 @pytest.mark.parametrize(("case", "actor", "expected", "coins", "rows"), CASES,
-                         ids=[case[0].__name__ for case in CASES])
+                         ids=[f"{case.__name__}-{actor}" for case, actor, *_ in CASES])
 def test_the_till_and_the_api_agree(app, world, case, actor, expected, coins, rows):
     seen = {}
     for name, door_type in DOORS.items():

@@ -62,6 +62,33 @@ def scratch_value(lab, node: int, row_id: int) -> int | None:
     return row[0] if row else None
 
 
+def increment_scratch(app, lab, row_id: int, *, name: str, disturb=None,
+                      **write_options) -> list[str]:
+    """One db.write that adds 1 to scratch row ``row_id``. On its first run, after the
+    UPDATE and before COMMIT, ``disturb(conn, cursor)`` (if given) acts through an admin
+    connection to member 0. Returns the members the work ran on, in order (and checks
+    that the write answered with the last run's result)."""
+    admin = lab.admin_connect(0) if disturb else None
+    runs = []
+
+    def work(conn):
+        runs.append(node_name(conn))
+        conn.execute(text("UPDATE routing_scratch SET n = n + 1 WHERE id = :id"),
+                     {"id": row_id})
+        if admin is not None and len(runs) == 1:
+            with admin.cursor() as cur:
+                disturb(conn, cur)
+        return len(runs)
+
+    try:
+        with app.app_context():
+            assert db.write(work, name=name, **write_options) == len(runs)
+    finally:
+        if admin is not None:
+            admin.close()
+    return runs
+
+
 def wait_for_state(
     router: ClusterRouter, name: str, state: MemberState, timeout: float = 10.0
 ) -> float:
@@ -211,20 +238,11 @@ def test_conflict_at_commit_is_retried_on_the_same_member(cluster_apps, lab):
     scratch_row(lab, 1, 0)
     app = cluster_apps("ie")
     router = router_of(app)
-    other = lab.admin_connect(0)
-    runs = []
 
-    def work(conn):
-        runs.append(node_name(conn))
-        conn.execute(text("UPDATE routing_scratch SET n = n + 1 WHERE id = 1"))
-        if len(runs) == 1:
-            with other.cursor() as cur:
-                cur.execute("UPDATE loyalty.routing_scratch SET n = n + 10 WHERE id = 1")
-        return len(runs)
+    def commit_on_us_meanwhile(conn, cur):
+        cur.execute("UPDATE loyalty.routing_scratch SET n = n + 10 WHERE id = 1")
 
-    with app.app_context():
-        assert db.write(work, name="test.conflict") == 2
-    other.close()
+    runs = increment_scratch(app, lab, 1, name="test.conflict", disturb=commit_on_us_meanwhile)
     assert runs == ["ie", "ie"]
     stats = router.stats.snapshot()
     assert stats["conflicts"] == 1
@@ -285,15 +303,9 @@ def test_a_read_only_member_serves_reads_and_writes_go_elsewhere(
     with app.app_context():
         assert db.write(node_name, name="test.where") == "us"
     read_only_node(0)
-    runs = []
 
-    def work(conn):
-        runs.append(node_name(conn))
-        conn.execute(text("UPDATE routing_scratch SET n = n + 1 WHERE id = 4"))
-        return runs[-1]
-
+    runs = increment_scratch(app, lab, 4, name="test.read_only")
     with app.app_context():
-        assert db.write(work, name="test.read_only") == "ie"
         assert db.read(node_name, name="test.where") == "us"
         assert db.read(node_name, name="test.where", causal=True) == "us"
     assert runs == ["us", "ie"]
@@ -371,21 +383,13 @@ def test_connection_lost_at_commit_is_retried_whole_on_the_next_member(cluster_a
     scratch_row(lab, 3, 0)
     app = cluster_apps("us")
     router = router_of(app)
-    killer = lab.admin_connect(0)
-    runs = []
 
-    def work(conn):
-        runs.append(node_name(conn))
-        conn.execute(text("UPDATE routing_scratch SET n = n + 1 WHERE id = 3"))
-        if len(runs) == 1:
-            own = conn.execute(text("SELECT CONNECTION_ID()")).scalar()
-            with killer.cursor() as cur:
-                cur.execute(f"KILL CONNECTION {int(own)}")
-        return runs[-1]
+    def kill_our_connection(conn, cur):
+        own = conn.execute(text("SELECT CONNECTION_ID()")).scalar()
+        cur.execute(f"KILL CONNECTION {int(own)}")
 
-    with app.app_context():
-        assert db.write(work, name="test.commit_lost", idempotent=True) == "ie"
-    killer.close()
+    runs = increment_scratch(app, lab, 3, name="test.commit_lost", disturb=kill_our_connection,
+                             idempotent=True)
     assert runs == ["us", "ie"]
     stats = router.stats.snapshot()
     assert stats["retries"] == {"commit_unknown": 1}

@@ -232,29 +232,38 @@ def _expire_paused(app, wallet_id: int, pause: Pause) -> tuple[threading.Thread,
     return pause.thread, result
 
 
-def test_an_earn_committed_elsewhere_after_the_expirys_first_look_cancels_it(
-        galera_clean, apps, clock, monkeypatch):
-    """The expiry (us node) has found the wallet idle and is about to read the balance
-    and debit it; an earn commits on the ie node and reaches the us node first. The debit
-    then succeeds (there are coins), so only the re-check after it can see the new
-    activity: the expiry must roll back, not take the fresh coins with the old."""
-    lab = galera_clean
-    (customer,) = customers_with_coins(apps["us"], 1)
-    clock.set(DUE)
+def _movement_while_the_expiry_waits(lab, apps, monkeypatch, customer, module, function: str,
+                                     move, balance: int, what: str) -> None:
+    """Runs the expiry on the us node and holds it at ``module.function`` while ``move``
+    commits on another node and reaches the us node (the wallet then holds ``balance``);
+    then lets it finish. It must see the activity: nothing expired, ``balance`` kept."""
     pause = Pause()
-    monkeypatch.setattr(expiry_queries, "wallet", pause.around(expiry_queries.wallet))
+    monkeypatch.setattr(module, function, pause.around(getattr(module, function)))
     thread, result = _expire_paused(apps["us"], customer["wallet_id"], pause)
 
-    earn(apps["ie"], customer["number"], 10)
-    wait_for(lambda: balance_on(lab, NODE["us"], customer["wallet_id"]) == 50, 10,
-             "the earn to be applied on the us node")
+    move()
+    wait_for(lambda: balance_on(lab, NODE["us"], customer["wallet_id"]) == balance, 10,
+             f"the {what} to be applied on the us node")
     pause.release.set()
     thread.join(60)
 
     assert [o.status for o in result] == [expiry.ACTIVE]
     state = verified(lab)
     assert expiries(state, customer["wallet_id"]) == []
-    assert state["balances"][customer["wallet_id"]] == 50
+    assert state["balances"][customer["wallet_id"]] == balance
+
+
+def test_an_earn_committed_elsewhere_after_the_expirys_first_look_cancels_it(
+        galera_clean, apps, clock, monkeypatch):
+    """The expiry (us node) has found the wallet idle and is about to read the balance
+    and debit it; an earn commits on the ie node and reaches the us node first. The debit
+    then succeeds (there are coins), so only the re-check after it can see the new
+    activity: the expiry must roll back, not take the fresh coins with the old."""
+    (customer,) = customers_with_coins(apps["us"], 1)
+    clock.set(DUE)
+    _movement_while_the_expiry_waits(
+        galera_clean, apps, monkeypatch, customer, expiry_queries, "wallet",
+        lambda: earn(apps["ie"], customer["number"], 10), balance=50, what="earn")
 
 
 def test_a_redeem_committed_elsewhere_before_the_debit_cancels_it(
@@ -262,24 +271,11 @@ def test_a_redeem_committed_elsewhere_before_the_debit_cancels_it(
     """The expiry has read 40 coins; a till in India redeems 5 before the debit. The
     conditional UPDATE (balance - 40 >= 0) refuses, the expiry runs again from the top
     and finds the redemption: no expiry, 35 coins, never negative."""
-    lab = galera_clean
     (customer,) = customers_with_coins(apps["us"], 1)
     clock.set(DUE)
-    pause = Pause()
-    monkeypatch.setattr(ledger_queries, "apply_to_wallet",
-                        pause.around(ledger_queries.apply_to_wallet))
-    thread, result = _expire_paused(apps["us"], customer["wallet_id"], pause)
-
-    redeem(apps["in"], customer["number"], 5)
-    wait_for(lambda: balance_on(lab, NODE["us"], customer["wallet_id"]) == 35, 10,
-             "the redeem to be applied on the us node")
-    pause.release.set()
-    thread.join(60)
-
-    assert [o.status for o in result] == [expiry.ACTIVE]
-    state = verified(lab)
-    assert expiries(state, customer["wallet_id"]) == []
-    assert state["balances"][customer["wallet_id"]] == 35
+    _movement_while_the_expiry_waits(
+        galera_clean, apps, monkeypatch, customer, ledger_queries, "apply_to_wallet",
+        lambda: redeem(apps["in"], customer["number"], 5), balance=35, what="redeem")
     assert router_of(apps["us"]).stats.snapshot()["conflicts"] >= 1  # the rerun
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, production_env
 
 DEPLOY = ROOT / "deploy"
 TOOLS = ROOT / ".venv-deploy" / "bin"
@@ -521,26 +521,18 @@ def _start_upstream(scratch: Path, port: int) -> tuple[subprocess.Popen, Path, P
     exits and the fixture fails with its log."""
     log = scratch / "upstream.log"
     access_log = scratch / "gunicorn-access.log"
-    env = {
-        **os.environ,
-        "LOYALTY_ENV": "production",
-        "SECRET_KEY": os.urandom(32).hex(),
-        "JWT_KEYS": f"t1:{os.urandom(32).hex()}",
-        "JWT_ACTIVE_KID": "t1",
-        "LOYALTY_DATABASE_URL": f"sqlite:///{scratch / 'loyalty.db'}",
+    env = production_env(
+        scratch / "loyalty.db",
         # One worker: its memory is the whole limiter store (tests/test_sign_in_limits.py
         # runs the shared Redis one).
-        "LOYALTY_RATELIMIT_STORAGE_URI": "memory://",
-        "LOYALTY_HTTPS": "1",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "FORWARDED_ALLOW_IPS": "127.0.0.1",
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_GRACEFUL_TIMEOUT": "5",
-        "GUNICORN_ACCESSLOG": str(access_log),
-    }
-    env.pop("LOYALTY_CLUSTER", None)
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        LOYALTY_RATELIMIT_STORAGE_URI="memory://",
+        LOYALTY_HTTPS="1",
+        PORT=str(port),
+        FORWARDED_ALLOW_IPS="127.0.0.1",
+        GUNICORN_WORKERS="1",
+        GUNICORN_GRACEFUL_TIMEOUT="5",
+        GUNICORN_ACCESSLOG=str(access_log),
+    )
     # What the compose stack's `migrate` service runs, so /readyz can answer 200.
     migrated = _run([sys.executable, "-m", "flask", "--app", "webapp", "db", "upgrade"],
                     cwd=ROOT, env=env)

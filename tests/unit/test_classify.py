@@ -41,20 +41,28 @@ CONFLICTS = {
     1180: "error during COMMIT",
     1181: "error during ROLLBACK",
 }
+# What each error proves about the member that raised it: its new state, then the codes.
 MEMBER_FAILURES = {
-    1047: ("Galera: WSREP has not yet prepared node for application use", "non_primary"),
-    3100: ("GR: error on observer while running replication hook", "non_primary"),
-    1837: ("GR: member not ONLINE (gtid_next)", "non_primary"),
-    1290: ("--read-only / --super-read-only", "read_only"),
-    1836: ("GR: running in read-only mode (super_read_only)", "read_only"),
-    1792: ("cannot execute statement in a READ ONLY transaction", "read_only"),
-    2002: ("can't connect through socket", "suspect"),
-    2003: ("can't connect to server", "suspect"),
-    2006: ("server has gone away", "suspect"),
-    2013: ("lost connection during query (also during COMMIT)", "suspect"),
-    2014: ("commands out of sync", "suspect"),
-    2055: ("lost connection at handshake", "suspect"),
+    MemberState.NON_PRIMARY: {
+        1047: "Galera: WSREP has not yet prepared node for application use",
+        3100: "GR: error on observer while running replication hook",
+        1837: "GR: member not ONLINE (gtid_next)",
+    },
+    MemberState.READ_ONLY: {
+        1290: "--read-only / --super-read-only",
+        1836: "GR: running in read-only mode (super_read_only)",
+        1792: "cannot execute statement in a READ ONLY transaction",
+    },
+    MemberState.SUSPECT: {
+        2002: "can't connect through socket",
+        2003: "can't connect to server",
+        2006: "server has gone away",
+        2013: "lost connection during query (also during COMMIT)",
+        2014: "commands out of sync",
+        2055: "lost connection at handshake",
+    },
 }
+MEMBER_STATE = {code: state for state, codes in MEMBER_FAILURES.items() for code in codes}
 PERMANENT = {
     1062: "duplicate key the work did not turn into RetryTransaction",
     1146: "no such table",
@@ -69,7 +77,7 @@ def test_conflicts_are_retried_on_the_same_member(code):
     assert classify(mysql_error(code)) is Failure.CONFLICT
 
 
-@pytest.mark.parametrize("code", sorted(MEMBER_FAILURES))
+@pytest.mark.parametrize("code", sorted(MEMBER_STATE))
 def test_member_failures_move_the_transaction_to_the_next_member(code):
     assert classify(mysql_error(code)) is Failure.MEMBER_UNAVAILABLE
     # Also raised bare (the router catches PyMySQL's errors from its own probes too).
@@ -118,13 +126,13 @@ def cluster():
     cluster.close()
 
 
-@pytest.mark.parametrize("code", sorted(MEMBER_FAILURES))
+@pytest.mark.parametrize("code", sorted(MEMBER_STATE))
 def test_report_failure_marks_the_member_by_what_the_error_proves(cluster, code):
     """A "not primary" or "read only" answer is itself proof of the state; a lost or
     refused connection only makes the member suspect until a probe confirms."""
     us = cluster.member("us")
     new = cluster.report_failure(us, mysql_error(code))
-    assert new.value == MEMBER_FAILURES[code][1]
+    assert new is MEMBER_STATE[code]
     assert us.state is new
     assert str(code) in us.error
     assert cluster.member("ie").state is MemberState.UP

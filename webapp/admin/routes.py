@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -33,6 +35,28 @@ def _errors(error: AppError) -> tuple[str, dict[str, list[str]]]:
     fields = getattr(error, "errors", None) or {}
     message = error.detail if not fields else "Please correct the fields marked below."
     return message, fields
+
+
+@dataclass
+class _Post:
+    """A console form's POST run through the rulebook: ``done`` with the rulebook's
+    ``result``, or refused with what the page shows (``shown``: error, fields) and its
+    status. A GET is neither."""
+
+    done: bool = False
+    result: Any = None
+    status: int = 200
+    shown: dict[str, Any] = field(default_factory=lambda: {"error": None, "fields": {}})
+
+
+def _post(act: Callable[[], Any]) -> _Post:
+    if request.method != "POST":
+        return _Post()
+    try:
+        return _Post(done=True, result=act())
+    except AppError as exc:
+        error, fields = _errors(exc)
+        return _Post(status=exc.status, shown={"error": error, "fields": fields})
 
 
 def _page(template: str, status: int = 200, *, partial: str = "main", **context: Any):
@@ -73,17 +97,12 @@ def index():
 @bp.route("/password", methods=["GET", "POST"])
 @staff_required
 def password():
-    error, fields, status = None, {}, 200
-    if request.method == "POST":
-        try:
-            console.change_own_password(current_principal(),
-                                        current=request.form.get("current", ""),
-                                        new=request.form.get("new", ""))
-        except AppError as exc:
-            (error, fields), status = _errors(exc), exc.status
-        else:
-            return redirect(url_for("auth.index"))
-    return render_page("admin/password.html", error=error, fields=fields), status
+    post = _post(lambda: console.change_own_password(
+        current_principal(), current=request.form.get("current", ""),
+        new=request.form.get("new", "")))
+    if post.done:
+        return redirect(url_for("auth.index"))
+    return render_page("admin/password.html", **post.shown), post.status
 
 
 # -- stores -------------------------------------------------------------------------
@@ -92,16 +111,12 @@ def password():
 @bp.route("/stores", methods=["GET", "POST"])
 @staff_required
 def stores():
-    error, fields, status = None, {}, 200
-    if request.method == "POST":
-        try:
-            store = console.create_store(current_principal(), request.form.to_dict())
-        except AppError as exc:
-            (error, fields), status = _errors(exc), exc.status
-        else:
-            return redirect(url_for("admin.stores", done=f"Store {store['code']} created."))
-    return _page("admin/stores.html", status, stores=console.list_stores(current_principal()),
-                 error=error, fields=fields, form=request.form)
+    post = _post(lambda: console.create_store(current_principal(), request.form.to_dict()))
+    if post.done:
+        return redirect(url_for("admin.stores", done=f"Store {post.result['code']} created."))
+    return _page("admin/stores.html", post.status,
+                 stores=console.list_stores(current_principal()), form=request.form,
+                 **post.shown)
 
 
 @bp.route("/stores/<int:store_id>", methods=["GET", "POST"])
@@ -137,23 +152,19 @@ def store_day(store_id: int):
 @bp.route("/staff", methods=["GET", "POST"])
 @staff_required
 def staff():
-    error, fields, status, created = None, {}, 200, None
     principal = current_principal()
-    if request.method == "POST":
-        form = request.form
-        try:
-            account, temporary = console.create_staff(
-                principal, email=form.get("email", ""), name=form.get("name", ""),
-                role=form.get("role", ""), store_code=form.get("store") or None,
-                admin_region=form.get("admin_region") or None)
-        except AppError as exc:
-            (error, fields), status = _errors(exc), exc.status
-        else:
-            created = {"email": account["email"], "password": temporary}
-            status = 201
-    return _page("admin/staff.html", status, members=console.list_staff(principal),
-                 stores=console.list_stores(principal), error=error, fields=fields,
-                 created=created, form=request.form)
+    form = request.form
+    post = _post(lambda: console.create_staff(
+        principal, email=form.get("email", ""), name=form.get("name", ""),
+        role=form.get("role", ""), store_code=form.get("store") or None,
+        admin_region=form.get("admin_region") or None))
+    created = None
+    if post.done:
+        account, temporary = post.result
+        created = {"email": account["email"], "password": temporary}
+    return _page("admin/staff.html", 201 if post.done else post.status,
+                 members=console.list_staff(principal), stores=console.list_stores(principal),
+                 created=created, form=form, **post.shown)
 
 
 @bp.post("/staff/<int:account_id>")
@@ -183,18 +194,14 @@ def staff_reset(account_id: int):
 @bp.route("/rewards", methods=["GET", "POST"])
 @staff_required
 def rewards():
-    error, fields, status = None, {}, 200
     principal = current_principal()
-    if request.method == "POST":
-        try:
-            console.save_reward(principal, request.form.to_dict(),
-                                reward_id=_int("reward_id"), version=_int("version"))
-        except AppError as exc:
-            (error, fields), status = _errors(exc), exc.status
-        else:
-            return redirect(url_for("admin.rewards", done="Saved."))
-    return _page("admin/rewards.html", status, rewards=console.list_rewards(principal),
-                 error=error, fields=fields, form=request.form)
+    post = _post(lambda: console.save_reward(principal, request.form.to_dict(),
+                                             reward_id=_int("reward_id"),
+                                             version=_int("version")))
+    if post.done:
+        return redirect(url_for("admin.rewards", done="Saved."))
+    return _page("admin/rewards.html", post.status, rewards=console.list_rewards(principal),
+                 form=request.form, **post.shown)
 
 
 # -- customer support ------------------------------------------------------------------

@@ -61,6 +61,16 @@ def _link_page(token: str, purpose: str, form, use, template: str, *,
     return _no_store(render_page(template, form=form, **context), status)
 
 
+def _mail_a_link(form, template: str, send, sent: str):
+    """A form whose answer is a mailed link (sign-up, forgotten password): a valid post
+    calls ``send`` and says "check your inbox" (``sent``, an endpoint), the same answer
+    whether or not the address has an account."""
+    if form.validate_on_submit():
+        send(form)
+        return redirect(url_for(sent))
+    return render_page(template, form=form), 422 if form.errors else 200
+
+
 def _unsafe_in_url(char: str) -> bool:
     # C*: controls, format characters (bidi, zero-width), surrogates, unassigned; Z*: spaces
     # and line/paragraph separators.
@@ -103,13 +113,11 @@ def login():
 @throttle.sign_up_limited
 @limiter.limit(address_limit, key_func=address_key, methods=["POST"])
 def register():
-    form = RegisterForm()
-    if form.validate_on_submit():
+    def send(form):
         services.start_registration(name=form.name.data, email=form.email.data,
                                     password=form.password.data, region=form.region.data)
-        # The same answer whether or not the address has an account.
-        return redirect(url_for("auth.register_sent"))
-    return render_page("auth/register.html", form=form), 422 if form.errors else 200
+
+    return _mail_a_link(RegisterForm(), "auth/register.html", send, "auth.register_sent")
 
 
 @bp.route("/register/sent")
@@ -133,11 +141,9 @@ def verify(token: str):
 @limiter.limit(throttle.sign_in_limit, methods=["POST"])
 @limiter.limit(address_limit, key_func=address_key, methods=["POST"])
 def forgot_password():
-    form = ForgotPasswordForm()
-    if form.validate_on_submit():
-        services.request_password_reset(form.email.data)
-        return redirect(url_for("auth.reset_sent"))
-    return render_page("auth/forgot.html", form=form), 422 if form.errors else 200
+    return _mail_a_link(ForgotPasswordForm(), "auth/forgot.html",
+                        lambda form: services.request_password_reset(form.email.data),
+                        "auth.reset_sent")
 
 
 @bp.route("/password/forgot/sent")

@@ -16,6 +16,7 @@ from webapp.auth.session import (
 )
 from webapp.card.qr import link_qr_svg
 from webapp.errors import AppError, Forbidden, OutcomeUnknown
+from webapp.i18n.messages import lazy_gettext as _l
 from webapp.i18n.messages import page_text
 from webapp.pages import is_htmx_partial_request, render_page
 
@@ -91,21 +92,33 @@ def rename(card_id: int):
     return _done(_("Saved."))
 
 
-def _owner_does(action, card_id: int, done: str):
-    """The owner's one-click change to a member's card: ``done`` when it worked, else
-    the family page with the rulebook's reason."""
-    try:
-        action(current_principal().account_id, card_id)
-    except AppError as error:
-        return _family_page(error=page_text(error.detail), status=error.status)
-    return _done(done)
+def _owner_does(action, done):
+    """The view for an owner's one-click change to a member's card: ``done`` when it
+    worked, else the family page with the rulebook's reason."""
+    @owner_required
+    def view(card_id: int):
+        try:
+            action(current_principal().account_id, card_id)
+        except AppError as error:
+            return _family_page(error=page_text(error.detail), status=error.status)
+        return _done(str(done))
+
+    return view
 
 
-@bp.route(f"/family/{MEMBER_ID}/remove", methods=["POST"])
-@owner_required
-def remove(card_id: int):
-    return _owner_does(services.remove, card_id,
-                       _("Family member removed. Their past purchases stay in your history."))
+# The owner's one-click changes to a member's card: the URL after the member's, the
+# endpoint, the rulebook's action and what the family page says once it is done.
+ONE_CLICK = (
+    ("remove", "remove", services.remove,
+     _l("Family member removed. Their past purchases stay in your history.")),
+    ("invite/revoke", "revoke_invite", invites.revoke_invites,
+     _l("Invite cancelled: its link no longer works.")),
+    ("access/revoke", "revoke_access", invites.revoke_member,
+     _l("Their phone no longer shows the card, and its old codes stop working.")),
+)
+for _path, _endpoint, _action, _message in ONE_CLICK:
+    bp.add_url_rule(f"/family/{MEMBER_ID}/{_path}", _endpoint, _owner_does(_action, _message),
+                    methods=["POST"])
 
 
 @bp.route(f"/family/{MEMBER_ID}/invite", methods=["POST"])
@@ -120,20 +133,6 @@ def invite(card_id: int):
     body = render_page("family/invite.html", invite=created, link=link,
                        qr_svg=link_qr_svg(link), card_id=card_id)
     return body, 201
-
-
-@bp.route(f"/family/{MEMBER_ID}/invite/revoke", methods=["POST"])
-@owner_required
-def revoke_invite(card_id: int):
-    return _owner_does(invites.revoke_invites, card_id,
-                       _("Invite cancelled: its link no longer works."))
-
-
-@bp.route(f"/family/{MEMBER_ID}/access/revoke", methods=["POST"])
-@owner_required
-def revoke_access(card_id: int):
-    return _owner_does(invites.revoke_member, card_id,
-                       _("Their phone no longer shows the card, and its old codes stop working."))
 
 
 GONE = {

@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from db.migrations.shared import Id, Timestamp, create_table, token_lifetime
 
 revision = "0002_accounts"
 down_revision = "0002_dbcontract"
-branch_labels = None
-depends_on = None
-
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-
-
-def _id() -> sa.Column:
-    return sa.Column("id", Id, autoincrement=True, nullable=False)
 
 
 def upgrade() -> None:
@@ -34,26 +26,20 @@ def upgrade() -> None:
         batch.add_column(sa.Column("user_agent", sa.String(length=120), nullable=True))
         batch.add_column(sa.Column("region", sa.String(length=2), nullable=True))
 
-    op.create_table(
+    create_table(
         "account_tokens",
-        _id(),
         sa.Column("account_id", Id, nullable=False),
         sa.Column("purpose", sa.String(length=10), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=True),
         sa.Column("password_hash", sa.String(length=255), nullable=True),
-        sa.Column("created_at", Timestamp, nullable=False),
-        sa.Column("expires_at", Timestamp, nullable=False),
-        sa.Column("used_at", Timestamp, nullable=True),
-        sa.Column("revoked_at", Timestamp, nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_account_tokens")),
+        *token_lifetime(),
         sa.UniqueConstraint("token_hash", name=op.f("uq_account_tokens_token_hash")),
     )
     op.create_index(op.f("ix_account_tokens_account_id"), "account_tokens", ["account_id"])
 
-    op.create_table(
+    create_table(
         "mail_outbox",
-        _id(),
         sa.Column("message_key", sa.String(length=64), nullable=False),
         sa.Column("account_id", Id, nullable=True),
         sa.Column("recipient", sa.String(length=254), nullable=False),
@@ -67,15 +53,13 @@ def upgrade() -> None:
         sa.Column("claimed_until", Timestamp, nullable=True),
         sa.Column("sent_at", Timestamp, nullable=True),
         sa.Column("last_error", sa.String(length=200), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_mail_outbox")),
         sa.UniqueConstraint("message_key", name=op.f("uq_mail_outbox_message_key")),
     )
     op.create_index(op.f("ix_mail_outbox_account_id"), "mail_outbox", ["account_id"])
     op.create_index(op.f("ix_mail_outbox_next_attempt_at"), "mail_outbox", ["next_attempt_at"])
 
-    op.create_table(
+    create_table(
         "passkeys",
-        _id(),
         sa.Column("account_id", Id, nullable=False),
         sa.Column("credential_hash", sa.String(length=64), nullable=False),
         sa.Column("credential_id", sa.Text(), nullable=False),
@@ -85,21 +69,16 @@ def upgrade() -> None:
         sa.Column("transports", sa.String(length=100), nullable=True),
         sa.Column("created_at", Timestamp, nullable=False),
         sa.Column("last_used_at", Timestamp, nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_passkeys")),
         sa.UniqueConstraint("credential_hash", name=op.f("uq_passkeys_credential_hash")),
     )
     op.create_index(op.f("ix_passkeys_account_id"), "passkeys", ["account_id"])
 
-    op.create_table(
+    create_table(
         "webauthn_challenges",
-        _id(),
         sa.Column("challenge_hash", sa.String(length=64), nullable=False),
         sa.Column("purpose", sa.String(length=10), nullable=False),
         sa.Column("account_id", Id, nullable=True),
-        sa.Column("created_at", Timestamp, nullable=False),
-        sa.Column("expires_at", Timestamp, nullable=False),
-        sa.Column("used_at", Timestamp, nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_webauthn_challenges")),
+        *token_lifetime(revocable=False),
         sa.UniqueConstraint("challenge_hash", name=op.f("uq_webauthn_challenges_challenge_hash")),
     )
 

@@ -11,26 +11,17 @@ Revises: 0006_cardlive
 
 from __future__ import annotations
 
-from alembic import op
-
-from webapp.database.privileges import append_only_triggers, drop_append_only_triggers
+from db.migrations.shared import create_append_only_triggers, drop_append_only_triggers
 
 revision = "0002_chaos"
 down_revision = "0006_cardlive"
-branch_labels = None
-depends_on = None
 
 TABLES = ("ledger", "used_codes")
 
 
 def upgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    for table in TABLES:
-        for statement in append_only_triggers(dialect, table):
-            op.execute(statement)
+    create_append_only_triggers(TABLES)
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        for statement in drop_append_only_triggers(table):
-            op.execute(statement)
+    drop_append_only_triggers(TABLES)

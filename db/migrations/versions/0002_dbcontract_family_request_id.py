@@ -18,8 +18,6 @@ from alembic import op
 
 revision = "0002_dbcontract"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -32,8 +32,6 @@ from sqlalchemy.dialects import mysql
 
 revision = "0002_websec_email_key"
 down_revision = "0005_console"
-branch_labels = None
-depends_on = None
 
 log = logging.getLogger("alembic.migration.email_key")
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from db.migrations.shared import Id, Timestamp
 
 revision = "0003_passes"
 down_revision = "0002_accounts"
-branch_labels = None
-depends_on = None
 
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade() -> None:

@@ -21,8 +21,6 @@ from alembic import op
 
 revision = "0004_expiry"
 down_revision = "0002_websec_email_key"
-branch_labels = None
-depends_on = None
 
 DEFAULTS = {
     "us": ("America/New_York", "en_US"),

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
 
-from webapp.database.privileges import append_only_triggers, drop_append_only_triggers
+from db.migrations.shared import (
+    Id,
+    Timestamp,
+    create_append_only_triggers,
+    drop_append_only_triggers,
+)
 
 revision = "0005_console"
 down_revision = "0002_chaos"
-branch_labels = None
-depends_on = None
 
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 APPEND_ONLY = ("audit_log",)  # joins schema.APPEND_ONLY: INSERT/SELECT only, triggers
 
 
@@ -83,16 +83,11 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_created", "audit_log", ["created_at"])
     op.create_index("ix_audit_log_actor", "audit_log", ["actor_id", "created_at"])
     op.create_index("ix_audit_log_store", "audit_log", ["store_id", "created_at"])
-    dialect = op.get_bind().dialect.name
-    for table in APPEND_ONLY:
-        for statement in append_only_triggers(dialect, table):
-            op.execute(statement)
+    create_append_only_triggers(APPEND_ONLY)
 
 
 def downgrade() -> None:
-    for table in APPEND_ONLY:
-        for statement in drop_append_only_triggers(table):
-            op.execute(statement)
+    drop_append_only_triggers(APPEND_ONLY)
     op.drop_table("audit_log")
     op.drop_table("rewards")
     op.drop_index("ix_ledger_staff_created", table_name="ledger")

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from db.migrations.shared import Id, token_lifetime
 
 revision = "0006_cardlive"
 down_revision = "0003_passes"
-branch_labels = None
-depends_on = None
 
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade() -> None:
@@ -32,10 +29,7 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("account_id", Id, nullable=False),
         sa.Column("card_id", Id, nullable=False, index=True),
-        sa.Column("created_at", Timestamp, nullable=False),
-        sa.Column("expires_at", Timestamp, nullable=False),
-        sa.Column("used_at", Timestamp, nullable=True),
-        sa.Column("revoked_at", Timestamp, nullable=True),
+        *token_lifetime(),
         sa.Column("member_account_id", Id, nullable=True),
     )
 
