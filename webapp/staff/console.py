@@ -31,6 +31,7 @@ from webapp.auth.services import hasher, register
 from webapp.auth.tokens import Principal
 from webapp.card.numbers import new_card_number
 from webapp.clock import utcnow
+from webapp.config import REGION_LOCALES, REGION_TIMEZONES
 from webapp.database import after_unknown_commit
 from webapp.database.schema import accounts, audit_log, cards, ledger, rewards, stores, wallets
 from webapp.errors import Conflict, Forbidden, NotFound, StaleEdit, ValidationFailed
@@ -184,6 +185,11 @@ def create_store(principal: Principal | None, values: dict[str, Any]) -> dict[st
     actor = current_actor(principal)
     clean = _clean_store(values, creating=True)
     require(actor.covers_region(clean["region"]), "You can create stores only in your region.")
+    # Like the stores `flask stores create` makes: the region's time zone and money format
+    # unless the form names them (the columns' defaults, UTC and en_US, would date a Delhi
+    # store's transactions in UTC on the customer's card).
+    clean.setdefault("timezone", REGION_TIMEZONES[clean["region"]])
+    clean.setdefault("locale", REGION_LOCALES[clean["region"]])
 
     def create(conn: Connection) -> dict[str, Any]:
         existing = conn.execute(select(stores).where(stores.c.code == clean["code"])

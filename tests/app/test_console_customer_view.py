@@ -1,0 +1,55 @@
+"""What the console's actions look like to the customer: a redemption of a catalogue
+reward is named on the card ("Redeem: Chai"), a support adjustment shows its
+customer-facing label (never the staff-only reason), and a store made in the console is
+dated in its region's time zone, like a store made on the command line."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+
+from tests.conftest import PASSWORD
+from tests.helpers import AuthActions
+from tests.ledger_helpers import new_customer
+from webapp.auth.services import register
+from webapp.auth.tokens import Principal
+from webapp.database.schema import rewards, stores
+from webapp.extensions import db
+from webapp.ledger import services as ledger
+from webapp.staff import console
+
+
+def _admin() -> Principal:
+    admin = register(name="A", email="a.view@example.com", password=PASSWORD, region="us",
+                     role="admin")
+    return Principal(admin["id"], admin["role"], admin["name"])
+
+
+def test_card_history_names_the_reward_and_shows_the_adjustments_label(app, client):
+    with app.app_context():
+        admin = _admin()
+        chai = db.write(lambda conn: conn.execute(insert(rewards).values(
+            region="us", name="Chai", coins=4, active=True, sort=0)).inserted_primary_key[0],
+            name="test")
+        dana = new_customer("dana.view@example.com", name="Dana")
+        ledger.earn(card=dana["number"], store_code="US-NYC-01", amount_minor=1000,
+                    currency="USD", idempotency_key="view-earn", staff_id=None)
+        ledger.redeem(card=dana["number"], store_code="US-NYC-01", coins=4,
+                      idempotency_key="view-redeem", staff_id=None, confirmed=True,
+                      reward_id=chai)
+        console.adjust(admin, dana["account"]["id"], coins=3, reason="Cold coffee (staff)",
+                       label="Sorry about the coffee", key="view-adjust")
+    AuthActions(client).login("dana.view@example.com", "correct-horse-battery")
+    page = client.get("/card?fresh=1").get_data(as_text=True)
+    assert "Adjustment: Sorry about the coffee" in page
+    assert "Redeem: Chai" in page
+    assert "Cold coffee" not in page  # the reason is for staff
+
+
+def test_a_store_made_in_the_console_has_its_regions_time_zone_and_locale(app):
+    with app.app_context():
+        made = console.create_store(_admin(), {
+            "code": "IN-DEL-09", "name": "Delhi", "region": "in", "currency": "INR",
+            "minor_per_coin": "5000"})
+        row = db.read(lambda conn: conn.execute(select(stores).where(
+            stores.c.id == made["id"])).mappings().one(), name="test", causal=True)
+    assert (row["timezone"], row["locale"]) == ("Asia/Kolkata", "en_IN")
