@@ -95,6 +95,10 @@ def test_every_console_page_has_no_axe_violations(audited: Page) -> None:
     page.get_by_role("button", name="Create with a temporary password").click()
     expect(page.get_by_role("status")).to_contain_text("Temporary password")
     _check(page, found, "staff, temporary password shown")
+    page.get_by_role("button", name=f"Reset password of {name}").click()
+    # Whose password it is, by the address they sign in with (not an account number).
+    expect(page.get_by_role("status")).to_contain_text(
+        f"Temporary password for {name.split()[1]}@example.com")
 
     page.goto("/admin/rewards")
     _check(page, found, "rewards")

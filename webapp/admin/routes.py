@@ -167,9 +167,13 @@ def staff_member(account_id: int):
 def staff_reset(account_id: int):
     temporary = console.reset_password(current_principal(), account_id)
     principal = current_principal()
-    return _page("admin/staff.html", members=console.list_staff(principal),
+    members = console.list_staff(principal)
+    # Named by the address they sign in with: the admin reads it out to them.
+    email = next((m["email"] for m in members if m["id"] == account_id),
+                 f"account {account_id}")
+    return _page("admin/staff.html", members=members,
                  stores=console.list_stores(principal), error=None, fields={},
-                 created={"email": f"account {account_id}", "password": temporary}, form={})
+                 created={"email": email, "password": temporary}, form={})
 
 
 # -- rewards ------------------------------------------------------------------------
