@@ -1,7 +1,8 @@
 """What the console's actions look like to the customer: a redemption of a catalogue
-reward is named on the card ("Redeem: Chai"), a support adjustment shows its
-customer-facing label (never the staff-only reason), and a store made in the console is
-dated in its region's time zone, like a store made on the command line."""
+reward is named on the card ("Redeem: Chai") and in the API's history, a support
+adjustment shows its customer-facing label there (never the staff-only reason), and a
+store made in the console is dated in its region's time zone, like a store made on the
+command line."""
 
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ def test_card_history_names_the_reward_and_shows_the_adjustments_label(app, clie
     assert "Adjustment: Sorry about the coffee" in page
     assert "Redeem: Chai" in page
     assert "Cold coffee" not in page  # the reason is for staff
+    # The API's history says the same to an app.
+    token = client.post("/api/v1/auth/token", json={
+        "email": "dana.view@example.com", "password": "correct-horse-battery"}).get_json()
+    items = client.get("/api/v1/wallet/transactions", headers={
+        "Authorization": f"Bearer {token['access_token']}"}).get_json()["items"]
+    assert [(i["kind"], i["coins"], i["reward_id"], i["reward_name"], i["label"])
+            for i in items] == [("adjustment", 3, None, None, "Sorry about the coffee"),
+                                ("redeem", -4, chai, "Chai", None),
+                                ("earn", 10, None, None, None)]
+    assert "reason" not in items[0]
 
 
 def test_a_store_made_in_the_console_has_its_regions_time_zone_and_locale(app):
