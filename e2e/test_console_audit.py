@@ -105,6 +105,14 @@ def test_every_console_page_has_no_axe_violations(audited: Page) -> None:
     page.get_by_role("button", name="Add reward").click()
     expect(page.locator(".error").first).to_be_visible()
     _check(page, found, "rewards, form in error")
+    page.goto("/admin/rewards")
+    page.get_by_role("link", name="Chai").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Chai")
+    _check(page, found, "reward edit")
+    page.get_by_label("Coin cost").fill("0")  # refused: nothing saved
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".error").first).to_be_visible()
+    _check(page, found, "reward edit, form in error")
 
     page.goto("/admin/support")
     _check(page, found, "support")

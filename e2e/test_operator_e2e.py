@@ -7,7 +7,7 @@ customer's screen, typed into the till's scan field as a scanner would), books a
 purchase and redeems the reward with one tap. The customer's card shows the redemption
 by the reward's name and the progress to the next reward; the admin finds it in the
 report, its chart and the audit log; a support adjustment's customer-facing label shows
-in the customer's history.
+in the customer's history; the reward, retired, is no longer offered at the till.
 
 The reward's price is set from the customer's balance (the session's other tests move
 it), so that the redemption leaves exactly 25 coins: with the demo catalogue of the
@@ -240,6 +240,20 @@ def test_new_operator_runs_the_programme_end_to_end(contexts) -> None:
     expect(newest).to_contain_text("+7")
     expect(newest).to_contain_text("Sorry about your dosa")
     assert "goodwill" not in customer.locator("#wallet").inner_text()  # staff-only reason
+
+    # The reward is retired: the till stops offering it at the next scan.
+    console_link(admin, "Rewards")
+    admin.get_by_role("link", name=REWARD).click()
+    admin.get_by_label("Offered at the till").select_option(label="no")
+    admin.get_by_role("button", name="Save").click()
+    expect(admin.get_by_role("status")).to_have_text("Saved.")
+    expect(admin.get_by_role("row", name=re.compile(REWARD))).to_contain_text("no")
+    barista.get_by_role("link", name="Next customer").click()
+    barista.get_by_label("Card number").fill(scan_qr(customer))
+    barista.get_by_role("button", name="Find card").click()
+    offered = barista.get_by_role("group", name="Rewards (one tap)")
+    expect(offered.get_by_role("button", name=re.compile(r"^Chai"))).to_be_visible()
+    expect(offered.get_by_role("button", name=re.compile(REWARD))).to_have_count(0)
 
     for name, found_errors in errors.items():
         assert found_errors == [], (name, found_errors)

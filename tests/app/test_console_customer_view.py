@@ -2,14 +2,14 @@
 reward is named on the card ("Redeem: Chai") and in the API's history, a support
 adjustment shows its customer-facing label there (never the staff-only reason), and a
 store made in the console is dated in its region's time zone, like a store made on the
-command line."""
+command line. And the reward edit page: saves, refuses a stale or invalid edit."""
 
 from __future__ import annotations
 
 from sqlalchemy import insert, select
 
 from tests.conftest import PASSWORD
-from tests.helpers import AuthActions
+from tests.helpers import AuthActions, csrf_token
 from tests.ledger_helpers import new_customer
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
@@ -64,3 +64,30 @@ def test_a_store_made_in_the_console_has_its_regions_time_zone_and_locale(app):
         row = db.read(lambda conn: conn.execute(select(stores).where(
             stores.c.id == made["id"])).mappings().one(), name="test", causal=True)
     assert (row["timezone"], row["locale"]) == ("Asia/Kolkata", "en_IN")
+
+
+def test_reward_edit_page_saves_refuses_a_stale_edit_and_retires_a_reward(app, client):
+    with app.app_context():
+        _admin()
+        chai = db.write(lambda conn: conn.execute(insert(rewards).values(
+            region="us", name="Chai", coins=4, active=True, sort=0)).inserted_primary_key[0],
+            name="test")
+    AuthActions(client).login("a.view@example.com")
+    page = client.get(f"/admin/rewards/{chai}").get_data(as_text=True)
+    assert 'name="version" value="1"' in page
+    form = {"csrf_token": csrf_token(page), "version": "1", "region": "us", "name": "Chai",
+            "coins": "6", "sort": "0", "active": "0"}
+    saved = client.post(f"/admin/rewards/{chai}", data=form)
+    assert saved.status_code == 302
+    # A second admin's form, made from version 1, is refused and changes nothing.
+    stale = client.post(f"/admin/rewards/{chai}", data={**form, "coins": "9"})
+    assert stale.status_code == 409
+    assert "changed by someone else" in stale.get_data(as_text=True)
+    bad = client.post(f"/admin/rewards/{chai}", data={**form, "version": "2", "coins": "0"})
+    assert bad.status_code == 422
+    assert "coin cost as a whole number above 0" in bad.get_data(as_text=True)
+    with app.app_context():
+        row = db.read(lambda conn: conn.execute(select(rewards).where(
+            rewards.c.id == chai)).mappings().one(), name="test", causal=True)
+    assert (row["coins"], row["active"], row["version"]) == (6, False, 2)
+    assert client.get("/admin/rewards/999999").status_code == 404

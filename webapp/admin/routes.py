@@ -196,6 +196,25 @@ def rewards():
                  error=error, fields=fields, form=request.form)
 
 
+@bp.route("/rewards/<int:reward_id>", methods=["GET", "POST"])
+@staff_required
+def reward(reward_id: int):
+    """Edit one reward (name, cost, active, sort); the form names the version it was
+    made from, so a concurrent edit is refused rather than overwritten."""
+    error, fields, status = None, {}, 200
+    principal = current_principal()
+    if request.method == "POST":
+        try:
+            console.save_reward(principal, request.form.to_dict(), reward_id=reward_id,
+                                version=_int("version"))
+        except AppError as exc:
+            (error, fields), status = _errors(exc), exc.status
+        else:
+            return redirect(url_for("admin.rewards", done="Saved."))
+    return _page("admin/reward.html", status, reward=console.get_reward(principal, reward_id),
+                 error=error, fields=fields, form=request.form)
+
+
 # -- customer support ------------------------------------------------------------------
 
 

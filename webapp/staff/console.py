@@ -411,6 +411,20 @@ def list_rewards(principal: Principal | None) -> list[dict[str, Any]]:
                    name="console.rewards")
 
 
+def get_reward(principal: Principal | None, reward_id: int) -> dict[str, Any]:
+    """One reward, for its edit form (read causally: the version the edit will name)."""
+    from .catalogue import reward_by_id
+
+    actor = current_actor(principal)
+    require(actor.is_admin, "The rewards catalogue is for admins.")
+    reward = db.read(lambda conn: reward_by_id(conn, reward_id), name="console.reward",
+                     causal=True)
+    if reward is None:
+        raise NotFound("No such reward.")
+    require(actor.covers_region(reward["region"]), "That reward is outside your scope.")
+    return reward
+
+
 def _clean_reward(values: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     name = str(values.get("name") or "").strip()
