@@ -91,3 +91,26 @@ def test_reward_edit_page_saves_refuses_a_stale_edit_and_retires_a_reward(app, c
             rewards.c.id == chai)).mappings().one(), name="test", causal=True)
     assert (row["coins"], row["active"], row["version"]) == (6, False, 2)
     assert client.get("/admin/rewards/999999").status_code == 404
+
+
+def test_reward_edit_over_the_api(app, client):
+    with app.app_context():
+        _admin()
+        chai = db.write(lambda conn: conn.execute(insert(rewards).values(
+            region="us", name="Chai", coins=4, active=True, sort=0)).inserted_primary_key[0],
+            name="test")
+    token = client.post("/api/v1/auth/token", json={
+        "email": "a.view@example.com", "password": PASSWORD}).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"version": 1, "region": "us", "name": "Masala chai", "coins": 5, "sort": 2,
+            "active": False}
+    saved = client.put(f"/api/v1/console/rewards/{chai}", json=body, headers=headers)
+    assert saved.status_code == 200, saved.get_json()
+    assert {k: saved.get_json()[k] for k in ("name", "coins", "active", "version")} == {
+        "name": "Masala chai", "coins": 5, "active": False, "version": 2}
+    stale = client.put(f"/api/v1/console/rewards/{chai}", json={**body, "coins": 8},
+                       headers=headers)
+    assert stale.status_code == 409
+    assert stale.get_json()["type"].endswith("stale-edit")
+    missing = client.put("/api/v1/console/rewards/999999", json=body, headers=headers)
+    assert missing.status_code == 404

@@ -182,6 +182,11 @@ def _api_routes(world):
         "POST /console/staff": ("POST", "/api/v1/console/staff", lambda: {
             "name": "Api Barista", "email": f"ab{secrets.token_hex(3)}@example.com",
             "role": "staff", "store": "US-NYC-01"}, {"manager", "admin_global"}, 201),
+        "PUT /console/rewards/<id>": ("PUT", f"/api/v1/console/rewards/{world['reward']}",
+                                      lambda: {"version": _reward_version(world["reward"]),
+                                               "region": "us", "name": "Matrix coffee",
+                                               "coins": secrets.randbelow(50) + 10},
+                                      GLOBAL, 200),
         "GET /console/rewards": ("GET", "/api/v1/console/rewards", None, ADMINS, 200),
         "POST /console/rewards": ("POST", "/api/v1/console/rewards", lambda: {
             "region": "us", "name": f"Tea {secrets.token_hex(2)}", "coins": 25},
