@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright
@@ -20,6 +22,8 @@ from db.seed import seed_demo
 from webapp import create_app
 from webapp.commands import upgrade_schema
 
+ROOT = Path(__file__).resolve().parent.parent
+AXE = ROOT / "tools" / "audit" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",  # the tests run as root in a container: no user namespace for it
@@ -103,3 +107,22 @@ def phone(browser: Browser, base_url: str, pixel7: dict) -> Iterator[BrowserCont
     context = browser.new_context(**pixel7, base_url=base_url)
     yield context
     context.close()
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's script, installed from npm into tools/audit (git-ignored) by
+    ``scripts/audit.sh install-axe`` on first use."""
+    if not AXE.exists():
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "audit.sh"), "install-axe"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0 or not AXE.exists():
+            pytest.fail(
+                f"could not install axe-core (scripts/audit.sh install-axe):\n"
+                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
+    return AXE.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import zlib
@@ -89,6 +90,30 @@ def watch_console(page: Page) -> list[str]:
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(str(error)))
     return errors
+
+
+def axe_violations(page: Page) -> list[str]:
+    """What axe-core (every rule it runs by default) finds on the page as it is now; the
+    page's context needs ``bypass_csp`` and ``page.axe_source`` (the axe_source fixture)."""
+    page.wait_for_load_state("load")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=page.axe_source)  # type: ignore[attr-defined]
+    found = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} -- "
+        + json.dumps([node["target"] for node in v["nodes"]][:5])
+        for v in found["violations"]
+    ]
+
+
+def login_staff(page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
+    """Signs a staff member in through the login form, by its labels; the caller waits
+    for where it leads (the till, the console or the password change)."""
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/(till|admin|admin/password)$"))
 
 
 def login(page: Page, email: str) -> None:

@@ -9,37 +9,16 @@ at the till.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 
+from e2e.helpers import axe_violations as violations
 from e2e.helpers import login
 
-ROOT = Path(__file__).resolve().parent.parent
-AXE = ROOT / "tools" / "audit" / "node_modules" / "axe-core" / "axe.min.js"
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
-
-
-@pytest.fixture(scope="session")
-def axe_source() -> str:
-    if not AXE.exists():
-        result = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "audit.sh"), "install-axe"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not AXE.exists():
-            pytest.fail(
-                f"could not install axe-core (scripts/audit.sh install-axe):\n"
-                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-            )
-    return AXE.read_text()
 
 
 @pytest.fixture(params=list(VIEWPORTS))
@@ -52,18 +31,6 @@ def audited(request, browser: Browser, base_url: str, axe_source: str) -> Iterat
     page.axe_source = axe_source  # type: ignore[attr-defined]
     yield page
     context.close()
-
-
-def violations(page: Page) -> list[str]:
-    page.wait_for_load_state("load")
-    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
-        page.add_script_tag(content=page.axe_source)  # type: ignore[attr-defined]
-    found = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} -- "
-        + json.dumps([node["target"] for node in v["nodes"]][:5])
-        for v in found["violations"]
-    ]
 
 
 def test_register_page(audited: Page):

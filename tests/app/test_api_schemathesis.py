@@ -118,6 +118,11 @@ class World:
             "code": self.unique("E-"), "name": "Edit me", "region": "ie", "currency": "EUR",
             "minor_per_coin": 100})["id"]
 
+    def fresh_reward(self) -> int:
+        """A reward of its own to edit (retiring a shared one would change the others)."""
+        return self._ok("POST", "/console/rewards", role="admin", json={
+            "region": "ie", "name": self.unique("Edit me "), "coins": 10})["id"]
+
     def fresh_refresh_token(self) -> str:
         return self._ok("POST", "/auth/token", json={"email": CUSTOMER_EMAIL,
                                                     "password": PASSWORD})["refresh_token"]
@@ -232,6 +237,11 @@ def _aim_at_real_data(case, world: World) -> None:
         case.path_parameters["store_id"] = world.fresh_store()
         if body is not None:
             body["version"] = 1
+    elif label == "PUT /console/rewards/{reward_id}":
+        case.path_parameters["reward_id"] = world.fresh_reward()
+        if body is not None:
+            body["version"] = 1
+            body["name"] = f"{body.get('name', '')[:50]}{world.unique(' #')}"  # unique
     elif label == "POST /console/staff" and body is not None:
         body["email"] = world.unique("staff") + "@example.com"
         if body.get("role") != "admin":

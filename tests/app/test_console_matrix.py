@@ -9,7 +9,7 @@ import json
 import secrets
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from tests.conftest import PASSWORD, AuthActions, csrf_token
 from webapp.auth.services import register
@@ -40,6 +40,7 @@ def _counts():
             "hashes": tuple(conn.execute(select(accounts.c.password_hash)
                                          .order_by(accounts.c.id)).scalars()),
             "rewards": conn.execute(select(func.count()).select_from(rewards)).scalar(),
+            "reward_versions": conn.execute(select(func.sum(rewards.c.version))).scalar(),
             "blocked": conn.execute(select(func.count()).where(
                 cards.c.blocked_at.is_not(None))).scalar(),
         }
@@ -76,7 +77,10 @@ def world(app):
                              staff_id=people["barista"]["id"])
         store = db.read(lambda conn: conn.execute(select(stores).where(
             stores.c.code == "US-NYC-01")).mappings().one(), name="test")
-        return {"people": people, "card": dict(card), "store": dict(store)}
+        reward = db.write(lambda conn: conn.execute(insert(rewards).values(
+            region="us", name="Matrix coffee", coins=30, active=True, sort=1)
+        ).inserted_primary_key[0], name="test")
+        return {"people": people, "card": dict(card), "store": dict(store), "reward": reward}
 
 
 def _fresh_earn(world) -> int:
@@ -94,6 +98,7 @@ def _fresh_earn(world) -> int:
 def _page_routes(world):
     store_id, customer = world["store"]["id"], world["people"]["customer"]["id"]
     victim, card = world["people"]["victim"]["id"], world["card"]["id"]
+    reward = world["reward"]
     managers_and_admins = MANAGERS | ADMINS
     return {
         "GET /admin": ("GET", "/admin", None, managers_and_admins, 200),
@@ -123,6 +128,11 @@ def _page_routes(world):
         "POST /admin/rewards": ("POST", "/admin/rewards", lambda: {
             "region": "us", "name": f"Cake {secrets.token_hex(2)}", "coins": "40",
             "sort": "1", "active": "1"}, GLOBAL, 302),
+        "GET /admin/rewards/<id>": ("GET", f"/admin/rewards/{reward}", None, GLOBAL, 200),
+        "POST /admin/rewards/<id>": ("POST", f"/admin/rewards/{reward}", lambda: {
+            "version": str(_reward_version(reward)), "region": "us", "name": "Matrix coffee",
+            "coins": str(secrets.randbelow(50) + 10), "sort": "1", "active": "1"},
+            GLOBAL, 302),
         "GET /admin/support": ("GET", "/admin/support?q=Casey", None, managers_and_admins,
                                200),
         "GET /admin/support/<id>": ("GET", f"/admin/support/{customer}", None,
@@ -172,6 +182,11 @@ def _api_routes(world):
         "POST /console/staff": ("POST", "/api/v1/console/staff", lambda: {
             "name": "Api Barista", "email": f"ab{secrets.token_hex(3)}@example.com",
             "role": "staff", "store": "US-NYC-01"}, {"manager", "admin_global"}, 201),
+        "PUT /console/rewards/<id>": ("PUT", f"/api/v1/console/rewards/{world['reward']}",
+                                      lambda: {"version": _reward_version(world["reward"]),
+                                               "region": "us", "name": "Matrix coffee",
+                                               "coins": secrets.randbelow(50) + 10},
+                                      GLOBAL, 200),
         "GET /console/rewards": ("GET", "/api/v1/console/rewards", None, ADMINS, 200),
         "POST /console/rewards": ("POST", "/api/v1/console/rewards", lambda: {
             "region": "us", "name": f"Tea {secrets.token_hex(2)}", "coins": 25},
@@ -188,6 +203,11 @@ def _api_routes(world):
         "GET /console/reports": ("GET", "/api/v1/console/reports?grain=month", None,
                                  managers_and_admins, 200),
     }
+
+
+def _reward_version(reward_id):
+    return db.read(lambda conn: conn.execute(select(rewards.c.version).where(
+        rewards.c.id == reward_id)).scalar(), name="test", causal=True)
 
 
 def _store_version(store_id):

@@ -183,6 +183,7 @@ FORM_FIELDS = {
     "/admin/staff/<id>": ["role", "store", "action", "key"],
     "/admin/staff/<id>/reset": [],
     "/admin/rewards": ["region", "name", "coins", "sort", "active"],
+    "/admin/rewards/<id>": ["region", "name", "coins", "sort", "active", "version"],
     "/admin/support/<id>/adjust": ["coins", "reason", "label", "key"],
     "/admin/support/<id>/reverse": ["transaction", "reason", "key"],
     "/admin/cards/<id>/block": ["action", "reason"],

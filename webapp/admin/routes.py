@@ -183,9 +183,13 @@ def staff_member(account_id: int):
 def staff_reset(account_id: int):
     temporary = console.reset_password(current_principal(), account_id)
     principal = current_principal()
-    return _page("admin/staff.html", members=console.list_staff(principal),
+    members = console.list_staff(principal)
+    # Named by the address they sign in with: the admin reads it out to them.
+    email = next((m["email"] for m in members if m["id"] == account_id),
+                 f"account {account_id}")
+    return _page("admin/staff.html", members=members,
                  stores=console.list_stores(principal), error=None, fields={},
-                 created={"email": f"account {account_id}", "password": temporary}, form={})
+                 created={"email": email, "password": temporary}, form={})
 
 
 # -- rewards ------------------------------------------------------------------------
@@ -202,6 +206,25 @@ def rewards():
         return redirect(url_for("admin.rewards", done="Saved."))
     return _page("admin/rewards.html", post.status, rewards=console.list_rewards(principal),
                  form=request.form, **post.shown)
+
+
+@bp.route("/rewards/<int:reward_id>", methods=["GET", "POST"])
+@staff_required
+def reward(reward_id: int):
+    """Edit one reward (name, cost, active, sort); the form names the version it was
+    made from, so a concurrent edit is refused rather than overwritten."""
+    error, fields, status = None, {}, 200
+    principal = current_principal()
+    if request.method == "POST":
+        try:
+            console.save_reward(principal, request.form.to_dict(), reward_id=reward_id,
+                                version=_int("version"))
+        except AppError as exc:
+            (error, fields), status = _errors(exc), exc.status
+        else:
+            return redirect(url_for("admin.rewards", done="Saved."))
+    return _page("admin/reward.html", status, reward=console.get_reward(principal, reward_id),
+                 error=error, fields=fields, form=request.form)
 
 
 # -- customer support ------------------------------------------------------------------

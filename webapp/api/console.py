@@ -136,6 +136,10 @@ class RewardCreate(Request):
     active: bool = True
 
 
+class RewardUpdate(RewardCreate):
+    version: Whole = Field(ge=1)
+
+
 class AdjustmentRequest(Request):
     coins: Whole = Field(ge=-MAX_REDEEM_COINS, le=MAX_REDEEM_COINS, description=(
         "+ adds, - takes away; never 0. At most the caller's bound either way (see the "
@@ -248,6 +252,18 @@ def console_rewards():
 def console_create_reward(body: RewardCreate):
     row = console.save_reward(current_principal(), body.model_dump())
     return Reward(**{k: row[k] for k in Reward.model_fields}), 201
+
+
+@bp.put("/console/rewards/<int:reward_id>")
+@operation(summary="Edit a reward (optimistic: send the version you read)", tag="console",
+           access="staff", body=RewardUpdate, responses={200: Reward}, problems=(404, 409),
+           description="Admins, in their region. `active: false` retires it: the till stops "
+                       "offering it. 409 `stale-edit` when someone else changed it since; a "
+                       "retry of your own edit after a lost answer is not a conflict.")
+def console_update_reward(reward_id: int, body: RewardUpdate):
+    row = console.save_reward(current_principal(), body.model_dump(exclude={"version"}),
+                              reward_id=reward_id, version=body.version)
+    return Reward(**{k: row[k] for k in Reward.model_fields})
 
 
 @bp.post("/console/customers/<int:account_id>/adjustments")

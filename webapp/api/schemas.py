@@ -379,6 +379,11 @@ class LedgerEntry(BaseModel):
     region: str
     created_at: datetime
     reverses_id: int | None
+    reward_id: int | None = Field(None, description="The catalogue reward a redemption paid for.")
+    reward_name: str | None = Field(None, description="That reward's name, e.g. \"Chai\".")
+    label: str | None = Field(
+        None, description="An adjustment's text for the customer (support's reason for it "
+                          "stays with staff).")
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> LedgerEntry:
@@ -390,7 +395,8 @@ class LedgerEntry(BaseModel):
             amount=_money(row["amount_minor"], row["currency"]), currency=row["currency"],
             store_code=row.get("store_code"), store_name=row.get("store_name"),
             region=row["region"], created_at=_aware(row["created_at"]),
-            reverses_id=row.get("reverses_id"),
+            reverses_id=row.get("reverses_id"), reward_id=row.get("reward_id"),
+            reward_name=row.get("reward_name"), label=row.get("label"),
         )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
     update,
 )
 
-from webapp.database.schema import accounts, cards, ledger, stores, wallets
+from webapp.database.schema import accounts, cards, ledger, rewards, stores, wallets
 
 ACTIVE = cards.c.slot.is_not(None)
 
@@ -49,9 +49,13 @@ _RECENT_ACTIVITY = (
     select(ledger.c.id, ledger.c.kind, ledger.c.coins, ledger.c.created_at,
            ledger.c.amount_minor, ledger.c.currency, ledger.c.region,
            cards.c.display_name.label("card_name"), stores.c.name.label("store_name"),
-           stores.c.timezone.label("store_timezone"))
+           stores.c.timezone.label("store_timezone"), ledger.c.label,
+           rewards.c.name.label("reward_name"))
     .outerjoin(cards, cards.c.id == ledger.c.card_id)
     .outerjoin(stores, stores.c.id == ledger.c.store_id)
+    # The customer reads what they redeemed ("Chai") and an adjustment's label, not
+    # only "Redeem" / "Adjustment" (the reason stays staff-only).
+    .outerjoin(rewards, rewards.c.id == ledger.c.reward_id)
     .where(ledger.c.wallet_id == bindparam("wallet_id"))
     .order_by(ledger.c.id.desc())
     .limit(bindparam("limit", type_=Integer))
@@ -118,9 +122,11 @@ _HISTORY_ROWS = (
            _typed_null(cards.c.slot).label("slot"), ledger.c.wallet_id,
            _typed_null(wallets.c.balance).label("balance"), ledger.c.kind, ledger.c.coins,
            ledger.c.created_at, stores.c.name.label("store_name"), ledger.c.amount_minor,
-           ledger.c.currency, ledger.c.region, stores.c.timezone.label("store_timezone"))
+           ledger.c.currency, ledger.c.region, stores.c.timezone.label("store_timezone"),
+           ledger.c.label, rewards.c.name.label("reward_name"))
     .outerjoin(cards, cards.c.id == ledger.c.card_id)
     .outerjoin(stores, stores.c.id == ledger.c.store_id)
+    .outerjoin(rewards, rewards.c.id == ledger.c.reward_id)
     .where(ledger.c.wallet_id.in_(_ACCOUNT_WALLETS))
     .order_by(ledger.c.id.desc())
     .limit(bindparam("limit", type_=Integer))
@@ -135,7 +141,9 @@ _CARD_PAGE = union_all(
            _typed_null(ledger.c.amount_minor).label("amount_minor"),
            _typed_null(ledger.c.currency).label("currency"),
            _typed_null(ledger.c.region).label("region"),
-           _typed_null(stores.c.timezone).label("store_timezone"))
+           _typed_null(stores.c.timezone).label("store_timezone"),
+           _typed_null(ledger.c.label).label("label"),
+           _typed_null(rewards.c.name).label("reward_name"))
     .join(wallets, wallets.c.id == cards.c.wallet_id)
     .where(cards.c.account_id == bindparam("account_id"), ACTIVE),
     select(*_HISTORY_ROWS.c),
@@ -158,7 +166,8 @@ def card_page(conn: Connection, account_id: int, limit: int) -> tuple[list[dict[
                             "created_at": row["created_at"], "card_name": row["display_name"],
                             "store_name": row["store_name"], "amount_minor": row["amount_minor"],
                             "currency": row["currency"], "region": row["region"],
-                            "store_timezone": row["store_timezone"]})
+                            "store_timezone": row["store_timezone"], "label": row["label"],
+                            "reward_name": row["reward_name"]})
     found.sort(key=lambda card: card["slot"])
     history.sort(key=lambda entry: entry["id"], reverse=True)
     return found, history

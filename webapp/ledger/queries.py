@@ -14,7 +14,15 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from webapp.database.schema import accounts, cards, ledger, stores, used_codes, wallets
+from webapp.database.schema import (
+    accounts,
+    cards,
+    ledger,
+    rewards,
+    stores,
+    used_codes,
+    wallets,
+)
 
 # The statements of an earn or redeem are built once: building a select() or update()
 # and its cache key on every call cost more CPU than the round trip (docs/performance.md).
@@ -114,7 +122,7 @@ def all_stores(conn: Connection) -> list[dict[str, Any]]:
 
 def history(conn: Connection, wallet_id: int, limit: int,
             before_id: int | None = None) -> list[dict[str, Any]]:
-    """Newest first, with the card and store names; ``before_id`` is the cursor."""
+    """Newest first, with the card, store and reward names; ``before_id`` is the cursor."""
     query = (
         select(
             ledger,
@@ -122,9 +130,11 @@ def history(conn: Connection, wallet_id: int, limit: int,
             cards.c.number.label("card_number"),
             stores.c.name.label("store_name"),
             stores.c.code.label("store_code"),
+            rewards.c.name.label("reward_name"),
         )
         .outerjoin(cards, cards.c.id == ledger.c.card_id)
         .outerjoin(stores, stores.c.id == ledger.c.store_id)
+        .outerjoin(rewards, rewards.c.id == ledger.c.reward_id)
         .where(ledger.c.wallet_id == wallet_id)
         .order_by(ledger.c.id.desc())
         .limit(limit)

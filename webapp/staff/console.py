@@ -31,7 +31,7 @@ from webapp.auth.services import hasher, register
 from webapp.auth.tokens import Principal
 from webapp.card.numbers import new_card_number
 from webapp.clock import utcnow
-from webapp.config import REGION_TIMEZONES
+from webapp.config import REGION_LOCALES, REGION_TIMEZONES
 from webapp.database import after_unknown_commit
 from webapp.database.schema import accounts, audit_log, cards, ledger, rewards, stores, wallets
 from webapp.errors import Conflict, Forbidden, NotFound, StaleEdit, ValidationFailed
@@ -195,6 +195,10 @@ def create_store(principal: Principal | None, values: dict[str, Any]) -> dict[st
     actor = current_actor(principal)
     clean = _clean_store(values, creating=True)
     require(actor.covers_region(clean["region"]), "You can create stores only in your region.")
+    # Like the stores `flask stores create` makes: the region's money format (the column's
+    # default, en_US, would show a Delhi store's rupees the American way); the time zone
+    # is the form's or the region's (_clean_store).
+    clean.setdefault("locale", REGION_LOCALES[clean["region"]])
 
     def create(conn: Connection) -> dict[str, Any]:
         existing = conn.execute(select(stores).where(stores.c.code == clean["code"])
@@ -414,6 +418,20 @@ def list_rewards(principal: Principal | None) -> list[dict[str, Any]]:
     require(actor.is_admin, "The rewards catalogue is for admins.")
     return db.read(lambda conn: region_rewards(conn, actor.admin_region, active_only=False),
                    name="console.rewards")
+
+
+def get_reward(principal: Principal | None, reward_id: int) -> dict[str, Any]:
+    """One reward, for its edit form (read causally: the version the edit will name)."""
+    from .catalogue import reward_by_id
+
+    actor = current_actor(principal)
+    require(actor.is_admin, "The rewards catalogue is for admins.")
+    reward = db.read(lambda conn: reward_by_id(conn, reward_id), name="console.reward",
+                     causal=True)
+    if reward is None:
+        raise NotFound("No such reward.")
+    require(actor.covers_region(reward["region"]), "That reward is outside your scope.")
+    return reward
 
 
 def _clean_reward(values: dict[str, Any]) -> dict[str, Any]:
