@@ -173,3 +173,53 @@ def runs_until_busy(app) -> int:
     with app.app_context(), pytest.raises(ServiceUnavailable, match="busy"):
         db.write(always_conflicts, name="test.busy")
     return len(runs)
+
+
+class RoundTrips:
+    """Counts what an app sends its database: statements (the causal barrier too) and
+    COMMIT/ROLLBACK, on every engine of its router. On MariaDB each one is a round trip;
+    on SQLite it is the same count of calls, so a regression shows on both."""
+
+    def __init__(self, app) -> None:
+        from sqlalchemy import event
+
+        self._event = event
+        router = app.extensions["loyalty_db.router"]
+        self.engines = [member.engine for member in router.cluster.members]
+        self.statements: list[str] = []
+        self.counting = False
+
+    def _statement(self, conn, cursor, statement, parameters, context, executemany):
+        if self.counting:
+            self.statements.append(" ".join(statement.split())[:120])
+
+    def _commit(self, conn):
+        if self.counting:
+            self.statements.append("COMMIT")
+
+    def _rollback(self, conn):
+        if self.counting:
+            self.statements.append("ROLLBACK")
+
+    def __enter__(self) -> RoundTrips:
+        for engine in self.engines:
+            self._event.listen(engine, "before_cursor_execute", self._statement)
+            self._event.listen(engine, "commit", self._commit)
+            self._event.listen(engine, "rollback", self._rollback)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for engine in self.engines:
+            self._event.remove(engine, "before_cursor_execute", self._statement)
+            self._event.remove(engine, "commit", self._commit)
+            self._event.remove(engine, "rollback", self._rollback)
+
+    @contextlib.contextmanager
+    def counted(self) -> Iterator[list[str]]:
+        """Counts the block's round trips into the list it yields (fresh each time)."""
+        self.statements = []
+        self.counting = True
+        try:
+            yield self.statements
+        finally:
+            self.counting = False
