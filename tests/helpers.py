@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -176,43 +177,68 @@ def runs_until_busy(app) -> int:
 
 
 class RoundTrips:
-    """Counts what an app sends its database: statements (the causal barrier too) and
-    COMMIT/ROLLBACK, on every engine of its router. On MariaDB each one is a round trip;
-    on SQLite it is the same count of calls, so a regression shows on both."""
+    """Counts what an app sends its database from this thread. On MariaDB: every
+    command PyMySQL sends (statements, the causal barrier, COMMIT, ROLLBACK, a ping),
+    each one a round trip. On SQLite: every statement and COMMIT/ROLLBACK through the
+    engine, without SQLite's own BEGIN (MariaDB starts a transaction implicitly), so a
+    regression shows on both."""
 
     def __init__(self, app) -> None:
-        from sqlalchemy import event
-
-        self._event = event
         router = app.extensions["loyalty_db.router"]
         self.engines = [member.engine for member in router.cluster.members]
+        self.sqlite = self.engines[0].dialect.name == "sqlite"
         self.statements: list[str] = []
         self.counting = False
+        self._thread = threading.get_ident()
+
+    def _note(self, what: str) -> None:
+        if self.counting and threading.get_ident() == self._thread:
+            self.statements.append(" ".join(what.split())[:120])
 
     def _statement(self, conn, cursor, statement, parameters, context, executemany):
-        if self.counting:
-            self.statements.append(" ".join(statement.split())[:120])
-
-    def _commit(self, conn):
-        if self.counting:
-            self.statements.append("COMMIT")
-
-    def _rollback(self, conn):
-        if self.counting:
-            self.statements.append("ROLLBACK")
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            self._note(statement)
 
     def __enter__(self) -> RoundTrips:
-        for engine in self.engines:
-            self._event.listen(engine, "before_cursor_execute", self._statement)
-            self._event.listen(engine, "commit", self._commit)
-            self._event.listen(engine, "rollback", self._rollback)
+        if self.sqlite:
+            from sqlalchemy import event
+
+            for engine in self.engines:
+                event.listen(engine, "before_cursor_execute", self._statement)
+                event.listen(engine, "commit", self._commit)
+                event.listen(engine, "rollback", self._rollback)
+        else:
+            import pymysql.connections
+
+            original = pymysql.connections.Connection._execute_command
+            counter = self
+
+            def execute_command(connection, command, sql):
+                counter._note(sql.decode() if isinstance(sql, bytes) else str(sql))
+                return original(connection, command, sql)
+
+            self._original = original
+            pymysql.connections.Connection._execute_command = execute_command
         return self
 
+    def _commit(self, conn) -> None:
+        self._note("COMMIT")
+
+    def _rollback(self, conn) -> None:
+        self._note("ROLLBACK")
+
     def __exit__(self, *exc) -> None:
-        for engine in self.engines:
-            self._event.remove(engine, "before_cursor_execute", self._statement)
-            self._event.remove(engine, "commit", self._commit)
-            self._event.remove(engine, "rollback", self._rollback)
+        if self.sqlite:
+            from sqlalchemy import event
+
+            for engine in self.engines:
+                event.remove(engine, "before_cursor_execute", self._statement)
+                event.remove(engine, "commit", self._commit)
+                event.remove(engine, "rollback", self._rollback)
+        else:
+            import pymysql.connections
+
+            pymysql.connections.Connection._execute_command = self._original
 
     @contextlib.contextmanager
     def counted(self) -> Iterator[list[str]]:
