@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
+    String,
     and_,
     bindparam,
     exists,
     func,
     insert,
-    literal_column,
     select,
     update,
 )
@@ -55,7 +55,9 @@ _STORE_BY_CODE = select(stores).where(stores.c.code == bindparam("code"))
 # JOIN on a unique key from a one-row source, so the answer is always exactly one row,
 # with NULLs for what does not exist. On Galera it also carries the causal barrier
 # (webapp.database.routing.carry_causal_barrier).
-_ONE_ROW = select(literal_column("1").label("one")).subquery("probe")
+# The one-row source carries the request's own values, which the joins then look up.
+_REQUEST = select(bindparam("code", type_=String).label("store_code"),
+                  bindparam("number", type_=String).label("card_number")).subquery("request")
 _CONTEXT_COLUMNS = (
     select(ledger.c.id).where(ledger.c.idempotency_key == bindparam("key"))
     .scalar_subquery().label("replay_id"),
@@ -67,10 +69,10 @@ _CONTEXT_COLUMNS = (
     accounts.c.name.label("account_name"),
 )
 _CONTEXT_FROM = (
-    _ONE_ROW.outerjoin(stores, stores.c.code == bindparam("code"))
-    .outerjoin(cards, and_(cards.c.number == bindparam("number"), cards.c.slot.is_not(None)))
-    .outerjoin(wallets, wallets.c.id == cards.c.wallet_id)
-    .outerjoin(accounts, accounts.c.id == cards.c.account_id)
+    _REQUEST.outerjoin(stores, stores.c.code == _REQUEST.c.store_code)
+    .outerjoin(cards.join(wallets, wallets.c.id == cards.c.wallet_id)
+               .join(accounts, accounts.c.id == cards.c.account_id),
+               and_(cards.c.number == _REQUEST.c.card_number, cards.c.slot.is_not(None)))
 )
 # A redemption by rotating code also asks whether each step the code may be for
 # (codes.candidate_steps) was spent already.
