@@ -55,21 +55,22 @@ Consistency (Galera)
     Reads that do not ask for causality are fast local reads (``wsrep_sync_wait=0``):
     they may miss a write committed on another member a moment ago.
 
-    Writes and ``causal=True`` reads start with a *causal barrier*: ``SET STATEMENT
-    wsrep_sync_wait=1 FOR <the transaction's first SELECT>`` (no round trip of its own; a
-    transaction that starts with anything else gets ``SET STATEMENT wsrep_sync_wait=1 FOR
-    SELECT 1`` sent first, see :func:`carry_causal_barrier`). Bit 1 makes that SELECT wait
-    until this node has applied every writeset the cluster committed before it started
-    (verified on the lab: a read blocked until a paused applier caught up). Every later
-    statement of the transaction runs on a node at least that fresh, so a redeem in India
-    sees an earn committed in the US a moment earlier: the conditional ``UPDATE ... WHERE
-    balance >= :n`` reads the new balance instead of refusing with "not enough coins". Why
-    not leave a wider mask (3 = reads + UPDATE/DELETE, or 7 + INSERT) set for the whole
-    transaction? Each flagged statement waits again, and a wait is a round of group
-    communication -- one inter-region RTT (~190 ms between us and in) per statement instead
-    of one per transaction. Writes that race with ours after the barrier are certification's
-    business: one side gets 1213 and is retried. The barrier is what GR's ``BEFORE`` does
-    per transaction.
+    Writes and ``causal=True`` reads start with a *causal barrier*: a causal read carries it
+    on its first statement, ``SET STATEMENT wsrep_sync_wait=1 FOR <that SELECT>`` (no round
+    trip of its own, see :func:`carry_causal_barrier`); a write (or a read that starts with
+    anything else) sends ``SET STATEMENT wsrep_sync_wait=1 FOR SELECT 1`` first (see
+    :func:`consistency` for why writes keep it separate). Bit 1 makes that SELECT wait until
+    this node has applied every writeset the cluster committed before it started (verified
+    on the lab: a read blocked until a paused applier caught up). Every later statement of
+    the transaction runs on a node at least that fresh, so a redeem in India sees an earn
+    committed in the US a moment earlier: the conditional ``UPDATE ... WHERE balance >= :n``
+    reads the new balance instead of refusing with "not enough coins". Why not leave a wider
+    mask (3 = reads + UPDATE/DELETE, or 7 + INSERT) set for the whole transaction? Each
+    flagged statement waits again, and a wait is a round of group communication -- one
+    inter-region RTT (~190 ms between us and in) per statement instead of one per
+    transaction. Writes that race with ours after the barrier are certification's business:
+    one side gets 1213 and is retried. The barrier is what GR's ``BEFORE`` does per
+    transaction.
 
 Consistency (MySQL Group Replication)
     Writes and causal reads run with ``group_replication_consistency='BEFORE'`` (the
@@ -491,7 +492,8 @@ class ClusterRouter:
                 with conn.begin():
                     try:
                         with consistency(
-                            conn, self.cluster.kind, causal=tx.causal or tx.write, stale=stale
+                            conn, self.cluster.kind, causal=tx.causal or tx.write,
+                            stale=stale, write=tx.write,
                         ):
                             result = work(conn)
                         tx.committing = True  # leaving the block sends COMMIT
@@ -535,13 +537,21 @@ class _Transaction:
 
 
 @contextlib.contextmanager
-def consistency(conn: Connection, kind: str | None, *, causal: bool, stale: bool) -> Iterator[None]:
+def consistency(conn: Connection, kind: str | None, *, causal: bool, stale: bool,
+                write: bool = False) -> Iterator[None]:
     """Session settings for one transaction, put back before the connection is pooled."""
     restore: list[str] = []
     if kind == GALERA:
-        if causal:
-            # The causal barrier (module docstring) rides on the transaction's first
-            # statement (see carry_causal_barrier): no round trip of its own.
+        if causal and write:
+            # A write keeps its barrier as a statement of its own. Carried on the first
+            # SELECT it waits the same, but measured on the lab it let writes run ~1.5x
+            # faster into the same hot rows, and under the fault drills' load (8 wallets
+            # written from three nodes, one node killed) an earn now and then ran out
+            # of conflict retries ("very busy"). docs/performance.md, item 16.
+            conn.exec_driver_sql(CAUSAL_BARRIER)
+        elif causal:
+            # A causal read: the barrier (module docstring) rides on the transaction's
+            # first statement (see carry_causal_barrier), no round trip of its own.
             conn.execution_options(**{_BARRIER_PENDING: True})
         if stale:
             # Not reset here: the COMMIT needs it too on a non-Primary node. The router
@@ -565,8 +575,8 @@ _BARRIER_PENDING = "loyalty_causal_barrier_pending"
 def carry_causal_barrier(conn: Connection, cursor: Any, statement: str, parameters: Any,
                          context: Any, executemany: bool) -> tuple[str, Any]:
     """``before_cursor_execute`` listener of every MySQL-family engine (inert unless
-    :func:`consistency` asked for a barrier). The barrier used to be a ``SELECT 1`` of
-    its own: one round trip in every write and causal read. Bit 1 of
+    :func:`consistency` asked for a barrier: causal reads). The barrier used to be a
+    ``SELECT 1`` of its own: one round trip in every causal read. Bit 1 of
     ``wsrep_sync_wait`` makes a *read* wait for the node to catch up before it runs, so
     when the transaction's first statement is a SELECT it carries the barrier itself
     (``SET STATEMENT wsrep_sync_wait = 1 FOR SELECT ...``): the same wait, before the
