@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -192,3 +193,78 @@ def runs_until_busy(app) -> int:
     with app.app_context(), pytest.raises(ServiceUnavailable, match="busy"):
         db.write(always_conflicts, name="test.busy")
     return len(runs)
+
+
+class RoundTrips:
+    """Counts what an app sends its database from this thread. On MariaDB: every
+    command PyMySQL sends (statements, the causal barrier, COMMIT, ROLLBACK, a ping),
+    each one a round trip. On SQLite: every statement and COMMIT/ROLLBACK through the
+    engine, without SQLite's own BEGIN (MariaDB starts a transaction implicitly), so a
+    regression shows on both."""
+
+    def __init__(self, app) -> None:
+        router = app.extensions["loyalty_db.router"]
+        self.engines = [member.engine for member in router.cluster.members]
+        self.sqlite = self.engines[0].dialect.name == "sqlite"
+        self.statements: list[str] = []
+        self.counting = False
+        self._thread = threading.get_ident()
+
+    def _note(self, what: str) -> None:
+        if self.counting and threading.get_ident() == self._thread:
+            self.statements.append(" ".join(what.split())[:120])
+
+    def _statement(self, conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            self._note(statement)
+
+    def __enter__(self) -> RoundTrips:
+        if self.sqlite:
+            from sqlalchemy import event
+
+            for engine in self.engines:
+                event.listen(engine, "before_cursor_execute", self._statement)
+                event.listen(engine, "commit", self._commit)
+                event.listen(engine, "rollback", self._rollback)
+        else:
+            import pymysql.connections
+
+            original = pymysql.connections.Connection._execute_command
+            counter = self
+
+            def execute_command(connection, command, sql):
+                counter._note(sql.decode() if isinstance(sql, bytes) else str(sql))
+                return original(connection, command, sql)
+
+            self._original = original
+            pymysql.connections.Connection._execute_command = execute_command
+        return self
+
+    def _commit(self, conn) -> None:
+        self._note("COMMIT")
+
+    def _rollback(self, conn) -> None:
+        self._note("ROLLBACK")
+
+    def __exit__(self, *exc) -> None:
+        if self.sqlite:
+            from sqlalchemy import event
+
+            for engine in self.engines:
+                event.remove(engine, "before_cursor_execute", self._statement)
+                event.remove(engine, "commit", self._commit)
+                event.remove(engine, "rollback", self._rollback)
+        else:
+            import pymysql.connections
+
+            pymysql.connections.Connection._execute_command = self._original
+
+    @contextlib.contextmanager
+    def counted(self) -> Iterator[list[str]]:
+        """Counts the block's round trips into the list it yields (fresh each time)."""
+        self.statements = []
+        self.counting = True
+        try:
+            yield self.statements
+        finally:
+            self.counting = False

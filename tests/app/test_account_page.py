@@ -99,6 +99,71 @@ def test_signing_out_another_device_takes_effect_on_its_next_request(app):
     assert _post(phone, f"/account/devices/{'0' * 32}/sign-out").status_code == 404
 
 
+def test_a_signed_out_device_is_refused_by_every_card_request(app):
+    """The card page, its htmx refresh and its live poll check the session inside their
+    own statement (checks_session_itself): each refuses a device signed out elsewhere
+    on its next request, while its access token still has minutes left."""
+    owner = _device(app, ANDROID)
+    AuthActions(owner).register()
+    assert owner.get("/card").status_code == 200
+    card_id = owner.get_cookie("card").value
+    etag = owner.get(f"/card/{card_id}/live").headers["ETag"]
+    devices = {}
+    for name in ("page", "refresh", "poll", "head"):
+        devices[name] = _device(app, FIREFOX)
+        AuthActions(devices[name]).login()
+        assert devices[name].get("/card").status_code == 200
+    poll = devices["poll"].get(f"/card/{card_id}/live", headers={"If-None-Match": etag})
+    assert poll.status_code == 304  # live, nothing changed
+
+    with app.app_context():
+        account_services.sign_out_everywhere(_account_id(app))
+
+    page = devices["page"].get("/card")
+    assert (page.status_code, page.headers["Location"][:6]) == (302, "/login")
+    refresh = devices["refresh"].get("/card?fresh=1", headers={"HX-Request": "true"})
+    assert refresh.status_code == 204
+    assert refresh.headers["HX-Redirect"].startswith("/login")
+    poll = devices["poll"].get(f"/card/{card_id}/live", headers={"If-None-Match": etag})
+    assert poll.status_code == 401  # not the 304 a live session gets
+    head = devices["head"].head("/card")
+    assert head.status_code == 302
+    for device in devices.values():
+        assert device.get_cookie("access_token") is None
+        assert device.get_cookie("refresh_token") is None
+
+
+def test_a_view_that_forgets_the_session_check_fails_closed(app):
+    """checks_session_itself leaves the check to the view; a view that never makes it
+    gets it made for it before anything leaves, and a signed-out device sees nothing."""
+    from webapp.auth.session import checks_session_itself, login_required
+
+    @app.route("/test-unchecked", methods=["GET", "POST"])
+    @checks_session_itself
+    @login_required
+    def unchecked():
+        return "the card"
+
+    phone = _device(app, ANDROID)
+    AuthActions(phone).register()
+    assert phone.get("/test-unchecked").get_data(as_text=True) == "the card"
+    laptop = _device(app, FIREFOX)
+    AuthActions(laptop).login()
+    poster = _device(app, FIREFOX)
+    AuthActions(poster).login()
+    token = csrf_token(poster.get("/account").get_data(as_text=True))
+    with app.app_context():
+        account_services.sign_out_everywhere(_account_id(app))
+    response = laptop.get("/test-unchecked")
+    assert response.status_code == 302
+    assert "the card" not in response.get_data(as_text=True)
+    assert laptop.get_cookie("access_token") is None
+    # Only reads defer the check: a POST is refused before the view runs.
+    response = poster.post("/test-unchecked", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert "the card" not in response.get_data(as_text=True)
+
+
 def test_sign_out_everywhere_ends_every_session_including_the_api(app):
     phone = _device(app, ANDROID)
     AuthActions(phone).register()

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import AuthActions, csrf_token
+from webapp.account import services as account_services
 from webapp.card import codes
 from webapp.clock import utcnow
 from webapp.database.schema import accounts, cards, family_invites
@@ -201,3 +202,23 @@ def test_an_email_already_taken_keeps_the_invite_open(app, family):  # noqa: F81
     assert "could not create a sign-in" in response.get_data(as_text=True)
     _, response = _accept(app, path)
     assert response.status_code == 302
+
+
+def test_a_member_signed_out_elsewhere_is_refused_on_the_next_request(app, family):  # noqa: F811
+    """A member's card page checks the device's session in its own read (the member's
+    card query), like the owner's page."""
+    phone, _ = _accept(app, _invite(family))
+    assert phone.get("/card").status_code == 200
+    card_id = family["tom"]["id"]
+    etag = phone.get(f"/card/{card_id}/live").headers["ETag"]
+    poller = app.test_client()
+    AuthActions(poller).login("tom@example.com", MEMBER_PASSWORD)
+    assert poller.get(f"/card/{card_id}/live", headers={"If-None-Match": etag}).status_code == 304
+    with app.app_context():
+        member_id = db.read(lambda conn: conn.execute(select(accounts.c.id).where(
+            accounts.c.email == "tom@example.com")).scalar(), name="t", causal=True)
+        account_services.sign_out_everywhere(member_id)
+    response = phone.get("/card")
+    assert (response.status_code, response.headers["Location"][:6]) == (302, "/login")
+    assert phone.get_cookie("access_token") is None
+    assert poller.get(f"/card/{card_id}/live", headers={"If-None-Match": etag}).status_code == 401

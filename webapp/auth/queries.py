@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from webapp.database.schema import account_tokens, accounts, cards, refresh_tokens, wallets
 
@@ -146,3 +158,19 @@ def family_is_live(conn: Connection, family_id: str) -> bool:
                     refresh_tokens.c.revoked_at.is_(None))
              .limit(1))
     return conn.execute(query).first() is not None
+
+
+# The session check as a column of another statement (``session_live_column``): a page
+# that reads the database anyway asks it in the same round trip instead of a
+# transaction of its own (docs/performance.md). Bound as ``session_family``; None (no
+# device to check: a token from before devices, a session just rotated) counts as live.
+SESSION_FAMILY = "session_family"
+
+
+def session_live_column(name: str = "session_live"):
+    """1 while the bound family still has a refresh token that was not revoked (the
+    same test as :func:`family_is_live`), else 0."""
+    family = bindparam(SESSION_FAMILY, type_=String)
+    live = or_(family.is_(None), exists().where(
+        and_(refresh_tokens.c.family_id == family, refresh_tokens.c.revoked_at.is_(None))))
+    return case((live, literal_column("1")), else_=literal_column("0")).label(name)

@@ -68,10 +68,12 @@ def _load_principal() -> None:
         except Unauthorized:
             pass
         else:
-            try:
-                tokens.ensure_live(principal)
-            except Unauthorized:  # signed out from another device: so is its refresh token
-                g.clear_session_cookies = True
+            if principal.family_id and _view_checks_session():
+                # The view asks in its own first statement (checks_session_itself).
+                g.principal = principal
+                g.unchecked_session = principal.family_id
+                return
+            if not _session_live(principal):
                 return
             g.principal = principal
             return
@@ -86,6 +88,75 @@ def _load_principal() -> None:
         g.rotated_pair = pair
     elif request.cookies.get(ACCOUNT_COOKIE):
         g.clear_session_cookies = True  # it outlived the session: it must not name anyone
+
+
+def _session_live(principal: tokens.Principal) -> bool:
+    try:
+        tokens.ensure_live(principal)
+    except Unauthorized:  # signed out from another device: so is its refresh token
+        g.clear_session_cookies = True
+        return False
+    return True
+
+
+def _view_checks_session() -> bool:
+    """Reads only: a write must never run for a device that was signed out."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return request.method in ("GET", "HEAD") and getattr(view, CHECKS_SESSION_ITSELF, False)
+
+
+def checks_session_itself(view: Callable[..., ResponseReturnValue]) -> Callable[..., Any]:
+    """For GET pages that read the database anyway (the card page and its live poll):
+    the device's session check (:func:`webapp.auth.tokens.ensure_live`) is not a
+    transaction of its own before the view but a column of the view's first statement,
+    which saves a read transaction and its COMMIT per request. The view gets the family
+    to check from :func:`unchecked_session` and calls :func:`session_checked` once its
+    read said the session is live (or signs the caller out when it is not).
+
+    Fails closed: if the view returns (or raises) without having confirmed the check,
+    it is made here, before anything leaves, and a signed-out device gets the sign-in
+    page instead of what the view made."""
+
+    @functools.wraps(view)
+    def wrapped(**kwargs: Any) -> ResponseReturnValue:
+        try:
+            response = view(**kwargs)
+        except Exception:
+            if not _confirmed_late():
+                return redirect_to_login()
+            raise
+        if not _confirmed_late():
+            return redirect_to_login()
+        return response
+
+    setattr(wrapped, CHECKS_SESSION_ITSELF, True)
+    return wrapped
+
+
+CHECKS_SESSION_ITSELF = "checks_session_itself"
+
+
+def unchecked_session() -> str | None:
+    """The device (refresh-token family) whose session this request has not checked
+    yet: the view's read must check it (see :func:`checks_session_itself`)."""
+    return g.get("unchecked_session")
+
+
+def session_checked() -> None:
+    """The view's read found the session live (or the view signed the caller out)."""
+    g.pop("unchecked_session", None)
+
+
+def _confirmed_late() -> bool:
+    """The check the view did not make, made now; False when the device was signed out
+    (the principal is dropped and the cookies are cleared on the way out)."""
+    if g.pop("unchecked_session", None) is None:
+        return True
+    principal = current_principal()
+    if principal is None or _session_live(principal):
+        return True
+    g.principal = None
+    return False
 
 
 def _finish_response(response):

@@ -45,10 +45,15 @@ def current_step(now: float | None = None) -> int:
     return int((time.time() if now is None else now) // STEP_SECONDS)
 
 
+def candidate_steps(now: float | None = None) -> tuple[int, int, int]:
+    """The steps a code scanned ``now`` may be for, in the order they are tried."""
+    step = current_step(now)
+    return step, step - 1, step + 1
+
+
 def matching_step(secret_b32: str, code: str, now: float | None = None) -> int | None:
     """The step (±1 around now) whose code equals ``code``, or None."""
-    step = current_step(now)
-    for candidate in (step, step - 1, step + 1):
+    for candidate in candidate_steps(now):
         if hmac.compare_digest(totp(secret_b32, candidate), code):
             return candidate
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
     update,
 )
 
+from webapp.auth.queries import SESSION_FAMILY, session_live_column
 from webapp.database.schema import accounts, cards, ledger, rewards, stores, wallets
 
 ACTIVE = cards.c.slot.is_not(None)
@@ -40,7 +42,8 @@ def wallet_for_account(conn: Connection, account_id: int) -> dict[str, Any] | No
 # key on every request cost more CPU than sending it.
 _CARDS_WITH_BALANCE = (
     select(cards.c.id, cards.c.number, cards.c.display_name, cards.c.code_secret,
-           cards.c.slot, wallets.c.id.label("wallet_id"), wallets.c.balance)
+           cards.c.slot, wallets.c.id.label("wallet_id"), wallets.c.balance,
+           session_live_column())
     .join(wallets, wallets.c.id == cards.c.wallet_id)
     .where(cards.c.account_id == bindparam("account_id"), ACTIVE)
     .order_by(cards.c.slot)
@@ -64,7 +67,8 @@ _RECENT_ACTIVITY = (
 
 _MEMBER_CARD_WITH_BALANCE = (
     select(cards.c.id, cards.c.number, cards.c.display_name, cards.c.code_secret,
-           cards.c.slot, wallets.c.id.label("wallet_id"), wallets.c.balance)
+           cards.c.slot, wallets.c.id.label("wallet_id"), wallets.c.balance,
+           session_live_column())
     .join(wallets, wallets.c.id == cards.c.wallet_id)
     .join(accounts, accounts.c.member_card_id == cards.c.id)
     .where(accounts.c.id == bindparam("member_id"), accounts.c.role == "member", ACTIVE)
@@ -80,9 +84,12 @@ _LIVE_VERSION = (
 )
 
 
-def member_card_with_balance(conn: Connection, member_id: int) -> list[dict[str, Any]]:
-    """A member sign-in's one card (empty once revoked or the card was removed)."""
-    rows = conn.execute(_MEMBER_CARD_WITH_BALANCE, {"member_id": member_id}).mappings()
+def member_card_with_balance(conn: Connection, member_id: int,
+                             session_family: str | None = None) -> list[dict[str, Any]]:
+    """A member sign-in's one card (empty once revoked or the card was removed). Each
+    row's ``session_live`` is the check of ``session_family`` (1 when None)."""
+    rows = conn.execute(_MEMBER_CARD_WITH_BALANCE,
+                        {"member_id": member_id, SESSION_FAMILY: session_family}).mappings()
     return [dict(row) for row in rows]
 
 
@@ -110,9 +117,11 @@ def _typed_null(column: Any) -> Any:
     return type_coerce(null(), column.type)
 
 
-# The whole card page in one statement: the active cards with the shared balance
-# (kind 0), then the newest ledger rows of their wallet (kind 1). Two statements cost two
-# round trips; on this PyMySQL stack a round trip is the price of a page (docs/performance.md).
+# The whole card page in one statement: the active cards with the shared balance and
+# the session check (part 0), the newest ledger rows of their wallet (part 1) and the
+# rewards of the holder's home region (part 2). Each statement costs a round trip and,
+# on its own, a transaction with its COMMIT; on this PyMySQL stack a round trip is the
+# price of a page (docs/performance.md).
 _ACCOUNT_WALLETS = select(cards.c.wallet_id).where(
     cards.c.account_id == bindparam("account_id"), ACTIVE
 )
@@ -123,7 +132,8 @@ _HISTORY_ROWS = (
            _typed_null(wallets.c.balance).label("balance"), ledger.c.kind, ledger.c.coins,
            ledger.c.created_at, stores.c.name.label("store_name"), ledger.c.amount_minor,
            ledger.c.currency, ledger.c.region, stores.c.timezone.label("store_timezone"),
-           ledger.c.label, rewards.c.name.label("reward_name"))
+           ledger.c.label, rewards.c.name.label("reward_name"),
+           type_coerce(null(), Integer).label("session_live"))
     .outerjoin(cards, cards.c.id == ledger.c.card_id)
     .outerjoin(stores, stores.c.id == ledger.c.store_id)
     .outerjoin(rewards, rewards.c.id == ledger.c.reward_id)
@@ -131,6 +141,20 @@ _HISTORY_ROWS = (
     .order_by(ledger.c.id.desc())
     .limit(bindparam("limit", type_=Integer))
     .subquery("history")
+)
+# A reward's name, sort and coins ride in display_name, slot and coins.
+_HOME_REWARDS = (
+    select(literal(2).label("part"), rewards.c.id, _typed_null(cards.c.number),
+           rewards.c.name, _typed_null(cards.c.code_secret), rewards.c.sort,
+           _typed_null(ledger.c.wallet_id), _typed_null(wallets.c.balance),
+           _typed_null(ledger.c.kind), rewards.c.coins, _typed_null(ledger.c.created_at),
+           _typed_null(stores.c.name), _typed_null(ledger.c.amount_minor),
+           _typed_null(ledger.c.currency), _typed_null(ledger.c.region),
+           _typed_null(stores.c.timezone), _typed_null(ledger.c.label),
+           _typed_null(rewards.c.name), type_coerce(null(), Integer))
+    .select_from(rewards)
+    .join(accounts, accounts.c.home_region == rewards.c.region)
+    .where(accounts.c.id == bindparam("account_id"), rewards.c.active.is_(True))
 )
 _CARD_PAGE = union_all(
     select(literal(0).label("part"), cards.c.id, cards.c.number, cards.c.display_name,
@@ -143,43 +167,64 @@ _CARD_PAGE = union_all(
            _typed_null(ledger.c.region).label("region"),
            _typed_null(stores.c.timezone).label("store_timezone"),
            _typed_null(ledger.c.label).label("label"),
-           _typed_null(rewards.c.name).label("reward_name"))
+           _typed_null(rewards.c.name).label("reward_name"),
+           session_live_column())
     .join(wallets, wallets.c.id == cards.c.wallet_id)
     .where(cards.c.account_id == bindparam("account_id"), ACTIVE),
     select(*_HISTORY_ROWS.c),
+    _HOME_REWARDS,
 )
 
 
-def card_page(conn: Connection, account_id: int, limit: int) -> tuple[list[dict[str, Any]],
-                                                                      list[dict[str, Any]]]:
-    """Active cards (by slot, each with the shared balance) and the newest ``limit``
-    ledger rows of their wallet, in one round trip. When the cards do not share one
-    wallet (never today) the history is for all of them: the caller checks."""
-    found: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    for row in conn.execute(_CARD_PAGE, {"account_id": account_id, "limit": limit}).mappings():
+@dataclass
+class CardPage:
+    cards: list[dict[str, Any]]  # by slot, each with the shared balance
+    history: list[dict[str, Any]]  # newest first
+    rewards: list[dict[str, Any]]  # the home region's active rewards, in catalogue order
+    session_live: bool  # the session check's answer (True when none was asked)
+
+
+def card_page(conn: Connection, account_id: int, limit: int,
+              session_family: str | None = None) -> CardPage:
+    """Active cards, the newest ``limit`` ledger rows of their wallet, the home region's
+    rewards and the check of ``session_family``, in one round trip. When the cards do
+    not share one wallet (never today) the history is for all of them: the caller checks.
+    With no card there is no row to carry the check: ``session_live`` is False then."""
+    page = CardPage([], [], [], False)
+    params = {"account_id": account_id, "limit": limit, SESSION_FAMILY: session_family}
+    for row in conn.execute(_CARD_PAGE, params).mappings():
         if row["part"] == 0:
-            found.append({k: row[k] for k in ("id", "number", "display_name", "code_secret",
-                                              "slot", "wallet_id", "balance")})
+            page.session_live = bool(row["session_live"])
+            page.cards.append({k: row[k] for k in ("id", "number", "display_name",
+                                                   "code_secret", "slot", "wallet_id",
+                                                   "balance")})
+        elif row["part"] == 1:
+            page.history.append({
+                "id": row["id"], "kind": row["kind"], "coins": row["coins"],
+                "created_at": row["created_at"], "card_name": row["display_name"],
+                "store_name": row["store_name"], "amount_minor": row["amount_minor"],
+                "currency": row["currency"], "region": row["region"],
+                "store_timezone": row["store_timezone"], "label": row["label"],
+                "reward_name": row["reward_name"]})
         else:
-            history.append({"id": row["id"], "kind": row["kind"], "coins": row["coins"],
-                            "created_at": row["created_at"], "card_name": row["display_name"],
-                            "store_name": row["store_name"], "amount_minor": row["amount_minor"],
-                            "currency": row["currency"], "region": row["region"],
-                            "store_timezone": row["store_timezone"], "label": row["label"],
-                            "reward_name": row["reward_name"]})
-    found.sort(key=lambda card: card["slot"])
-    history.sort(key=lambda entry: entry["id"], reverse=True)
-    return found, history
+            page.rewards.append({"id": row["id"], "name": row["display_name"],
+                                 "coins": row["coins"], "sort": row["slot"]})
+    page.cards.sort(key=lambda card: card["slot"])
+    page.history.sort(key=lambda entry: entry["id"], reverse=True)
+    page.rewards.sort(key=lambda reward: (reward["sort"], reward["coins"], reward["id"]))
+    return page
 
 
-def cards_with_balance(conn: Connection, account_id: int) -> list[dict[str, Any]]:
-    """The card page's first query: active cards, each row carrying the shared balance.
+def cards_with_balance(conn: Connection, account_id: int,
+                       session_family: str | None = None) -> list[dict[str, Any]]:
+    """Active cards, each row carrying the shared balance and the check of
+    ``session_family`` (``session_live``, 1 when None).
 
     Only the columns the page shows: PyMySQL parses every column's metadata in Python,
     which made ``SELECT *`` the largest CPU cost of a card page (docs/performance.md).
     """
-    rows = conn.execute(_CARDS_WITH_BALANCE, {"account_id": account_id}).mappings()
+    rows = conn.execute(_CARDS_WITH_BALANCE,
+                        {"account_id": account_id, SESSION_FAMILY: session_family}).mappings()
     return [dict(row) for row in rows]
 
 

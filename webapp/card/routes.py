@@ -9,10 +9,13 @@ from jinja2_fragments.flask import render_block
 from webapp.auth.session import (
     ACCOUNT_COOKIE,
     account_tag,
+    checks_session_itself,
     clear_session_cookies,
     current_principal,
     login_required,
     redirect_to_login,
+    session_checked,
+    unchecked_session,
 )
 from webapp.pages import is_htmx_partial_request, render_page
 
@@ -34,24 +37,29 @@ def _chosen_card_id() -> int | None:
 
 
 def _signed_out():
-    """A sign-in that no longer shows a card (a member whose access was revoked): signed
-    out, so the phone's worker drops its cached card when it sees the login page."""
+    """A sign-in that no longer shows a card (a member whose access was revoked, a
+    device signed out from another one): signed out, so the phone's worker drops its
+    cached card when it sees the login page."""
+    session_checked()
     response = redirect_to_login()
     clear_session_cookies(response)
     return response
 
 
 @bp.route("/card")
+@checks_session_itself
 @login_required
 def show():
     principal = current_principal()
     account = account_tag(principal.account_id)
     try:
         view = services.card_view(principal, _chosen_card_id(),
-                                  causal=bool(request.args.get("fresh")))
-    except services.NoCard:
+                                  causal=bool(request.args.get("fresh")),
+                                  session_family=unchecked_session())
+    except (services.NoCard, services.SessionEnded):
         return _signed_out()
-    rewards = services.rewards_for(principal)
+    session_checked()
+    rewards = list(view.rewards)
     body = render_page(
         "card/card.html", partial="history", view=view, qr_svg=card_qr_svg(view.card["number"]),
         number=format_card_number(view.card["number"]), account=account,
@@ -79,13 +87,16 @@ def show():
 
 # Ids are BIGINT: a longer number is a 404, not an overflow in the driver.
 @bp.route("/card/<int(max=9223372036854775807):card_id>/live")
+@checks_session_itself
 def live(card_id: int):
     """304 while nothing changed (the script sends If-None-Match itself: signed-in
     responses are not stored, so the browser would not); else the wallet block, whose
     new rows the script announces. 401 (not a redirect, which fetch would follow) once
     the caller is signed out or may no longer see the card."""
     principal = current_principal()
-    etag = services.live_version(principal, card_id) if principal else None
+    etag = (services.live_version(principal, card_id, session_family=unchecked_session())
+            if principal else None)
+    session_checked()  # live, or answered 401 below
     if etag is None:
         response = make_response("", 401)
         clear_session_cookies(response)

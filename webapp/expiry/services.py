@@ -142,15 +142,18 @@ def expire_wallet(wallet_id: int, *, now: datetime | None = None,
         if wallet is None or wallet["balance"] <= 0:
             return Outcome(wallet_id, EMPTY)
         coins = wallet["balance"]
-        if not ledger_queries.apply_to_wallet(conn, wallet_id, -coins, now):
+        left = ledger_queries.apply_to_wallet(conn, wallet_id, -coins, now)
+        if left is None:
             # The balance fell since it was read (a redeem, or a reversal): look again.
             raise RetryTransaction()
         # The wallet row is now this transaction's (a lock here, certified against any
         # other change of it on Galera), so what the ledger says now is final for us.
         if queries.last_activity(conn, wallet_id) != last:
             raise _ActivityResumed()
-        if ledger_queries.wallet_balance(conn, wallet_id) != 0:
-            raise RetryTransaction()  # coins came back (a reversal) after the read
+        if left != 0:
+            # Coins came in after the read (an earn, a reversal): the UPDATE's balance is
+            # the row's, which this transaction now holds.
+            raise RetryTransaction()
         values = {
             "wallet_id": wallet_id, "card_id": None, "kind": kinds.EXPIRY, "coins": -coins,
             "amount_minor": None, "currency": None, "store_id": None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -127,8 +128,14 @@ class _Attempts:
 
 
 def _replay(conn: Connection, key: str, request_hash: str, attempts: _Attempts, *,
-            legacy_keys: Sequence[str] = (), staff_id: int | None = None) -> Receipt | None:
-    entry = queries.entry_by_key(conn, key)
+            legacy_keys: Sequence[str] = (), staff_id: int | None = None,
+            found_id: int | None = None, probed: bool = False) -> Receipt | None:
+    """The first result of a request stored under ``key``, or None. ``probed``: the
+    caller's own statement already looked the key up (``found_id``)."""
+    if probed:
+        entry = queries.entry_by_id(conn, found_id) if found_id is not None else None
+    else:
+        entry = queries.entry_by_key(conn, key)
     if entry is None and legacy_keys:
         # A request first sent before its key's scheme changed, retried after: it was
         # stored under its old key. Old keys were not scoped per staff member, so only
@@ -162,9 +169,9 @@ def _receipt(conn: Connection, entry: dict[str, Any], *, replayed: bool,
 def _append(conn: Connection, *, wallet_id: int, delta: int, now: datetime,
             **row: Any) -> dict[str, Any]:
     """Conditional balance update + ledger row; raises InsufficientCoins on 0 rows."""
-    if not queries.apply_to_wallet(conn, wallet_id, delta, now):
+    balance = queries.apply_to_wallet(conn, wallet_id, delta, now)
+    if balance is None:
         raise InsufficientCoins("Not enough coins in the wallet for this.")
-    balance = queries.wallet_balance(conn, wallet_id)
     values = dict(row, wallet_id=wallet_id, coins=delta, balance_after=balance, created_at=now)
     try:
         entry_id = queries.insert_entry(conn, **values)
@@ -195,10 +202,20 @@ def count_movement(kind: str, region: str, coins: int) -> None:
 
 def scan(conn: Connection, scanned_text: str, *, now: float | None = None) -> ScannedCard:
     """Resolves what the till scanned or typed to an active card."""
+    scanned = _parsed(scanned_text)
+    return _checked_card(queries.card_by_number(conn, scanned.number), scanned, now)
+
+
+def _parsed(scanned_text: str) -> codes.ScannedCode:
     scanned = codes.parse_scanned(scanned_text or "")
     if scanned is None:
         raise ValidationFailed({"card": ["That is not a card number or card QR code."]})
-    card = queries.card_by_number(conn, scanned.number)
+    return scanned
+
+
+def _checked_card(card: dict[str, Any] | None, scanned: codes.ScannedCode,
+                  now: float | None) -> ScannedCard:
+    """The till's checks of the card found for ``scanned`` (None: no active card)."""
     if card is None:
         raise NotFound("No active card with that number.")
     if card.get("blocked_at") is not None:
@@ -218,11 +235,19 @@ def lookup(scanned_text: str) -> ScannedCard:
     return db.read(lambda conn: scan(conn, scanned_text), name="till.lookup", causal=True)
 
 
-def _store(conn: Connection, store_code: str) -> dict[str, Any]:
-    store = queries.store_by_code(conn, store_code)
+def _known(store: dict[str, Any] | None) -> dict[str, Any]:
     if store is None:
         raise ValidationFailed({"store": ["Unknown store."]})
     return store
+
+
+def _context(conn: Connection, key: str, store_code: str, card: str, *,
+             steps: Sequence[int] = ()) -> queries.Context:
+    """The key, the store and the card in one statement (see queries.movement_context).
+    Text that is no card number finds no card; it is refused where scan() refused it."""
+    scanned = codes.parse_scanned(card or "") if isinstance(card, str) else None
+    return queries.movement_context(conn, key=key, store_code=store_code,
+                                    number=scanned.number if scanned else None, steps=steps)
 
 
 def _largest_amount(currency: object) -> str:
@@ -246,15 +271,17 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
+        now = time.time()
+        context = _context(conn, key, store_code, card)
         replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
-                         staff_id=staff_id)
+                         staff_id=staff_id, found_id=context.replay_id, probed=True)
         if replay:
             return replay
-        store = _store(conn, store_code)
+        store = _known(context.store)
         if currency != store["currency"]:
             raise ValidationFailed(
                 {"currency": [f"This store takes {store['currency']}, not {currency}."]})
-        scanned = scan(conn, card)
+        scanned = _checked_card(context.card, _parsed(card), now)
         coins = coins_for(amount_minor, store)
         if coins < 1:
             raise ValidationFailed({"amount": ["This amount is too small to earn a coin."]})
@@ -292,18 +319,21 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
     attempts = _Attempts()
 
     def work(conn: Connection) -> Receipt:
+        clock_now = time.time()
+        parsed = codes.parse_scanned(card or "") if isinstance(card, str) else None
+        steps = codes.candidate_steps(clock_now) if parsed and parsed.is_rotating else ()
+        context = _context(conn, key, store_code, card, steps=steps)
         replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
-                         staff_id=staff_id)
+                         staff_id=staff_id, found_id=context.replay_id, probed=True)
         if replay:
             return replay
-        store = _store(conn, store_code)
-        scanned = scan(conn, card)
+        store = _known(context.store)
+        scanned = _checked_card(context.card, _parsed(card), clock_now)
         if scanned.code_step is None and needs_confirmation and not confirmed:
             raise ConfirmationRequired(
                 "Redeeming by card number needs confirmation: check the customer's ID or "
                 "ask them to show their live card code.")
-        if scanned.code_step is not None and queries.code_already_used(
-                conn, scanned.card_id, scanned.code_step):
+        if scanned.code_step is not None and scanned.code_step in context.used_steps:
             raise CardCodeRejected("This card code was already used. Ask for the live card.")
         now = utcnow()
         entry = attempts.wrote(_append(
