@@ -220,12 +220,7 @@ class RoundTrips:
 
     def __enter__(self) -> RoundTrips:
         if self.sqlite:
-            from sqlalchemy import event
-
-            for engine in self.engines:
-                event.listen(engine, "before_cursor_execute", self._statement)
-                event.listen(engine, "commit", self._commit)
-                event.listen(engine, "rollback", self._rollback)
+            self._engine_events(listen=True)
         else:
             import pymysql.connections
 
@@ -240,6 +235,15 @@ class RoundTrips:
             pymysql.connections.Connection._execute_command = execute_command
         return self
 
+    def _engine_events(self, *, listen: bool) -> None:
+        from sqlalchemy import event
+
+        change = event.listen if listen else event.remove
+        for engine in self.engines:
+            for name, handler in (("before_cursor_execute", self._statement),
+                                  ("commit", self._commit), ("rollback", self._rollback)):
+                change(engine, name, handler)
+
     def _commit(self, conn) -> None:
         self._note("COMMIT")
 
@@ -248,12 +252,7 @@ class RoundTrips:
 
     def __exit__(self, *exc) -> None:
         if self.sqlite:
-            from sqlalchemy import event
-
-            for engine in self.engines:
-                event.remove(engine, "before_cursor_execute", self._statement)
-                event.remove(engine, "commit", self._commit)
-                event.remove(engine, "rollback", self._rollback)
+            self._engine_events(listen=False)
         else:
             import pymysql.connections
 

@@ -66,12 +66,17 @@ def test_a_store_made_in_the_console_has_its_regions_time_zone_and_locale(app):
     assert (row["timezone"], row["locale"]) == ("Asia/Kolkata", "en_IN")
 
 
-def test_reward_edit_page_saves_refuses_a_stale_edit_and_retires_a_reward(app, client):
+def _admin_and_chai(app) -> int:
+    """The admin, and a reward of theirs to edit: its id."""
     with app.app_context():
         _admin()
-        chai = db.write(lambda conn: conn.execute(insert(rewards).values(
+        return db.write(lambda conn: conn.execute(insert(rewards).values(
             region="us", name="Chai", coins=4, active=True, sort=0)).inserted_primary_key[0],
             name="test")
+
+
+def test_reward_edit_page_saves_refuses_a_stale_edit_and_retires_a_reward(app, client):
+    chai = _admin_and_chai(app)
     AuthActions(client).login("a.view@example.com")
     page = client.get(f"/admin/rewards/{chai}").get_data(as_text=True)
     assert 'name="version" value="1"' in page
@@ -94,11 +99,7 @@ def test_reward_edit_page_saves_refuses_a_stale_edit_and_retires_a_reward(app, c
 
 
 def test_reward_edit_over_the_api(app, client):
-    with app.app_context():
-        _admin()
-        chai = db.write(lambda conn: conn.execute(insert(rewards).values(
-            region="us", name="Chai", coins=4, active=True, sort=0)).inserted_primary_key[0],
-            name="test")
+    chai = _admin_and_chai(app)
     token = client.post("/api/v1/auth/token", json={
         "email": "a.view@example.com", "password": PASSWORD}).get_json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}

@@ -18,18 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
+from webapp import errors
 from webapp.card import codes
 from webapp.database.schema import ledger as ledger_table
-from webapp.errors import (
-    AlreadyReversed,
-    CardCodeRejected,
-    ConfirmationRequired,
-    Conflict,
-    IdempotencyMismatch,
-    InsufficientCoins,
-    NotFound,
-    ValidationFailed,
-)
 from webapp.extensions import db
 from webapp.ledger import queries
 from webapp.ledger import services as ledger
@@ -85,7 +76,7 @@ def test_redeem_more_than_balance_is_refused_and_writes_nothing(app, customer):
     with app.app_context():
         earn(customer["number"], 300)
         before = ledger_count()
-        with pytest.raises(InsufficientCoins, match=says(NOT_ENOUGH)):
+        with pytest.raises(errors.InsufficientCoins, match=says(NOT_ENOUGH)):
             redeem(customer["number"], 4)
         assert ledger_count() == before
         assert assert_invariants()[customer["wallet_id"]] == 3
@@ -106,7 +97,7 @@ def test_same_key_different_body_is_refused(app, customer):
     with app.app_context():
         key = _key()
         earn(customer["number"], 500, key=key)
-        with pytest.raises(IdempotencyMismatch, match=says(KEY_REUSED)):
+        with pytest.raises(errors.IdempotencyMismatch, match=says(KEY_REUSED)):
             earn(customer["number"], 600, key=key)
         assert ledger_count() == 1
 
@@ -119,7 +110,7 @@ def test_one_key_reverses_one_transaction(app, customer):
         second = earn(customer["number"], 2000)
         key = _key()
         ledger.reverse(transaction_id=first.transaction_id, idempotency_key=key, staff_id=None)
-        with pytest.raises(IdempotencyMismatch, match=says(KEY_REUSED)):
+        with pytest.raises(errors.IdempotencyMismatch, match=says(KEY_REUSED)):
             ledger.reverse(transaction_id=second.transaction_id, idempotency_key=key,
                            staff_id=None)
         assert ledger_count() == 3
@@ -155,13 +146,13 @@ def test_reversal_once_and_never_negative(app, customer):
         reversal = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
                                   staff_id=None)
         assert (reversal.kind, reversal.coins, reversal.balance) == ("reversal", -10, 0)
-        with pytest.raises(AlreadyReversed,
+        with pytest.raises(errors.AlreadyReversed,
                            match=says("This transaction was already reversed.")):
             ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
                            staff_id=None)
         second = earn(customer["number"], 1000)
         redeem(customer["number"], 8)
-        with pytest.raises(InsufficientCoins, match=says(
+        with pytest.raises(errors.InsufficientCoins, match=says(
                 "Reversing this would make the balance negative: the coins were spent.")):
             ledger.reverse(transaction_id=second.transaction_id, idempotency_key=_key(),
                            staff_id=None)
@@ -183,7 +174,7 @@ def test_reversal_window_is_inclusive_and_then_closes(app, customer, monkeypatch
         on_time = earn(customer["number"], 2000)
         too_late_at = _stored_created_at(late.transaction_id) + window + timedelta(seconds=1)
         monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: too_late_at)
-        with pytest.raises(Conflict, match=r"^This transaction is too old to reverse\.$"):
+        with pytest.raises(errors.Conflict, match=r"^This transaction is too old to reverse\.$"):
             ledger.reverse(transaction_id=late.transaction_id, idempotency_key=_key(),
                            staff_id=None)
         assert ledger_count() == 2
@@ -198,7 +189,7 @@ def test_reversal_window_is_inclusive_and_then_closes(app, customer, monkeypatch
 
 
 def test_reversal_of_unknown_transaction(app):
-    with app.app_context(), pytest.raises(NotFound, match=says("No such transaction.")):
+    with app.app_context(), pytest.raises(errors.NotFound, match=says("No such transaction.")):
         ledger.reverse(transaction_id=999_999, idempotency_key=_key(), staff_id=None)
 
 
@@ -207,7 +198,7 @@ def test_rotating_code_pays_once(app, customer):
         earn(customer["number"], 5000)
         payload = codes.rotating_payload(customer["number"], customer["secret"])
         redeem(payload, 3, confirmed=False)
-        with pytest.raises(CardCodeRejected, match=says(CODE_USED)):
+        with pytest.raises(errors.CardCodeRejected, match=says(CODE_USED)):
             redeem(payload, 3, confirmed=False)
         assert assert_invariants()[customer["wallet_id"]] == 47
 
@@ -235,7 +226,7 @@ def test_a_spent_code_step_is_spent_for_that_card_only(app, customer):
         second = codes.rotating_payload(other["number"], other["secret"], now)
         redeem(first, 3, confirmed=False)
         assert redeem(second, 4, confirmed=False).balance == 46
-        with pytest.raises(CardCodeRejected, match=says(CODE_USED)):
+        with pytest.raises(errors.CardCodeRejected, match=says(CODE_USED)):
             redeem(second, 4, confirmed=False)
         balances = assert_invariants()
         assert (balances[customer["wallet_id"]], balances[other["wallet_id"]]) == (47, 46)
@@ -246,7 +237,7 @@ def test_expired_rotating_code_is_refused(app, customer):
         earn(customer["number"], 5000)
         old_code = codes.totp(customer["secret"], codes.current_step() - 5)
         stale = f"LC1.{customer['number']}.{old_code}"
-        with pytest.raises(CardCodeRejected, match=says(
+        with pytest.raises(errors.CardCodeRejected, match=says(
                 "This card code has expired. Ask the customer to show the live card.")):
             redeem(stale, 1, confirmed=False)
 
@@ -254,7 +245,7 @@ def test_expired_rotating_code_is_refused(app, customer):
 def test_static_number_redeem_needs_confirmation(app, customer):
     with app.app_context():
         earn(customer["number"], 5000)
-        with pytest.raises(ConfirmationRequired, match=says(
+        with pytest.raises(errors.ConfirmationRequired, match=says(
                 "Redeeming by card number needs confirmation: check the customer's ID or "
                 "ask them to show their live card code.")):
             redeem(customer["number"], 1, confirmed=False)
@@ -278,7 +269,7 @@ def test_bad_earns_write_nothing(app, customer, kwargs, field):
     with app.app_context():
         args = {"amount_minor": 1000, "store": "US-NYC-01", "currency": "USD", "key": _key()}
         args.update(kwargs)
-        with pytest.raises(ValidationFailed) as error:
+        with pytest.raises(errors.ValidationFailed) as error:
             ledger.earn(card=customer["number"], store_code=args["store"],
                         amount_minor=args["amount_minor"], currency=args["currency"],
                         idempotency_key=args["key"], staff_id=None)
@@ -293,7 +284,7 @@ def test_bad_earns_write_nothing(app, customer, kwargs, field):
 ])
 def test_blank_long_or_unprintable_keys_are_refused(app, customer, key, message):
     with app.app_context():
-        with pytest.raises(ValidationFailed) as error:
+        with pytest.raises(errors.ValidationFailed) as error:
             ledger.earn(card=customer["number"], store_code="US-NYC-01", amount_minor=1000,
                         currency="USD", idempotency_key=key, staff_id=None)
         assert error.value.errors == {"idempotency_key": [message]}
@@ -310,14 +301,14 @@ def test_a_key_of_the_longest_allowed_length_books(app, customer):
 def test_amount_edges(app, customer):
     """One minor unit is an amount but too small for a coin; the largest amount books."""
     with app.app_context():
-        with pytest.raises(ValidationFailed) as error:
+        with pytest.raises(errors.ValidationFailed) as error:
             earn(customer["number"], 1)
         assert error.value.errors == {"amount": ["This amount is too small to earn a coin."]}
         assert earn(customer["number"], 100).coins == 1  # exactly one coin's worth
         most = earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
         assert (most.coins, most.balance) == (ledger.MAX_AMOUNT_MINOR // 100, 1_000_001)
         for refused in (ledger.MAX_AMOUNT_MINOR + 1, 0, -100, True, 1000.0, "1000"):
-            with pytest.raises(ValidationFailed) as error:
+            with pytest.raises(errors.ValidationFailed) as error:
                 earn(customer["number"], refused)
             assert list(error.value.errors) == ["amount"]
         assert ledger_count() == 2
@@ -329,7 +320,7 @@ def test_amount_edges(app, customer):
 ])
 def test_the_largest_amount_is_named_in_the_refusal(app, customer, currency, most):
     with app.app_context():
-        with pytest.raises(ValidationFailed) as error:
+        with pytest.raises(errors.ValidationFailed) as error:
             earn(customer["number"], ledger.MAX_AMOUNT_MINOR + 1, currency=currency)
         assert error.value.errors == {"amount": [f"Enter an amount above 0 and at most {most}."]}
 
@@ -339,7 +330,7 @@ def test_coin_count_edges(app, customer):
     with app.app_context():
         earn(customer["number"], ledger.MAX_AMOUNT_MINOR)
         for refused in (0, ledger.MAX_REDEEM_COINS + 1, True, 2.0):
-            with pytest.raises(ValidationFailed) as error:
+            with pytest.raises(errors.ValidationFailed) as error:
                 redeem(customer["number"], refused)
             assert list(error.value.errors) == ["coins"]
         assert redeem(customer["number"], ledger.MAX_REDEEM_COINS).balance == 0
@@ -351,7 +342,7 @@ def test_a_reversal_cannot_be_reversed(app, customer):
         bought = earn(customer["number"], 1000)
         reversal = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
                                   staff_id=None)
-        with pytest.raises(Conflict, match=says(
+        with pytest.raises(errors.Conflict, match=says(
                 "Only earns, redemptions and adjustments can be reversed.")):
             ledger.reverse(transaction_id=reversal.transaction_id, idempotency_key=_key(),
                            staff_id=None)
@@ -362,7 +353,7 @@ def test_a_reversal_cannot_be_reversed(app, customer):
 @pytest.mark.parametrize("card", ["", "abc", "123", "<script>", "1' OR '1'='1"])
 def test_malformed_cards_write_nothing(app, customer, card):
     with app.app_context():
-        with pytest.raises(ValidationFailed) as error:
+        with pytest.raises(errors.ValidationFailed) as error:
             earn(card, 1000)
         assert error.value.errors == NOT_A_CARD
         assert ledger_count() == 0
@@ -370,7 +361,7 @@ def test_malformed_cards_write_nothing(app, customer, card):
 
 def test_unknown_cards_write_nothing(app, customer):
     with app.app_context():
-        with pytest.raises(NotFound, match=says("No active card with that number.")):
+        with pytest.raises(errors.NotFound, match=says("No active card with that number.")):
             earn("000000000000", 1000)
         assert ledger_count() == 0
 
@@ -423,7 +414,7 @@ def test_random_sequences_keep_balance_equal_to_ledger(app, ops):
                         again = redeem(person["number"], request["coins"], key=key)
                     assert again.transaction_id == first.transaction_id
                     assert again.replayed
-            except (InsufficientCoins, AlreadyReversed):
+            except (errors.InsufficientCoins, errors.AlreadyReversed):
                 pass
             balances = assert_invariants()
             assert balances[person["wallet_id"]] == expected
@@ -456,9 +447,9 @@ def test_concurrent_redeems_never_overspend(app, customer):
 
     results = _race(threads, attempt)
     ok = [r for r in results if not isinstance(r, Exception)]
-    refused = [r for r in results if isinstance(r, InsufficientCoins)]
+    refused = [r for r in results if isinstance(r, errors.InsufficientCoins)]
     assert len(ok) + len(refused) == threads, [r for r in results if isinstance(r, Exception)
-                                                and not isinstance(r, InsufficientCoins)]
+                                                and not isinstance(r, errors.InsufficientCoins)]
     assert len(ok) == funded // each
     assert len({r.transaction_id for r in ok}) == len(ok)
     with app.app_context():
