@@ -15,7 +15,7 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=locales.select_locale)
     formatting.init_app(app)
     app.context_processor(lambda: {"html_lang": locales.html_lang(get_locale())})
-    app.jinja_env.globals["language_form"] = routes.language_form
+    app.jinja_env.globals["language_menu"] = routes.language_menu
 
 
 from . import routes  # noqa: E402

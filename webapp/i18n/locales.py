@@ -7,6 +7,8 @@ and dates (Babel's CLDR data: en_IN groups in lakhs, ₹1,23,456.00).
 
 from __future__ import annotations
 
+import functools
+
 from babel import Locale
 from flask import current_app, g, request
 from flask_babel import refresh
@@ -36,9 +38,10 @@ def use_locale(locale: str) -> None:
     refresh()  # Flask-Babel remembers the locale once asked; forget it
 
 
-def choices() -> list[tuple[str, str]]:
+@functools.cache
+def choices() -> tuple[tuple[str, str], ...]:
     """Each locale named in its own language: "हिन्दी (भारत)", "English (India)"."""
-    return [(code, Locale.parse(code).get_display_name(code)) for code in LOCALES]
+    return tuple((code, Locale.parse(code).get_display_name(code)) for code in LOCALES)
 
 
 def html_lang(locale: Locale) -> str:
