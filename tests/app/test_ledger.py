@@ -15,11 +15,13 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from tests.helpers import PASSWORD
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.card import codes
 from webapp.database.schema import ledger as ledger_table
+from webapp.database.schema import rewards as rewards_table
 from webapp.errors import (
     AlreadyReversed,
     CardCodeRejected,
@@ -33,6 +35,7 @@ from webapp.errors import (
 from webapp.extensions import db
 from webapp.ledger import queries
 from webapp.ledger import services as ledger
+from webapp.staff import create_staff
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -484,3 +487,121 @@ def test_racing_retries_with_one_key_write_one_row(app, customer):
     with app.app_context():
         assert ledger_count() == 1
         assert assert_invariants()[customer["wallet_id"]] == 7
+
+
+# -- rewards, keys stored before scoping, adjustments -----------------------------------
+
+
+def _reward(region: str, name: str, coins: int) -> int:
+    return db.write(lambda conn: conn.execute(insert(rewards_table).values(
+        region=region, name=name, coins=coins, active=True, sort=0)).inserted_primary_key[0],
+        name="test.reward")
+
+
+def _row(transaction_id):
+    return db.read(lambda conn: queries.entry_by_id(conn, transaction_id), name="test.row",
+                   causal=True)
+
+
+def test_a_reward_redemption_records_its_reward_and_its_key_names_it(app, customer):
+    """The reward is on the row and in the request's hash: the key of a reward's
+    redemption, sent again for another reward or for plain coins, is refused. A fresh
+    redemption's receipt says it was not replayed (False, not merely falsy)."""
+    with app.app_context():
+        coffee, tea = _reward("ie", "Coffee", 3), _reward("ie", "Tea", 3)
+        earn(customer["number"], 5000)
+        key = _key()
+        spent = ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=3,
+                              idempotency_key=key, staff_id=None, confirmed=True,
+                              reward_id=coffee)
+        assert spent.replayed is False
+        assert _row(spent.transaction_id)["reward_id"] == coffee
+        for other in ({"reward_id": tea}, {}):
+            with pytest.raises(IdempotencyMismatch, match=says(KEY_REUSED)):
+                ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=3,
+                              idempotency_key=key, staff_id=None, confirmed=True, **other)
+        again = ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=3,
+                              idempotency_key=key, staff_id=None, confirmed=True,
+                              reward_id=coffee)
+        assert (again.transaction_id, again.replayed) == (spent.transaction_id, True)
+        plain = redeem(customer["number"], 2)
+        assert _row(plain.transaction_id)["reward_id"] is None
+        assert ledger_count() == 3
+        assert assert_invariants()[customer["wallet_id"]] == 45
+
+
+def test_a_reward_redemptions_hash_is_stored_in_a_stable_form(app, customer):
+    """As for the other requests: any release computes the same hash for it (and a
+    redemption without a reward hashes as it did before rewards existed)."""
+    with app.app_context():
+        coffee = _reward("ie", "Coffee", 3)
+        earn(customer["number"], 5000)
+        spent = ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=3,
+                              idempotency_key=_key(), staff_id=None, confirmed=True,
+                              reward_id=coffee)
+        fields = {"kind": "redeem", "card": customer["number"], "store": "IE-DUB-01",
+                  "coins": 3, "reward": coffee}
+        expected = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        assert _row(spent.transaction_id)["request_hash"] == expected
+
+
+def test_a_redemption_stored_under_an_old_key_replays_for_its_own_staff_member(app, customer):
+    """A redemption first sent with a key of the old scheme (stored bare) and retried
+    with the new one finds its row, for the staff member who booked it only."""
+    with app.app_context():
+        sam = create_staff(email=f"sam{next(_emails)}@example.com", store_code="IE-DUB-01",
+                           name="Sam", password=PASSWORD)["id"]
+        bo = create_staff(email=f"bo{next(_emails)}@example.com", store_code="IE-DUB-01",
+                          name="Bo", password=PASSWORD)["id"]
+        earn(customer["number"], 5000)
+        old = "till-" + _key()
+
+        def send(staff_id, key, legacy=()):
+            return ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=4,
+                                 idempotency_key=key, staff_id=staff_id, confirmed=True,
+                                 legacy_keys=legacy)
+
+        first = send(sam, old)
+        retry = send(sam, f"api:{sam}:{old}", (old,))
+        assert (retry.transaction_id, retry.replayed) == (first.transaction_id, True)
+        other = send(bo, f"api:{bo}:{old}", (old,))
+        assert other.transaction_id != first.transaction_id
+        assert other.replayed is False
+        assert ledger_count() == 3
+        assert assert_invariants()[customer["wallet_id"]] == 42
+
+
+def _adjust(wallet_id, coins, key=None):
+    return ledger.adjust(wallet_id=wallet_id, coins=coins, reason="Goodwill",
+                         label="Sorry about the wait", idempotency_key=key or _key(),
+                         staff_id=None, store_code=None, region="us")
+
+
+ADJUST_REFUSED = {"coins": ["Enter whole coins, not 0 (use - to take away)."]}
+
+
+@pytest.mark.parametrize("coins", [0, True, False, "5", 5.0, None,
+                                   1_000_001, -1_000_001])
+def test_adjustments_of_no_whole_coins_or_too_many_write_nothing(app, customer, coins):
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as error:
+            _adjust(customer["wallet_id"], coins)
+        assert error.value.errors == ADJUST_REFUSED
+        assert ledger_count() == 0
+
+
+def test_adjustment_edges_book(app, customer):
+    """One coin either way and the largest adjustment either way are adjustments."""
+    with app.app_context():
+        wallet = customer["wallet_id"]
+        assert _adjust(wallet, 1).balance == 1
+        assert _adjust(wallet, ledger.MAX_REDEEM_COINS).balance == 1_000_001
+        assert _adjust(wallet, -1).balance == 1_000_000
+        taken = _adjust(wallet, -ledger.MAX_REDEEM_COINS)
+        assert (taken.kind, taken.coins, taken.balance, taken.replayed) == (
+            "adjustment", -ledger.MAX_REDEEM_COINS, 0, False)
+        with pytest.raises(InsufficientCoins, match=says(
+                "The wallet does not hold that many coins.")):
+            _adjust(wallet, -1)
+        assert ledger_count() == 4
+        assert assert_invariants()[wallet] == 0
