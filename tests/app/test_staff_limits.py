@@ -1,0 +1,135 @@
+"""The rulebook's two limits on a barista, called as the till and the API call them: the
+purchase limit (the store's own, else the configured one per currency) and the coins a
+barista may issue per hour (the store's own, else ``COINS_PER_BARISTA_HOUR``). Managers
+book above both; an amount that is not valid at all gets the ledger's 422, not a 403."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from tests.helpers import PASSWORD
+from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
+from webapp.auth.tokens import Principal
+from webapp.clock import utcnow
+from webapp.database.schema import stores
+from webapp.errors import PurchaseLimitExceeded, StaffLimitExceeded, ValidationFailed
+from webapp.extensions import db
+from webapp.staff import create_staff
+from webapp.staff import services as staff
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+HOME = "US-NYC-01"  # USD, 1.00 a coin
+
+
+def says(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def _principal(account: dict) -> Principal:
+    return Principal(account["id"], account["role"], account["name"])
+
+
+def _set_store(code: str, **values) -> None:
+    db.write(lambda conn: conn.execute(update(stores).where(stores.c.code == code)
+                                       .values(**values)), name="test.store")
+
+
+@pytest.fixture
+def people(app):
+    with app.app_context():
+        yield {
+            "sam": _principal(create_staff(email="sam@example.com", store_code=HOME,
+                                           name="Sam", password=PASSWORD)),
+            "bo": _principal(create_staff(email="bo@example.com", store_code=HOME,
+                                          name="Bo", password=PASSWORD)),
+            "meg": _principal(create_staff(email="meg@example.com", store_code=HOME,
+                                           name="Meg", password=PASSWORD, role="manager")),
+            "card": new_customer("cleo@example.com", name="Cleo Customer"),
+        }
+
+
+def _earn(people, who: str, amount_minor: int, currency: str = "USD"):
+    return staff.earn(people[who], card=people["card"]["number"], amount_minor=amount_minor,
+                      currency=currency, key=uuid.uuid4().hex)
+
+
+def _hourly_refusal(issued: int, limit: int) -> str:
+    return says(f"You have issued {issued} coins in the last hour; the limit at this store "
+                f"is {limit}. A manager must book this sale.")
+
+
+def test_a_barista_issues_up_to_the_stores_hourly_limit_and_no_more(app, people):
+    with app.app_context():
+        _set_store(HOME, coins_per_hour=20)
+        assert _earn(people, "sam", 1200).coins == 12
+        assert _earn(people, "sam", 800).balance == 20  # exactly the limit
+        with pytest.raises(StaffLimitExceeded, match=_hourly_refusal(20, 20)):
+            _earn(people, "sam", 100)
+        assert ledger_count() == 2
+        # The limit is each barista's own; a manager books above it.
+        assert _earn(people, "bo", 1500).coins == 15
+        assert _earn(people, "meg", 5000).coins == 50
+        # An hour later Sam's first sales no longer count.
+        later = utcnow() + timedelta(hours=1, seconds=5)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("webapp.staff.services.utcnow", lambda: later)
+            assert _earn(people, "sam", 1900).coins == 19
+        assert ledger_count() == 5
+        assert assert_invariants()[people["card"]["wallet_id"]] == 104
+
+
+def test_without_a_store_limit_the_configured_hourly_limit_applies(app, people, monkeypatch):
+    with app.app_context():
+        _set_store(HOME, coins_per_hour=None)
+        monkeypatch.setitem(app.config, "COINS_PER_BARISTA_HOUR", 15)
+        assert staff.coins_per_hour({"coins_per_hour": None}) == 15
+        assert staff.coins_per_hour({"coins_per_hour": 0}) == 0  # a store may allow none
+        with pytest.raises(StaffLimitExceeded, match=_hourly_refusal(0, 15)):
+            _earn(people, "sam", 1600)
+        assert _earn(people, "sam", 1500).coins == 15
+        assert ledger_count() == 1
+
+
+def test_invalid_amounts_get_the_ledgers_answer_not_a_limit(app, people):
+    """Over both limits and not a valid amount at all: the barista is told what is wrong
+    with the amount (422), not sent to a manager (403)."""
+    with app.app_context():
+        _set_store(HOME, coins_per_hour=1, max_purchase_minor=100)
+        for amount in (0, -500, 100_000_001):
+            with pytest.raises(ValidationFailed) as error:
+                _earn(people, "sam", amount)
+            assert list(error.value.errors) == ["amount"]
+        with pytest.raises(ValidationFailed) as error:
+            _earn(people, "sam", 100, currency="EUR")
+        assert list(error.value.errors) == ["currency"]
+        assert ledger_count() == 0
+
+
+def test_a_stores_own_purchase_limit_applies_to_baristas(app, people):
+    with app.app_context():
+        _set_store(HOME, max_purchase_minor=2000)
+        assert _earn(people, "sam", 2000).coins == 20  # exactly the limit
+        with pytest.raises(PurchaseLimitExceeded, match=says(
+                "Purchases above 20.00 USD must be booked by a manager.")):
+            _earn(people, "sam", 2001)
+        assert _earn(people, "meg", 9000).coins == 90
+        assert ledger_count() == 2
+
+
+def test_the_purchase_limit_of_a_currency(app):
+    """The store's own limit counts in the store's currency only; otherwise the
+    configured limit for the currency; none for a currency without one."""
+    with app.app_context():
+        usd_store = {"currency": "USD", "max_purchase_minor": 2000}
+        assert staff.purchase_limit("USD", usd_store) == 2000
+        default_usd = staff.purchase_limit("USD")
+        assert default_usd == staff.purchase_limit("USD", {"currency": "USD",
+                                                           "max_purchase_minor": None})
+        assert default_usd == 50_000  # 500.00 USD
+        assert staff.purchase_limit("EUR", usd_store) == staff.purchase_limit("EUR") == 50_000
+        assert staff.purchase_limit("XXX") is None
