@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -605,3 +606,139 @@ def test_adjustment_edges_book(app, customer):
             _adjust(wallet, -1)
         assert ledger_count() == 4
         assert assert_invariants()[wallet] == 0
+
+
+def test_a_replay_answers_with_the_first_receipt(app, customer):
+    """Whatever the kind, a request sent again gets the receipt it got the first time
+    (looked up again: the card number, the store, the amounts), marked replayed."""
+    with app.app_context():
+        staff_id = create_staff(email=f"sam{next(_emails)}@example.com",
+                                store_code="US-NYC-01", name="Sam", password=PASSWORD)["id"]
+        earn(customer["number"], 5000)
+        calls = {
+            "earn": lambda key: ledger.earn(
+                card=customer["number"], store_code="US-NYC-01", amount_minor=2599,
+                currency="USD", idempotency_key=key, staff_id=staff_id),
+            "redeem": lambda key: ledger.redeem(
+                card=customer["number"], store_code="IE-DUB-01", coins=4,
+                idempotency_key=key, staff_id=staff_id, confirmed=True),
+            "adjust": lambda key: ledger.adjust(
+                wallet_id=customer["wallet_id"], coins=-2, reason="Double scan",
+                label="Correction", idempotency_key=key, staff_id=staff_id,
+                store_code="IN-BLR-01", region="in"),
+        }
+        receipts = {}
+        for kind, call in calls.items():
+            key = _key()
+            first, again = call(key), call(key)
+            assert first.replayed is False
+            assert again.replayed is True
+            assert again == dataclasses.replace(first, replayed=True), kind
+            receipts[kind] = first
+        assert (receipts["earn"].card_number, receipts["earn"].store_code,
+                receipts["earn"].amount_minor, receipts["earn"].currency,
+                receipts["earn"].region) == (customer["number"], "US-NYC-01", 2599, "USD", "us")
+        assert (receipts["redeem"].card_number, receipts["redeem"].store_code,
+                receipts["redeem"].amount_minor, receipts["redeem"].region) == (
+            customer["number"], "IE-DUB-01", None, "ie")
+        assert (receipts["adjust"].card_number, receipts["adjust"].store_code,
+                receipts["adjust"].region, receipts["adjust"].coins) == (
+            None, "IN-BLR-01", "in", -2)
+        key = _key()
+        undo = ledger.reverse(transaction_id=receipts["earn"].transaction_id,
+                              idempotency_key=key, staff_id=staff_id, store_code="IE-DUB-01",
+                              reason="Wrong card")
+        again = ledger.reverse(transaction_id=receipts["earn"].transaction_id,
+                               idempotency_key=key, staff_id=staff_id, store_code="IE-DUB-01",
+                               reason="Wrong card")
+        assert again == dataclasses.replace(undo, replayed=True)
+        assert (undo.kind, undo.coins, undo.card_number, undo.store_code, undo.region,
+                undo.reverses_id, undo.replayed) == (
+            "reversal", -25, customer["number"], "IE-DUB-01", "ie",
+            receipts["earn"].transaction_id, False)
+        rows = {"adjust": _row(receipts["adjust"].transaction_id),
+                "reversal": _row(undo.transaction_id)}
+        assert (rows["adjust"]["reason"], rows["adjust"]["label"], rows["adjust"]["staff_id"],
+                rows["adjust"]["card_id"]) == ("Double scan", "Correction", staff_id, None)
+        assert (rows["reversal"]["reason"], rows["reversal"]["staff_id"],
+                rows["reversal"]["card_id"]) == ("Wrong card", staff_id, customer["card_id"])
+        assert assert_invariants()[customer["wallet_id"]] == 50 + 25 - 4 - 2 - 25
+
+
+def test_a_reversal_without_a_store_is_booked_where_the_original_was(app, customer):
+    with app.app_context():
+        bought = earn(customer["number"], 16000, store="IN-BLR-01", currency="INR")
+        undo = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                              staff_id=None)
+        assert (undo.store_code, undo.region, undo.coins) == ("IN-BLR-01", "in", 0 - bought.coins)
+        adjusted = _adjust(customer["wallet_id"], 3)
+        assert (adjusted.store_code, adjusted.region) == (None, "us")
+
+
+def test_the_reversal_check_sees_the_original_and_may_refuse(app, customer):
+    """``check`` (the rulebook's store check) sees the original entry inside the
+    transaction; what it raises goes to the caller and nothing is written."""
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        seen = []
+
+        def refuse(original):
+            seen.append((original["id"], original["kind"], original["coins"]))
+            raise Conflict("Not here.")
+
+        with pytest.raises(Conflict, match=says("Not here.")):
+            ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                           staff_id=None, check=refuse)
+        assert seen == [(bought.transaction_id, "earn", 10)]
+        assert ledger_count() == 1
+
+
+def test_the_reversal_window_can_be_given(app, customer, monkeypatch):
+    """A manager's window is passed in: longer than the default, it lets an older
+    transaction through; shorter, it refuses a younger one."""
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        default = app.config["REVERSAL_WINDOW"]
+        later = _stored_created_at(bought.transaction_id) + default + timedelta(seconds=5)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: later)
+        with pytest.raises(Conflict, match=r"^This transaction is too old to reverse\.$"):
+            ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                           staff_id=None, window=default)
+        undone = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                                staff_id=None, window=default + timedelta(seconds=10))
+        assert undone.coins == -10
+        again = earn(customer["number"], 1000)
+        soon = _stored_created_at(again.transaction_id) + timedelta(seconds=2)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: soon)
+        with pytest.raises(Conflict, match=r"^This transaction is too old to reverse\.$"):
+            ledger.reverse(transaction_id=again.transaction_id, idempotency_key=_key(),
+                           staff_id=None, window=timedelta(seconds=1))
+
+
+def test_an_earn_names_what_is_wrong_exactly(app, customer):
+    with app.app_context():
+        for kwargs, errors in (
+                ({"currency": "EUR"}, {"currency": ["This store takes USD, not EUR."]}),
+                ({"store": "XX-NOPE-1"}, {"store": ["Unknown store."]})):
+            with pytest.raises(ValidationFailed) as error:
+                earn(customer["number"], 1000, **kwargs)
+            assert error.value.errors == errors
+        assert ledger_count() == 0
+
+
+def test_the_tills_lookup_resolves_a_number_or_a_live_code(app, customer):
+    with app.app_context():
+        earn(customer["number"], 1200)
+        by_number = ledger.lookup(customer["number"])
+        assert (by_number.card_id, by_number.wallet_id, by_number.account_id,
+                by_number.number, by_number.balance, by_number.code_step) == (
+            customer["card_id"], customer["wallet_id"], customer["account"]["id"],
+            customer["number"], 12, None)
+        assert (by_number.display_name, by_number.account_name) == (
+            "Test Customer", "Test Customer")
+        live = ledger.lookup(codes.rotating_payload(customer["number"], customer["secret"]))
+        assert live.card_id == customer["card_id"]
+        assert live.code_step in (codes.current_step() - 1, codes.current_step())
+        with pytest.raises(ValidationFailed) as error:
+            ledger.lookup(None)
+        assert error.value.errors == NOT_A_CARD
