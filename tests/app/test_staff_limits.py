@@ -1,7 +1,11 @@
-"""The rulebook's two limits on a barista, called as the till and the API call them: the
-purchase limit (the store's own, else the configured one per currency) and the coins a
-barista may issue per hour (the store's own, else ``COINS_PER_BARISTA_HOUR``). Managers
-book above both; an amount that is not valid at all gets the ledger's 422, not a 403."""
+"""The rulebook's limits on staff, called as the till and the API call them.
+
+- Where they book: a barista and a manager at their home store only, an admin at any
+  store of their region (a global admin anywhere), and what each refusal says.
+- A barista's two limits: the purchase limit (the store's own, else the configured one
+  per currency) and the coins a barista may issue per hour (the store's own, else
+  ``COINS_PER_BARISTA_HOUR``). Managers book above both; an amount that is not valid at
+  all gets the ledger's 422, not a 403."""
 
 from __future__ import annotations
 
@@ -14,10 +18,17 @@ from sqlalchemy import update
 
 from tests.helpers import PASSWORD
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
+from webapp.auth.services import register
 from webapp.auth.tokens import Principal
 from webapp.clock import utcnow
-from webapp.database.schema import stores
-from webapp.errors import PurchaseLimitExceeded, StaffLimitExceeded, ValidationFailed
+from webapp.database.schema import accounts, stores
+from webapp.errors import (
+    Forbidden,
+    PurchaseLimitExceeded,
+    StaffLimitExceeded,
+    StoreNotAllowed,
+    ValidationFailed,
+)
 from webapp.extensions import db
 from webapp.staff import create_staff
 from webapp.staff import services as staff
@@ -133,3 +144,70 @@ def test_the_purchase_limit_of_a_currency(app):
         assert default_usd == 50_000  # 500.00 USD
         assert staff.purchase_limit("EUR", usd_store) == staff.purchase_limit("EUR") == 50_000
         assert staff.purchase_limit("XXX") is None
+
+
+# -- where each role books ---------------------------------------------------------
+
+
+@pytest.fixture
+def everyone(app):
+    with app.app_context():
+        ada = create_staff(email="ada@example.com", store_code="IE-DUB-01", name="Ada",
+                           password=PASSWORD, role="admin")
+        db.write(lambda conn: conn.execute(update(accounts).where(accounts.c.id == ada["id"])
+                                           .values(admin_region="ie")), name="test.scope")
+        yield {
+            "sam": _principal(create_staff(email="sam@example.com", store_code="US-NYC-01",
+                                           name="Sam", password=PASSWORD)),
+            "meg": _principal(create_staff(email="meg@example.com", store_code="US-NYC-01",
+                                           name="Meg", password=PASSWORD, role="manager")),
+            "ada": _principal(ada),
+            "gil": _principal(create_staff(email="gil@example.com", store_code="US-NYC-01",
+                                           name="Gil", password=PASSWORD, role="admin")),
+            "nina": _principal(register(name="Nina", email="nina@example.com",
+                                        password=PASSWORD, region="us", role="staff",
+                                        store_id=None)),
+            "card": new_customer("cleo@example.com", name="Cleo Customer"),
+        }
+
+
+def _earn_at(people, who, store=None, currency="USD"):
+    return staff.earn(people[who], card=people["card"]["number"], amount_minor=1000,
+                      currency=currency, key=uuid.uuid4().hex, store=store)
+
+
+def test_an_admin_books_at_any_store_of_their_region_and_no_other(app, everyone):
+    people = everyone
+    with app.app_context():
+        assert _earn_at(people, "ada", currency="EUR").store_code == "IE-DUB-01"
+        assert _earn_at(people, "ada", store="IE-DUB-01", currency="EUR").store_code == "IE-DUB-01"
+        with pytest.raises(StoreNotAllowed, match=says("That store is outside your region.")):
+            _earn_at(people, "ada", store="US-SEA-01")
+        with pytest.raises(ValidationFailed) as error:
+            _earn_at(people, "ada", store="XX-NOPE-1")
+        assert error.value.errors == {"store": ["Unknown store."]}
+        # A global admin: any store, in its currency.
+        assert _earn_at(people, "gil", store="IE-DUB-01", currency="EUR").store_code == "IE-DUB-01"
+        assert _earn_at(people, "gil", store="US-SEA-01").store_code == "US-SEA-01"
+        assert _earn_at(people, "gil").store_code == "US-NYC-01"
+        assert ledger_count() == 5
+
+
+def test_baristas_and_managers_book_at_their_home_store_only(app, everyone):
+    people = everyone
+    with app.app_context():
+        assert _earn_at(people, "sam", store="US-NYC-01").store_code == "US-NYC-01"
+        for who in ("sam", "meg"):
+            with pytest.raises(StoreNotAllowed, match=says(
+                    "You can book only at the store you work at (US-NYC-01).")):
+                _earn_at(people, who, store="US-SEA-01")
+        # Without a home store: nothing to book at, named or not.
+        with pytest.raises(StoreNotAllowed, match=says(
+                "You can book only at the store you work at.")):
+            _earn_at(people, "nina", store="US-SEA-01")
+        with pytest.raises(Forbidden, match=says(staff.NO_STORE)):
+            _earn_at(people, "nina")
+        with pytest.raises(Forbidden, match=says(staff.NO_STORE)):
+            staff.working_store(people["nina"])
+        assert staff.working_store(people["meg"])["code"] == "US-NYC-01"
+        assert ledger_count() == 1
