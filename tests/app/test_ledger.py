@@ -742,3 +742,19 @@ def test_the_tills_lookup_resolves_a_number_or_a_live_code(app, customer):
         with pytest.raises(ValidationFailed) as error:
             ledger.lookup(None)
         assert error.value.errors == NOT_A_CARD
+
+
+def test_an_adjustment_can_be_reversed(app, customer):
+    with app.app_context():
+        given = _adjust(customer["wallet_id"], 5)
+        undo = ledger.reverse(transaction_id=given.transaction_id, idempotency_key=_key(),
+                              staff_id=None)
+        assert (undo.kind, undo.coins, undo.balance, undo.reverses_id) == (
+            "reversal", -5, 0, given.transaction_id)
+
+
+def test_stores_are_listed_in_code_order(app):
+    with app.app_context():
+        codes_listed = [store["code"] for store in ledger.stores()]
+        assert {"US-NYC-01", "US-SEA-01", "IE-DUB-01", "IN-BLR-01"} <= set(codes_listed)
+        assert codes_listed == sorted(codes_listed)  # they were created in another order
