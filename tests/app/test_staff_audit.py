@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import insert, select
 
 from tests.helpers import PASSWORD
-from tests.ledger_helpers import new_customer
+from tests.ledger_helpers import ledger_count, new_customer
 from webapp.auth.tokens import Principal
 from webapp.card.queries import active_cards
 from webapp.database.schema import audit_log, rewards
-from webapp.errors import OwnWallet
+from webapp.errors import OwnWallet, ValidationFailed
 from webapp.extensions import db
 from webapp.ledger.queries import store_by_code
 from webapp.staff import create_staff
@@ -96,3 +96,49 @@ def test_a_booking_on_ones_own_wallet_is_refused_and_audited(app):
         assert [_shape(row) for row in _audit()] == [
             (sam["id"], "staff", "refused", "us", store_id, sam["id"], None,
              {"attempted": "earn", "rule": "own-wallet"})]
+
+
+def test_a_redemption_or_reversal_on_ones_own_wallet_is_audited_as_such(app):
+    with app.app_context():
+        sam = create_staff(email="sam@example.com", store_code=HOME, name="Sam",
+                           password=PASSWORD)
+        meg = create_staff(email="meg@example.com", store_code=HOME, name="Meg",
+                           password=PASSWORD, role="manager")
+        def card_of(account):
+            return db.read(lambda conn: active_cards(conn, account["id"])[0]["number"],
+                           name="test.card")
+
+        staff.earn(_principal(meg), card=card_of(sam), amount_minor=1200, currency="USD",
+                   key=uuid.uuid4().hex)
+        megs = staff.earn(_principal(sam), card=card_of(meg), amount_minor=1200,
+                          currency="USD", key=uuid.uuid4().hex)
+        with pytest.raises(OwnWallet):
+            staff.redeem(_principal(sam), card=card_of(sam), coins=2, key=uuid.uuid4().hex,
+                         confirmed=True)
+        with pytest.raises(OwnWallet):  # a manager may reverse Sam's sale, not on her wallet
+            staff.reverse(_principal(meg), transaction_id=megs.transaction_id,
+                          key=uuid.uuid4().hex)
+        refused = [json.loads(row["details"]) for row in _audit() if row["action"] == "refused"]
+        assert refused == [{"attempted": "redeem", "rule": "own-wallet"},
+                           {"attempted": "reversal", "rule": "own-wallet"}]
+
+
+@pytest.mark.parametrize("which", ["unknown", "inactive", "other-region"])
+def test_a_reward_not_offered_at_the_store_is_refused(app, which):
+    with app.app_context():
+        sam = create_staff(email="sam@example.com", store_code=HOME, name="Sam",
+                           password=PASSWORD)
+        cleo = new_customer("cleo@example.com", name="Cleo Customer")
+        staff.earn(_principal(sam), card=cleo["number"], amount_minor=5000, currency="USD",
+                   key=uuid.uuid4().hex)
+        region, active = {"unknown": ("us", True), "inactive": ("us", False),
+                          "other-region": ("ie", True)}[which]
+        reward = db.write(lambda conn: conn.execute(insert(rewards).values(
+            region=region, name="Coffee", coins=3, active=active, sort=0))
+            .inserted_primary_key[0], name="test.reward")
+        with pytest.raises(ValidationFailed) as error:
+            staff.redeem(_principal(sam), card=cleo["number"], coins=None,
+                         key=uuid.uuid4().hex, confirmed=True,
+                         reward_id=reward + 1000 if which == "unknown" else reward)
+        assert error.value.errors == {"reward": ["That reward is not offered at this store."]}
+        assert ledger_count() == 1

@@ -30,7 +30,7 @@ from webapp.errors import (
     ValidationFailed,
 )
 from webapp.extensions import db
-from webapp.staff import create_staff
+from webapp.staff import create_staff, home_store
 from webapp.staff import services as staff
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -211,3 +211,16 @@ def test_baristas_and_managers_book_at_their_home_store_only(app, everyone):
             staff.working_store(people["nina"])
         assert staff.working_store(people["meg"])["code"] == "US-NYC-01"
         assert ledger_count() == 1
+
+
+def test_an_admin_redeems_at_a_named_store_and_home_stores_are_known(app, everyone):
+    people = everyone
+    with app.app_context():
+        card = people["card"]["number"]
+        _earn_at(people, "gil", store="IE-DUB-01", currency="EUR")
+        spent = staff.redeem(people["gil"], card=card, coins=4, key=uuid.uuid4().hex,
+                             confirmed=True, store="IE-DUB-01")
+        assert (spent.store_code, spent.region, spent.coins) == ("IE-DUB-01", "ie", -4)
+        assert home_store(people["sam"].account_id)["code"] == "US-NYC-01"
+        assert home_store(people["nina"].account_id) is None
+        assert home_store(999_999) is None
