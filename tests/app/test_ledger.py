@@ -758,3 +758,41 @@ def test_stores_are_listed_in_code_order(app):
         codes_listed = [store["code"] for store in ledger.stores()]
         assert {"US-NYC-01", "US-SEA-01", "IE-DUB-01", "IN-BLR-01"} <= set(codes_listed)
         assert codes_listed == sorted(codes_listed)  # they were created in another order
+
+
+def test_an_adjustments_key_and_hash_name_everything_it_does(app, customer):
+    """Sent again with the same key, an adjustment of another wallet, amount, reason or
+    label is refused; the stored hash is the one any release computes."""
+    with app.app_context():
+        other = new_customer(f"c{next(_emails)}@example.com")
+        key = _key()
+        first = ledger.adjust(wallet_id=customer["wallet_id"], coins=5, reason="Goodwill",
+                              label="Sorry", idempotency_key=key, staff_id=None,
+                              store_code=None, region="us")
+        fields = {"kind": "adjustment", "wallet": customer["wallet_id"], "coins": 5,
+                  "reason": "Goodwill", "label": "Sorry"}
+        assert _row(first.transaction_id)["request_hash"] == hashlib.sha256(
+            json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        for change in ({"wallet_id": other["wallet_id"]}, {"coins": 6},
+                       {"reason": "Other"}, {"label": "Other"}):
+            args = {"wallet_id": customer["wallet_id"], "coins": 5, "reason": "Goodwill",
+                    "label": "Sorry", **change}
+            with pytest.raises(IdempotencyMismatch, match=says(KEY_REUSED)):
+                ledger.adjust(**args, idempotency_key=key, staff_id=None, store_code=None,
+                              region="us")
+        assert ledger_count() == 1
+
+
+def test_history_is_newest_first_limited_and_names_card_and_store(app, customer):
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        spent = redeem(customer["number"], 2)
+        given = _adjust(customer["wallet_id"], 1)
+        items = ledger.history(customer["wallet_id"], limit=2)
+        assert [i["id"] for i in items] == [given.transaction_id, spent.transaction_id]
+        assert (items[0]["card_number"], items[0]["card_name"]) == (None, None)
+        assert (items[1]["card_number"], items[1]["card_name"], items[1]["store_code"]) == (
+            customer["number"], "Test Customer", "IE-DUB-01")
+        older = ledger.history(customer["wallet_id"], limit=2, before_id=spent.transaction_id)
+        assert [(i["id"], i["store_code"]) for i in older] == [
+            (bought.transaction_id, "US-NYC-01")]
