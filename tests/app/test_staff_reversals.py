@@ -127,3 +127,30 @@ def test_a_manager_reverses_their_own_stores_sales_and_no_other_stores(app, peop
                                key=uuid.uuid4().hex)
         assert (undone.store_code, undone.coins) == ("US-NYC-01", -10)
         assert assert_invariants()[people["card"]["wallet_id"]] == 0
+
+
+def test_a_till_key_from_before_scoping_replays_its_redemption(app, people):
+    """As for a reversal: a redemption stored under the till's old key and retried after
+    the upgrade finds its row, and is booked in the staff member's name."""
+    with app.app_context():
+        _sale(people, "sam", amount_minor=2000)
+        old_key = f"{staff.LEGACY_TILL_KEY_PREFIX}{uuid.uuid4().hex}"
+        first = ledger.redeem(card=people["card"]["number"], store_code="US-NYC-01", coins=5,
+                              idempotency_key=old_key, staff_id=people["sam"]["id"],
+                              confirmed=True)
+        again = staff.redeem(_principal(people["sam"]), card=people["card"]["number"],
+                             coins=5, key=old_key, confirmed=True)
+        assert (again.transaction_id, again.replayed) == (first.transaction_id, True)
+        assert ledger_count() == 2
+        assert assert_invariants()[people["card"]["wallet_id"]] == 15
+
+
+def test_a_barista_undoes_their_own_redemption(app, people):
+    """The redemption is booked in the barista's name, so it is theirs to undo."""
+    with app.app_context():
+        _sale(people, "sam", amount_minor=2000)
+        spent = staff.redeem(_principal(people["sam"]), card=people["card"]["number"],
+                             coins=5, key=uuid.uuid4().hex, confirmed=True)
+        undone = staff.reverse(_principal(people["sam"]), transaction_id=spent.transaction_id,
+                               key=uuid.uuid4().hex)
+        assert (undone.kind, undone.coins, undone.balance) == ("reversal", 5, 20)
