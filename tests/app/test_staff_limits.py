@@ -224,3 +224,13 @@ def test_an_admin_redeems_at_a_named_store_and_home_stores_are_known(app, everyo
         assert home_store(people["sam"].account_id)["code"] == "US-NYC-01"
         assert home_store(people["nina"].account_id) is None
         assert home_store(999_999) is None
+
+
+def test_the_largest_amount_is_above_a_baristas_purchase_limit(app, people):
+    """MAX_AMOUNT_MINOR is a valid amount, so the purchase limit (not the hourly one, not
+    the ledger) is what sends it to a manager."""
+    with app.app_context():
+        with pytest.raises(PurchaseLimitExceeded, match=says(
+                "Purchases above 500.00 USD must be booked by a manager.")):
+            _earn(people, "sam", 100_000_000)
+        assert ledger_count() == 0
