@@ -16,15 +16,18 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from tests.helpers import PASSWORD
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.card import codes
+from webapp.clock import utcnow
+from webapp.database.schema import cards as cards_table
 from webapp.database.schema import ledger as ledger_table
 from webapp.database.schema import rewards as rewards_table
 from webapp.errors import (
     AlreadyReversed,
+    CardBlocked,
     CardCodeRejected,
     ConfirmationRequired,
     Conflict,
@@ -796,3 +799,15 @@ def test_history_is_newest_first_limited_and_names_card_and_store(app, customer)
         older = ledger.history(customer["wallet_id"], limit=2, before_id=spent.transaction_id)
         assert [(i["id"], i["store_code"]) for i in older] == [
             (bought.transaction_id, "US-NYC-01")]
+
+
+def test_a_blocked_card_books_nothing_and_says_why(app, customer):
+    with app.app_context():
+        db.write(lambda conn: conn.execute(update(cards_table).where(
+            cards_table.c.id == customer["card_id"]).values(blocked_at=utcnow())),
+            name="test.block")
+        with pytest.raises(CardBlocked, match=says(
+                "This card is blocked (reported lost). Nothing was booked: the customer can "
+                "get a new card number from support.")):
+            earn(customer["number"], 1000)
+        assert ledger_count() == 0

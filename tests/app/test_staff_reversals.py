@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
+from webapp.database.schema import accounts
 from webapp.errors import AlreadyReversed, Forbidden, NotFound, NotYourTransaction
+from webapp.extensions import db
+from webapp.ledger import queries
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
 from webapp.staff import services as staff
@@ -154,3 +159,29 @@ def test_a_barista_undoes_their_own_redemption(app, people):
         undone = staff.reverse(_principal(people["sam"]), transaction_id=spent.transaction_id,
                                key=uuid.uuid4().hex)
         assert (undone.kind, undone.coins, undone.balance) == ("reversal", 5, 20)
+
+
+def test_an_admin_reverses_in_their_region_within_the_managers_window(app, people,
+                                                                       monkeypatch):
+    """An admin's reach is their region, and their window the manager's (longer than a
+    barista's): a sale two days old is theirs to reverse, one in another region not."""
+    with app.app_context():
+        db.write(lambda conn: conn.execute(update(accounts).where(
+            accounts.c.id == people["ada"]["id"]).values(admin_region="us")),
+            name="test.scope")
+        sale = _sale(people, "sam")
+        created = db.read(lambda conn: queries.entry_by_id(conn, sale.transaction_id),
+                          name="test.row", causal=True)["created_at"]
+        later = created + app.config["REVERSAL_WINDOW"] + timedelta(days=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: later)
+        undone = staff.reverse(_principal(people["ada"]), transaction_id=sale.transaction_id,
+                               key=uuid.uuid4().hex)
+        assert (undone.kind, undone.coins) == ("reversal", -10)
+        irish = ledger.earn(card=people["card"]["number"], store_code="IE-DUB-01",
+                            amount_minor=1000, currency="EUR", idempotency_key=uuid.uuid4().hex,
+                            staff_id=people["sam"]["id"])
+        with pytest.raises(NotYourTransaction, match=says(
+                "That transaction is outside your region.")):
+            staff.reverse(_principal(people["ada"]), transaction_id=irish.transaction_id,
+                          key=uuid.uuid4().hex)
+        assert ledger_count() == 3
