@@ -14,7 +14,7 @@ from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
 from webapp.database.schema import accounts
-from webapp.errors import AlreadyReversed, Forbidden, NotFound, NotYourTransaction
+from webapp.errors import AlreadyReversed, Conflict, Forbidden, NotFound, NotYourTransaction
 from webapp.extensions import db
 from webapp.ledger import queries
 from webapp.ledger import services as ledger
@@ -184,4 +184,27 @@ def test_an_admin_reverses_in_their_region_within_the_managers_window(app, peopl
                 "That transaction is outside your region.")):
             staff.reverse(_principal(people["ada"]), transaction_id=irish.transaction_id,
                           key=uuid.uuid4().hex)
+        assert ledger_count() == 3
+
+
+def test_a_managers_window_is_longer_than_a_baristas(app, people, monkeypatch):
+    """A sale older than the barista's window is still the store manager's to reverse,
+    until the manager's window closes too."""
+    with app.app_context():
+        manager = _principal(create_staff(email="mona@example.com", store_code="US-NYC-01",
+                                          name="Mona", password=PASSWORD, role="manager"))
+        old, older = _sale(people, "sam"), _sale(people, "sam")
+
+        def created(sale):
+            return db.read(lambda conn: queries.entry_by_id(conn, sale.transaction_id),
+                           name="test.row", causal=True)["created_at"]
+
+        day_late = created(old) + app.config["REVERSAL_WINDOW"] + timedelta(days=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: day_late)
+        assert staff.reverse(manager, transaction_id=old.transaction_id,
+                             key=uuid.uuid4().hex).coins == -10
+        too_late = created(older) + app.config["MANAGER_REVERSAL_WINDOW"] + timedelta(days=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: too_late)
+        with pytest.raises(Conflict, match=says("This transaction is too old to reverse.")):
+            staff.reverse(manager, transaction_id=older.transaction_id, key=uuid.uuid4().hex)
         assert ledger_count() == 3
