@@ -208,3 +208,16 @@ def test_a_managers_window_is_longer_than_a_baristas(app, people, monkeypatch):
         with pytest.raises(Conflict, match=says("This transaction is too old to reverse.")):
             staff.reverse(manager, transaction_id=older.transaction_id, key=uuid.uuid4().hex)
         assert ledger_count() == 3
+
+
+def test_a_reversals_reason_is_kept_on_its_ledger_row(app, people):
+    with app.app_context():
+        sales = [_sale(people, "sam"), _sale(people, "sam")]
+        with_reason = staff.reverse(_principal(people["sam"]),
+                                    transaction_id=sales[0].transaction_id,
+                                    key=uuid.uuid4().hex, reason="Wrong card")
+        blank = staff.reverse(_principal(people["sam"]), transaction_id=sales[1].transaction_id,
+                              key=uuid.uuid4().hex, reason="")
+        rows = [db.read(lambda conn, r=r: queries.entry_by_id(conn, r.transaction_id),
+                        name="test.row", causal=True) for r in (with_reason, blank)]
+        assert [row["reason"] for row in rows] == ["Wrong card", None]
