@@ -177,9 +177,11 @@ def change_of(diff: str) -> tuple[str, str]:
 
 
 def function_label(function: str) -> str:
-    """``webapp.ledger.services.x_reverse`` -> ``webapp.ledger.services.reverse``."""
+    """``webapp.ledger.services.x_reverse`` -> ``webapp.ledger.services.reverse``, and a
+    method's ``…services.xǁ_Attemptsǁis_own`` -> ``…services._Attempts.is_own``."""
     module, _, mangled = function.rpartition(".")
-    return f"{module}.{mangled[2:] if mangled.startswith('x_') else mangled.replace('ǁ', '.')[1:]}"
+    name = mangled[2:] if mangled.startswith(("x_", "xǁ")) else mangled
+    return f"{module}.{name.replace('ǁ', '.')}"
 
 
 _ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|\s*`(.*)`\s*→\s*`(.*)`\s*\|\s*(.+?)\s*\|\s*$")

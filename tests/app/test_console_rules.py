@@ -1,9 +1,13 @@
 """Console rules beyond the matrix: the audit log is append-only in the database, a role
 change or disabled account takes effect on the next request, a stale store edit is
 refused while a retried one is not, a blocked card is refused at the till, and an
-adjustment's label reaches the customer's history."""
+adjustment's label reaches the customer's history. Last, what a staff member covers
+(webapp.staff.roles), decided from the staff record alone: the console and the rulebook
+both ask it."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -14,10 +18,11 @@ from webapp.audit import record
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
 from webapp.database.schema import accounts, audit_log, cards, stores
-from webapp.errors import CardBlocked, Forbidden, StaleEdit
+from webapp.errors import CardBlocked, Forbidden, PasswordChangeRequired, StaleEdit
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 from webapp.staff import console, create_staff, services
+from webapp.staff.roles import ADMIN, BARISTA, MANAGER, Actor, actor_from, require
 
 
 def _principal(account) -> Principal:
@@ -95,3 +100,73 @@ def test_blocked_card_refused_at_till_and_adjustment_label_in_history(app):
         with pytest.raises(CardBlocked):
             services.earn(_principal(barista), card=card["number"], amount_minor=500,
                           currency="USD", key="k-blocked")
+
+
+# -- what a staff member covers, from the record alone (no database) ----------------
+
+DUBLIN = {"id": 3, "code": "IE-DUB-01", "region": "ie"}
+NYC = {"id": 1, "code": "US-NYC-01", "region": "us"}
+
+
+def _actor(role, store=None, admin_region=None):
+    return Actor(7, role, "Ada", store, admin_region)
+
+
+def test_a_barista_and_a_manager_see_their_stores_region_and_store():
+    for role in (BARISTA, MANAGER):
+        actor = _actor(role, DUBLIN)
+        assert (actor.region_scope(), actor.store_scope()) == ("ie", 3)
+        # Without a store they see nothing: a region and a store id that match no row.
+        lost = _actor(role)
+        assert (lost.region_scope(), lost.store_scope()) == ("--", -1)
+
+
+def test_an_admin_sees_their_region_or_everything():
+    assert (_actor(ADMIN, NYC, "ie").region_scope(), _actor(ADMIN, NYC, "ie").store_scope()) \
+        == ("ie", None)
+    assert (_actor(ADMIN).region_scope(), _actor(ADMIN).store_scope()) == (None, None)
+
+
+def test_who_runs_a_store():
+    assert _actor(MANAGER, DUBLIN).covers_store(DUBLIN) is True
+    assert _actor(MANAGER, DUBLIN).covers_store(NYC) is False
+    assert _actor(MANAGER).covers_store(DUBLIN) is False
+    assert _actor(BARISTA, DUBLIN).covers_store(DUBLIN) is False
+    assert _actor(ADMIN, None, "ie").covers_store(DUBLIN) is True
+    assert _actor(ADMIN, None, "ie").covers_store(NYC) is False
+    assert _actor(ADMIN).covers_store(NYC) is True
+    assert _actor(ADMIN).covers_store(None) is False
+
+
+def test_region_cover_is_for_admins_only():
+    assert _actor(ADMIN, None, "ie").covers_region("ie") is True
+    assert _actor(ADMIN, None, "ie").covers_region("us") is False
+    assert _actor(ADMIN).covers_region("us") is True
+    assert _actor(MANAGER, DUBLIN).covers_region("ie") is False
+
+
+def _record(**changes):
+    record = {"id": 7, "role": MANAGER, "name": "Ada", "store": DUBLIN, "admin_region": None,
+              "disabled_at": None, "must_change_password": False}
+    return {**record, **changes}
+
+
+def test_an_actor_comes_from_a_current_staff_record_only():
+    assert actor_from(_record()) == Actor(7, MANAGER, "Ada", DUBLIN, None)
+    for staff_record in (None, _record(role="customer"), _record(role="member")):
+        with pytest.raises(Forbidden, match=r"^This is for café staff\.$"):
+            actor_from(staff_record)
+    with pytest.raises(Forbidden, match=r"^Your staff account is disabled; ask a manager\.$"):
+        actor_from(_record(disabled_at=datetime(2026, 1, 1)))
+    with pytest.raises(PasswordChangeRequired,
+                       match=r"^Change your temporary password before you start\.$"):
+        actor_from(_record(must_change_password=True))
+    assert actor_from(_record(must_change_password=True), password_ok=True).role == MANAGER
+
+
+def test_require():
+    require(True)
+    with pytest.raises(Forbidden, match=r"^You can't do that with your role\.$"):
+        require(False)
+    with pytest.raises(Forbidden, match=r"^Not you\.$"):
+        require(False, "Not you.")

@@ -238,3 +238,21 @@ def test_family_pages_need_sign_in(client):
     response = client.get("/family", headers=HTMX)
     assert response.status_code == 204
     assert response.headers["HX-Redirect"].startswith("/login")
+
+
+def test_renaming_or_removing_someone_elses_or_no_card_is_not_found(app):
+    """Another account's family card is "no such family member", like a missing one."""
+    from tests.ledger_helpers import new_customer
+    from webapp.family import services as family
+
+    with app.app_context():
+        ana = new_customer("ana.nf@example.com")["account"]["id"]
+        bo = new_customer("bo.nf@example.com")["account"]["id"]
+        kid = family.add(ana, "Kid", None).card["id"]
+        for call in (lambda: family.rename(bo, kid, "Other", None),
+                     lambda: family.rename(ana, 999_999, "Other", None),
+                     lambda: family.remove(bo, kid),
+                     lambda: family.remove(ana, 999_999)):
+            with pytest.raises(NotFound, match=r"^No such family member\.$"):
+                call()
+        assert [m["display_name"] for m in family.members(ana)] == ["Kid"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -15,15 +16,20 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
+from tests.helpers import PASSWORD
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp import errors
 from webapp.card import codes
+from webapp.clock import utcnow
+from webapp.database.schema import cards as cards_table
 from webapp.database.schema import ledger as ledger_table
+from webapp.database.schema import rewards as rewards_table
 from webapp.extensions import db
 from webapp.ledger import queries
 from webapp.ledger import services as ledger
+from webapp.staff import create_staff
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -475,3 +481,323 @@ def test_racing_retries_with_one_key_write_one_row(app, customer):
     with app.app_context():
         assert ledger_count() == 1
         assert assert_invariants()[customer["wallet_id"]] == 7
+
+
+# -- rewards, keys stored before scoping, adjustments -----------------------------------
+
+
+def _reward(region: str, name: str, coins: int) -> int:
+    return db.write(lambda conn: conn.execute(insert(rewards_table).values(
+        region=region, name=name, coins=coins, active=True, sort=0)).inserted_primary_key[0],
+        name="test.reward")
+
+
+def _row(transaction_id):
+    return db.read(lambda conn: queries.entry_by_id(conn, transaction_id), name="test.row",
+                   causal=True)
+
+
+def test_a_reward_redemption_records_its_reward_and_its_key_names_it(app, customer):
+    """The reward is on the row and in the request's hash: the key of a reward's
+    redemption, sent again for another reward or for plain coins, is refused. A fresh
+    redemption's receipt says it was not replayed (False, not merely falsy)."""
+    with app.app_context():
+        coffee, tea = _reward("ie", "Coffee", 3), _reward("ie", "Tea", 3)
+        earn(customer["number"], 5000)
+        key = _key()
+        spent = ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=3,
+                              idempotency_key=key, staff_id=None, confirmed=True,
+                              reward_id=coffee)
+        assert spent.replayed is False
+        assert _row(spent.transaction_id)["reward_id"] == coffee
+        for other in ({"reward_id": tea}, {}):
+            with pytest.raises(errors.IdempotencyMismatch, match=says(KEY_REUSED)):
+                ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=3,
+                              idempotency_key=key, staff_id=None, confirmed=True, **other)
+        again = ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=3,
+                              idempotency_key=key, staff_id=None, confirmed=True,
+                              reward_id=coffee)
+        assert (again.transaction_id, again.replayed) == (spent.transaction_id, True)
+        plain = redeem(customer["number"], 2)
+        assert _row(plain.transaction_id)["reward_id"] is None
+        assert ledger_count() == 3
+        assert assert_invariants()[customer["wallet_id"]] == 45
+
+
+def test_a_reward_redemptions_hash_is_stored_in_a_stable_form(app, customer):
+    """As for the other requests: any release computes the same hash for it (and a
+    redemption without a reward hashes as it did before rewards existed)."""
+    with app.app_context():
+        coffee = _reward("ie", "Coffee", 3)
+        earn(customer["number"], 5000)
+        spent = ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=3,
+                              idempotency_key=_key(), staff_id=None, confirmed=True,
+                              reward_id=coffee)
+        fields = {"kind": "redeem", "card": customer["number"], "store": "IE-DUB-01",
+                  "coins": 3, "reward": coffee}
+        expected = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        assert _row(spent.transaction_id)["request_hash"] == expected
+
+
+def test_a_redemption_stored_under_an_old_key_replays_for_its_own_staff_member(app, customer):
+    """A redemption first sent with a key of the old scheme (stored bare) and retried
+    with the new one finds its row, for the staff member who booked it only."""
+    with app.app_context():
+        sam = create_staff(email=f"sam{next(_emails)}@example.com", store_code="IE-DUB-01",
+                           name="Sam", password=PASSWORD)["id"]
+        bo = create_staff(email=f"bo{next(_emails)}@example.com", store_code="IE-DUB-01",
+                          name="Bo", password=PASSWORD)["id"]
+        earn(customer["number"], 5000)
+        old = "till-" + _key()
+
+        def send(staff_id, key, legacy=()):
+            return ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=4,
+                                 idempotency_key=key, staff_id=staff_id, confirmed=True,
+                                 legacy_keys=legacy)
+
+        first = send(sam, old)
+        retry = send(sam, f"api:{sam}:{old}", (old,))
+        assert (retry.transaction_id, retry.replayed) == (first.transaction_id, True)
+        other = send(bo, f"api:{bo}:{old}", (old,))
+        assert other.transaction_id != first.transaction_id
+        assert other.replayed is False
+        assert ledger_count() == 3
+        assert assert_invariants()[customer["wallet_id"]] == 42
+
+
+def _adjust(wallet_id, coins, key=None):
+    return ledger.adjust(wallet_id=wallet_id, coins=coins, reason="Goodwill",
+                         label="Sorry about the wait", idempotency_key=key or _key(),
+                         staff_id=None, store_code=None, region="us")
+
+
+ADJUST_REFUSED = {"coins": ["Enter whole coins, not 0 (use - to take away)."]}
+
+
+@pytest.mark.parametrize("coins", [0, True, False, "5", 5.0, None,
+                                   1_000_001, -1_000_001])
+def test_adjustments_of_no_whole_coins_or_too_many_write_nothing(app, customer, coins):
+    with app.app_context():
+        with pytest.raises(errors.ValidationFailed) as error:
+            _adjust(customer["wallet_id"], coins)
+        assert error.value.errors == ADJUST_REFUSED
+        assert ledger_count() == 0
+
+
+def test_adjustment_edges_book(app, customer):
+    """One coin either way and the largest adjustment either way are adjustments."""
+    with app.app_context():
+        wallet = customer["wallet_id"]
+        assert _adjust(wallet, 1).balance == 1
+        assert _adjust(wallet, ledger.MAX_REDEEM_COINS).balance == 1_000_001
+        assert _adjust(wallet, -1).balance == 1_000_000
+        taken = _adjust(wallet, -ledger.MAX_REDEEM_COINS)
+        assert (taken.kind, taken.coins, taken.balance, taken.replayed) == (
+            "adjustment", -ledger.MAX_REDEEM_COINS, 0, False)
+        with pytest.raises(errors.InsufficientCoins, match=says(
+                "The wallet does not hold that many coins.")):
+            _adjust(wallet, -1)
+        assert ledger_count() == 4
+        assert assert_invariants()[wallet] == 0
+
+
+def test_a_replay_answers_with_the_first_receipt(app, customer):
+    """Whatever the kind, a request sent again gets the receipt it got the first time
+    (looked up again: the card number, the store, the amounts), marked replayed."""
+    with app.app_context():
+        staff_id = create_staff(email=f"sam{next(_emails)}@example.com",
+                                store_code="US-NYC-01", name="Sam", password=PASSWORD)["id"]
+        earn(customer["number"], 5000)
+        calls = {
+            "earn": lambda key: ledger.earn(
+                card=customer["number"], store_code="US-NYC-01", amount_minor=2599,
+                currency="USD", idempotency_key=key, staff_id=staff_id),
+            "redeem": lambda key: ledger.redeem(
+                card=customer["number"], store_code="IE-DUB-01", coins=4,
+                idempotency_key=key, staff_id=staff_id, confirmed=True),
+            "adjust": lambda key: ledger.adjust(
+                wallet_id=customer["wallet_id"], coins=-2, reason="Double scan",
+                label="Correction", idempotency_key=key, staff_id=staff_id,
+                store_code="IN-BLR-01", region="in"),
+        }
+        receipts = {}
+        for kind, call in calls.items():
+            key = _key()
+            first, again = call(key), call(key)
+            assert first.replayed is False
+            assert again.replayed is True
+            assert again == dataclasses.replace(first, replayed=True), kind
+            receipts[kind] = first
+        assert (receipts["earn"].card_number, receipts["earn"].store_code,
+                receipts["earn"].amount_minor, receipts["earn"].currency,
+                receipts["earn"].region) == (customer["number"], "US-NYC-01", 2599, "USD", "us")
+        assert (receipts["redeem"].card_number, receipts["redeem"].store_code,
+                receipts["redeem"].amount_minor, receipts["redeem"].region) == (
+            customer["number"], "IE-DUB-01", None, "ie")
+        assert (receipts["adjust"].card_number, receipts["adjust"].store_code,
+                receipts["adjust"].region, receipts["adjust"].coins) == (
+            None, "IN-BLR-01", "in", -2)
+        key = _key()
+        undo = ledger.reverse(transaction_id=receipts["earn"].transaction_id,
+                              idempotency_key=key, staff_id=staff_id, store_code="IE-DUB-01",
+                              reason="Wrong card")
+        again = ledger.reverse(transaction_id=receipts["earn"].transaction_id,
+                               idempotency_key=key, staff_id=staff_id, store_code="IE-DUB-01",
+                               reason="Wrong card")
+        assert again == dataclasses.replace(undo, replayed=True)
+        assert (undo.kind, undo.coins, undo.card_number, undo.store_code, undo.region,
+                undo.reverses_id, undo.replayed) == (
+            "reversal", -25, customer["number"], "IE-DUB-01", "ie",
+            receipts["earn"].transaction_id, False)
+        rows = {"adjust": _row(receipts["adjust"].transaction_id),
+                "reversal": _row(undo.transaction_id)}
+        assert (rows["adjust"]["reason"], rows["adjust"]["label"], rows["adjust"]["staff_id"],
+                rows["adjust"]["card_id"]) == ("Double scan", "Correction", staff_id, None)
+        assert (rows["reversal"]["reason"], rows["reversal"]["staff_id"],
+                rows["reversal"]["card_id"]) == ("Wrong card", staff_id, customer["card_id"])
+        assert assert_invariants()[customer["wallet_id"]] == 50 + 25 - 4 - 2 - 25
+
+
+def test_a_reversal_without_a_store_is_booked_where_the_original_was(app, customer):
+    with app.app_context():
+        bought = earn(customer["number"], 16000, store="IN-BLR-01", currency="INR")
+        undo = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                              staff_id=None)
+        assert (undo.store_code, undo.region, undo.coins) == ("IN-BLR-01", "in", 0 - bought.coins)
+        adjusted = _adjust(customer["wallet_id"], 3)
+        assert (adjusted.store_code, adjusted.region) == (None, "us")
+
+
+def test_the_reversal_check_sees_the_original_and_may_refuse(app, customer):
+    """``check`` (the rulebook's store check) sees the original entry inside the
+    transaction; what it raises goes to the caller and nothing is written."""
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        seen = []
+
+        def refuse(original):
+            seen.append((original["id"], original["kind"], original["coins"]))
+            raise errors.Conflict("Not here.")
+
+        with pytest.raises(errors.Conflict, match=says("Not here.")):
+            ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                           staff_id=None, check=refuse)
+        assert seen == [(bought.transaction_id, "earn", 10)]
+        assert ledger_count() == 1
+
+
+def test_the_reversal_window_can_be_given(app, customer, monkeypatch):
+    """A manager's window is passed in: longer than the default, it lets an older
+    transaction through; shorter, it refuses a younger one."""
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        default = app.config["REVERSAL_WINDOW"]
+        later = _stored_created_at(bought.transaction_id) + default + timedelta(seconds=5)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: later)
+        with pytest.raises(errors.Conflict, match=r"^This transaction is too old to reverse\.$"):
+            ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                           staff_id=None, window=default)
+        undone = ledger.reverse(transaction_id=bought.transaction_id, idempotency_key=_key(),
+                                staff_id=None, window=default + timedelta(seconds=10))
+        assert undone.coins == -10
+        again = earn(customer["number"], 1000)
+        soon = _stored_created_at(again.transaction_id) + timedelta(seconds=2)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: soon)
+        with pytest.raises(errors.Conflict, match=r"^This transaction is too old to reverse\.$"):
+            ledger.reverse(transaction_id=again.transaction_id, idempotency_key=_key(),
+                           staff_id=None, window=timedelta(seconds=1))
+
+
+def test_an_earn_names_what_is_wrong_exactly(app, customer):
+    with app.app_context():
+        for kwargs, expected in (
+                ({"currency": "EUR"}, {"currency": ["This store takes USD, not EUR."]}),
+                ({"store": "XX-NOPE-1"}, {"store": ["Unknown store."]})):
+            with pytest.raises(errors.ValidationFailed) as error:
+                earn(customer["number"], 1000, **kwargs)
+            assert error.value.errors == expected
+        assert ledger_count() == 0
+
+
+def test_the_tills_lookup_resolves_a_number_or_a_live_code(app, customer):
+    with app.app_context():
+        earn(customer["number"], 1200)
+        by_number = ledger.lookup(customer["number"])
+        assert (by_number.card_id, by_number.wallet_id, by_number.account_id,
+                by_number.number, by_number.balance, by_number.code_step) == (
+            customer["card_id"], customer["wallet_id"], customer["account"]["id"],
+            customer["number"], 12, None)
+        assert (by_number.display_name, by_number.account_name) == (
+            "Test Customer", "Test Customer")
+        live = ledger.lookup(codes.rotating_payload(customer["number"], customer["secret"]))
+        assert live.card_id == customer["card_id"]
+        assert live.code_step in (codes.current_step() - 1, codes.current_step())
+        with pytest.raises(errors.ValidationFailed) as error:
+            ledger.lookup(None)
+        assert error.value.errors == NOT_A_CARD
+
+
+def test_an_adjustment_can_be_reversed(app, customer):
+    with app.app_context():
+        given = _adjust(customer["wallet_id"], 5)
+        undo = ledger.reverse(transaction_id=given.transaction_id, idempotency_key=_key(),
+                              staff_id=None)
+        assert (undo.kind, undo.coins, undo.balance, undo.reverses_id) == (
+            "reversal", -5, 0, given.transaction_id)
+
+
+def test_stores_are_listed_in_code_order(app):
+    with app.app_context():
+        codes_listed = [store["code"] for store in ledger.stores()]
+        assert {"US-NYC-01", "US-SEA-01", "IE-DUB-01", "IN-BLR-01"} <= set(codes_listed)
+        assert codes_listed == sorted(codes_listed)  # they were created in another order
+
+
+def test_an_adjustments_key_and_hash_name_everything_it_does(app, customer):
+    """Sent again with the same key, an adjustment of another wallet, amount, reason or
+    label is refused; the stored hash is the one any release computes."""
+    with app.app_context():
+        other = new_customer(f"c{next(_emails)}@example.com")
+        key = _key()
+        first = ledger.adjust(wallet_id=customer["wallet_id"], coins=5, reason="Goodwill",
+                              label="Sorry", idempotency_key=key, staff_id=None,
+                              store_code=None, region="us")
+        fields = {"kind": "adjustment", "wallet": customer["wallet_id"], "coins": 5,
+                  "reason": "Goodwill", "label": "Sorry"}
+        assert _row(first.transaction_id)["request_hash"] == hashlib.sha256(
+            json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        for change in ({"wallet_id": other["wallet_id"]}, {"coins": 6},
+                       {"reason": "Other"}, {"label": "Other"}):
+            args = {"wallet_id": customer["wallet_id"], "coins": 5, "reason": "Goodwill",
+                    "label": "Sorry", **change}
+            with pytest.raises(errors.IdempotencyMismatch, match=says(KEY_REUSED)):
+                ledger.adjust(**args, idempotency_key=key, staff_id=None, store_code=None,
+                              region="us")
+        assert ledger_count() == 1
+
+
+def test_history_is_newest_first_limited_and_names_card_and_store(app, customer):
+    with app.app_context():
+        bought = earn(customer["number"], 1000)
+        spent = redeem(customer["number"], 2)
+        given = _adjust(customer["wallet_id"], 1)
+        items = ledger.history(customer["wallet_id"], limit=2)
+        assert [i["id"] for i in items] == [given.transaction_id, spent.transaction_id]
+        assert (items[0]["card_number"], items[0]["card_name"]) == (None, None)
+        assert (items[1]["card_number"], items[1]["card_name"], items[1]["store_code"]) == (
+            customer["number"], "Test Customer", "IE-DUB-01")
+        older = ledger.history(customer["wallet_id"], limit=2, before_id=spent.transaction_id)
+        assert [(i["id"], i["store_code"]) for i in older] == [
+            (bought.transaction_id, "US-NYC-01")]
+
+
+def test_a_blocked_card_books_nothing_and_says_why(app, customer):
+    with app.app_context():
+        db.write(lambda conn: conn.execute(update(cards_table).where(
+            cards_table.c.id == customer["card_id"]).values(blocked_at=utcnow())),
+            name="test.block")
+        with pytest.raises(errors.CardBlocked, match=says(
+                "This card is blocked (reported lost). Nothing was booked: the customer can "
+                "get a new card number from support.")):
+            earn(customer["number"], 1000)
+        assert ledger_count() == 0

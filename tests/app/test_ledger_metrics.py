@@ -109,3 +109,37 @@ def test_every_metric_the_operations_guide_names_is_produced():
     instruments, literals = _names_in_code()
     assert {"loyalty.ledger.replays", "loyalty.db.retries"} <= named & instruments
     assert named <= instruments | literals, named - instruments - literals
+
+
+def test_spending_reversing_and_expiring_count_the_coins_moved(app, reader):
+    """Coins moved are counted as a positive number whatever the direction; a replayed
+    redemption counts as a replay only; a movement booked outside the ledger's services
+    (an expiry) counts the same way."""
+    from tests.ledger_helpers import new_customer
+    from webapp.ledger import services as ledger
+
+    names = ("loyalty.ledger.replays", "loyalty.ledger.transactions", "loyalty.ledger.coins")
+
+    def totals(kind: str, region: str) -> dict[str, int]:
+        return {name: _total(reader, name, kind=kind, region=region) for name in names}
+
+    def moved(before: dict[str, int], after: dict[str, int]) -> tuple[int, ...]:
+        return tuple(after[name] - before[name] for name in names)
+
+    with app.app_context():
+        card = new_customer("metrics-redeem@example.com")["number"]
+        ledger.earn(card=card, store_code="IE-DUB-01", amount_minor=2000, currency="EUR",
+                    idempotency_key="metrics-redeem-earn", staff_id=None)
+        before = {kind: totals(kind, "ie") for kind in ("redeem", "reversal")}
+        for _ in range(2):
+            spent = ledger.redeem(card=card, store_code="IE-DUB-01", coins=6,
+                                  idempotency_key="metrics-redeem-1", staff_id=None,
+                                  confirmed=True)
+        ledger.reverse(transaction_id=spent.transaction_id,
+                       idempotency_key="metrics-redeem-undo", staff_id=None)
+        assert moved(before["redeem"], totals("redeem", "ie")) == (1, 1, 6)
+        assert moved(before["reversal"], totals("reversal", "ie")) == (0, 1, 6)
+
+        before = totals("expiry", "in")
+        ledger.count_movement("expiry", "in", -7)
+        assert moved(before, totals("expiry", "in")) == (0, 1, 7)

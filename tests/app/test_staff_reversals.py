@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
-from webapp.errors import AlreadyReversed, Forbidden, NotFound, NotYourTransaction
+from webapp.database.schema import accounts
+from webapp.errors import AlreadyReversed, Conflict, Forbidden, NotFound, NotYourTransaction
+from webapp.extensions import db
+from webapp.ledger import queries
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
 from webapp.staff import services as staff
@@ -127,3 +132,92 @@ def test_a_manager_reverses_their_own_stores_sales_and_no_other_stores(app, peop
                                key=uuid.uuid4().hex)
         assert (undone.store_code, undone.coins) == ("US-NYC-01", -10)
         assert assert_invariants()[people["card"]["wallet_id"]] == 0
+
+
+def test_a_till_key_from_before_scoping_replays_its_redemption(app, people):
+    """As for a reversal: a redemption stored under the till's old key and retried after
+    the upgrade finds its row, and is booked in the staff member's name."""
+    with app.app_context():
+        _sale(people, "sam", amount_minor=2000)
+        old_key = f"{staff.LEGACY_TILL_KEY_PREFIX}{uuid.uuid4().hex}"
+        first = ledger.redeem(card=people["card"]["number"], store_code="US-NYC-01", coins=5,
+                              idempotency_key=old_key, staff_id=people["sam"]["id"],
+                              confirmed=True)
+        again = staff.redeem(_principal(people["sam"]), card=people["card"]["number"],
+                             coins=5, key=old_key, confirmed=True)
+        assert (again.transaction_id, again.replayed) == (first.transaction_id, True)
+        assert ledger_count() == 2
+        assert assert_invariants()[people["card"]["wallet_id"]] == 15
+
+
+def test_a_barista_undoes_their_own_redemption(app, people):
+    """The redemption is booked in the barista's name, so it is theirs to undo."""
+    with app.app_context():
+        _sale(people, "sam", amount_minor=2000)
+        spent = staff.redeem(_principal(people["sam"]), card=people["card"]["number"],
+                             coins=5, key=uuid.uuid4().hex, confirmed=True)
+        undone = staff.reverse(_principal(people["sam"]), transaction_id=spent.transaction_id,
+                               key=uuid.uuid4().hex)
+        assert (undone.kind, undone.coins, undone.balance) == ("reversal", 5, 20)
+
+
+def test_an_admin_reverses_in_their_region_within_the_managers_window(app, people,
+                                                                       monkeypatch):
+    """An admin's reach is their region, and their window the manager's (longer than a
+    barista's): a sale two days old is theirs to reverse, one in another region not."""
+    with app.app_context():
+        db.write(lambda conn: conn.execute(update(accounts).where(
+            accounts.c.id == people["ada"]["id"]).values(admin_region="us")),
+            name="test.scope")
+        sale = _sale(people, "sam")
+        created = db.read(lambda conn: queries.entry_by_id(conn, sale.transaction_id),
+                          name="test.row", causal=True)["created_at"]
+        later = created + app.config["REVERSAL_WINDOW"] + timedelta(days=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: later)
+        undone = staff.reverse(_principal(people["ada"]), transaction_id=sale.transaction_id,
+                               key=uuid.uuid4().hex)
+        assert (undone.kind, undone.coins) == ("reversal", -10)
+        irish = ledger.earn(card=people["card"]["number"], store_code="IE-DUB-01",
+                            amount_minor=1000, currency="EUR", idempotency_key=uuid.uuid4().hex,
+                            staff_id=people["sam"]["id"])
+        with pytest.raises(NotYourTransaction, match=says(
+                "That transaction is outside your region.")):
+            staff.reverse(_principal(people["ada"]), transaction_id=irish.transaction_id,
+                          key=uuid.uuid4().hex)
+        assert ledger_count() == 3
+
+
+def test_a_managers_window_is_longer_than_a_baristas(app, people, monkeypatch):
+    """A sale older than the barista's window is still the store manager's to reverse,
+    until the manager's window closes too."""
+    with app.app_context():
+        manager = _principal(create_staff(email="mona@example.com", store_code="US-NYC-01",
+                                          name="Mona", password=PASSWORD, role="manager"))
+        old, older = _sale(people, "sam"), _sale(people, "sam")
+
+        def created(sale):
+            return db.read(lambda conn: queries.entry_by_id(conn, sale.transaction_id),
+                           name="test.row", causal=True)["created_at"]
+
+        day_late = created(old) + app.config["REVERSAL_WINDOW"] + timedelta(days=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: day_late)
+        assert staff.reverse(manager, transaction_id=old.transaction_id,
+                             key=uuid.uuid4().hex).coins == -10
+        too_late = created(older) + app.config["MANAGER_REVERSAL_WINDOW"] + timedelta(days=1)
+        monkeypatch.setattr("webapp.ledger.services.utcnow", lambda: too_late)
+        with pytest.raises(Conflict, match=says("This transaction is too old to reverse.")):
+            staff.reverse(manager, transaction_id=older.transaction_id, key=uuid.uuid4().hex)
+        assert ledger_count() == 3
+
+
+def test_a_reversals_reason_is_kept_on_its_ledger_row(app, people):
+    with app.app_context():
+        sales = [_sale(people, "sam"), _sale(people, "sam")]
+        with_reason = staff.reverse(_principal(people["sam"]),
+                                    transaction_id=sales[0].transaction_id,
+                                    key=uuid.uuid4().hex, reason="Wrong card")
+        blank = staff.reverse(_principal(people["sam"]), transaction_id=sales[1].transaction_id,
+                              key=uuid.uuid4().hex, reason="")
+        rows = [db.read(lambda conn, r=r: queries.entry_by_id(conn, r.transaction_id),
+                        name="test.row", causal=True) for r in (with_reason, blank)]
+        assert [row["reason"] for row in rows] == ["Wrong card", None]

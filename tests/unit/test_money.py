@@ -7,6 +7,7 @@ import pytest
 
 from tests.helpers import BAD_AMOUNTS, BAD_COINS
 from webapp.ledger.services import coins_for
+from webapp.money import AmountError, to_minor
 from webapp.till.forms import format_money, parse_amount, parse_coins
 
 
@@ -76,3 +77,17 @@ def test_limits_in_messages_come_from_the_constants(monkeypatch):
         ledger.earn(card="400000000002", store_code="X", currency="USD", amount_minor=251,
                     idempotency_key="k", staff_id=None)
     assert refused.value.errors["amount"] == ["Enter an amount above 0 and at most 2.50 USD."]
+
+
+@pytest.mark.parametrize(("text", "currency", "message", "reason"), [
+    ("12.50", "XYZ", "Unknown currency 'XYZ'.", "currency"),
+    ("12,50", "EUR", 'Write the amount as a decimal string such as "12.50".', "format"),
+    ("1e3", "USD", 'Write the amount as a decimal string such as "12.50".', "format"),
+    ("12.505", "USD", "USD amounts have at most 2 decimal places.", "decimals"),
+    ("12.5", "JPY", "JPY amounts have at most 0 decimal places.", "decimals"),
+])
+def test_each_refusal_says_why_and_names_its_reason(text, currency, message, reason):
+    """The API shows the message; pages word their own from ``reason``."""
+    with pytest.raises(AmountError) as error:
+        to_minor(text, currency)
+    assert (str(error.value), error.value.reason) == (message, reason)
