@@ -191,13 +191,6 @@ def insert_entry(conn: Connection, **values: Any) -> int:
     return conn.execute(_INSERT_ENTRY, values).inserted_primary_key[0]
 
 
-def code_already_used(conn: Connection, card_id: int, step: int) -> bool:
-    query = select(used_codes.c.step).where(
-        used_codes.c.card_id == card_id, used_codes.c.step == step
-    )
-    return conn.execute(query).first() is not None
-
-
 def mark_code_used(conn: Connection, card_id: int, step: int, entry_id: int,
                    now: datetime) -> None:
     conn.execute(
