@@ -76,7 +76,7 @@ def _patterns(locale: Locale) -> tuple[DateTimePattern, DateTimePattern]:
 
 def when(moment: datetime, timezone: str | None, locale=None) -> str:
     """"Jan 12, 3:00 PM IST" (en_US), "12 जन॰, 3:00 pm IST" (hi_IN)."""
-    locale = locale or get_locale()
+    locale = Locale.parse(locale or get_locale())  # a Locale, or its name
     there = local(moment, timezone)
     month_day, short_time = _patterns(locale)
     return f"{month_day.apply(there, locale)}, {short_time.apply(there, locale)} {there.tzname()}"
@@ -84,7 +84,7 @@ def when(moment: datetime, timezone: str | None, locale=None) -> str:
 
 def day(moment: datetime, timezone: str | None, locale=None) -> str:
     """"12 Jan" (en_IE, en_IN), "Jan 12" (en_US), "12 जन॰" (hi_IN)."""
-    locale = locale or get_locale()
+    locale = Locale.parse(locale or get_locale())
     return _patterns(locale)[0].apply(local(moment, timezone), locale)
 
 
