@@ -35,6 +35,16 @@ def _audit() -> list[dict]:
         causal=True)
 
 
+def _barista() -> dict:
+    return create_staff(email="sam@example.com", store_code=HOME, name="Sam",
+                        password=PASSWORD)
+
+
+def _manager() -> dict:
+    return create_staff(email="meg@example.com", store_code=HOME, name="Meg",
+                        password=PASSWORD, role="manager")
+
+
 def _shape(row: dict) -> tuple:
     return (row["actor_id"], row["actor_role"], row["action"], row["region"],
             row["store_id"], row["subject_id"], row["target"],
@@ -43,10 +53,7 @@ def _shape(row: dict) -> tuple:
 
 def test_each_booking_is_audited_once_with_what_it_did(app):
     with app.app_context():
-        sam = create_staff(email="sam@example.com", store_code=HOME, name="Sam",
-                           password=PASSWORD)
-        meg = create_staff(email="meg@example.com", store_code=HOME, name="Meg",
-                           password=PASSWORD, role="manager")
+        sam, meg = _barista(), _manager()
         cleo = new_customer("cleo@example.com", name="Cleo Customer")
         owner = cleo["account"]["id"]
         store_id = db.read(lambda conn: store_by_code(conn, HOME)["id"], name="test.store")
@@ -83,8 +90,7 @@ def test_each_booking_is_audited_once_with_what_it_did(app):
 
 def test_a_booking_on_ones_own_wallet_is_refused_and_audited(app):
     with app.app_context():
-        sam = create_staff(email="sam@example.com", store_code=HOME, name="Sam",
-                           password=PASSWORD)
+        sam = _barista()
         store_id = db.read(lambda conn: store_by_code(conn, HOME)["id"], name="test.store")
         own = db.read(lambda conn: active_cards(conn, sam["id"])[0]["number"], name="test.card")
         refusal = ("This card is on your own wallet (yours or your family's): "
@@ -100,10 +106,7 @@ def test_a_booking_on_ones_own_wallet_is_refused_and_audited(app):
 
 def test_a_redemption_or_reversal_on_ones_own_wallet_is_audited_as_such(app):
     with app.app_context():
-        sam = create_staff(email="sam@example.com", store_code=HOME, name="Sam",
-                           password=PASSWORD)
-        meg = create_staff(email="meg@example.com", store_code=HOME, name="Meg",
-                           password=PASSWORD, role="manager")
+        sam, meg = _barista(), _manager()
         def card_of(account):
             return db.read(lambda conn: active_cards(conn, account["id"])[0]["number"],
                            name="test.card")
@@ -126,8 +129,7 @@ def test_a_redemption_or_reversal_on_ones_own_wallet_is_audited_as_such(app):
 @pytest.mark.parametrize("which", ["unknown", "inactive", "other-region"])
 def test_a_reward_not_offered_at_the_store_is_refused(app, which):
     with app.app_context():
-        sam = create_staff(email="sam@example.com", store_code=HOME, name="Sam",
-                           password=PASSWORD)
+        sam = _barista()
         cleo = new_customer("cleo@example.com", name="Cleo Customer")
         staff.earn(_principal(sam), card=cleo["number"], amount_minor=5000, currency="USD",
                    key=uuid.uuid4().hex)
