@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from webapp.i18n.formatting import zone
+from webapp.i18n.formatting import local, zone
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,11 @@ def utc_of_local_midnight(name: str | None, day: date) -> datetime:
 
 
 def local_today(name: str | None, now_utc: datetime) -> date:
-    return now_utc.replace(tzinfo=UTC).astimezone(zone(name)).date()
+    return local(now_utc, name).date()
 
 
 def _offset(name: str | None, moment: datetime) -> int:
-    return int(moment.replace(tzinfo=UTC).astimezone(zone(name)).utcoffset().total_seconds())
+    return int(local(moment, name).utcoffset().total_seconds())
 
 
 def _change_after(name: str | None, low: datetime, high: datetime) -> datetime:
