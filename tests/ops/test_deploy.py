@@ -491,6 +491,7 @@ class LiveStack:
     http_port: int
     cafile: Path
     access_log: Path  # gunicorn's
+    env: dict[str, str]  # the app's: flask commands against its database
 
 
 def _site_conf(upstream_port: int, https_port: int, http_port: int, certs: Path, scratch: Path):
@@ -515,7 +516,9 @@ def _site_conf(upstream_port: int, https_port: int, http_port: int, certs: Path,
     return site
 
 
-def _start_upstream(scratch: Path, port: int) -> tuple[subprocess.Popen, Path, Path]:
+def _start_upstream(
+    scratch: Path, port: int
+) -> tuple[subprocess.Popen, Path, Path, dict[str, str]]:
     """The real app (deploy/gunicorn.conf.py's ``webapp:create_app()``) on a migrated
     SQLite database. No stand-in: if the factory moved or the app cannot boot, gunicorn
     exits and the fixture fails with its log."""
@@ -540,7 +543,7 @@ def _start_upstream(scratch: Path, port: int) -> tuple[subprocess.Popen, Path, P
     command = [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py"]
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    return process, log, access_log
+    return process, log, access_log, env
 
 
 @pytest.fixture(scope="module")
@@ -595,7 +598,7 @@ def live_stack(deploy_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     checked = _run([*nginx_args, "-t"])
     assert checked.returncode == 0, checked.stderr
 
-    upstream, upstream_log, access_log = _start_upstream(scratch, upstream_port)
+    upstream, upstream_log, access_log, env = _start_upstream(scratch, upstream_port)
     nginx_log = scratch / "nginx.out"
     try:
         _wait_for_port(upstream_port, upstream, upstream_log)
@@ -608,6 +611,7 @@ def live_stack(deploy_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 http_port=http_port,
                 cafile=certs / "fullchain.pem",
                 access_log=access_log,
+                env=env,
             )
         finally:
             _stop(server)
@@ -628,8 +632,9 @@ def _handshake(stack: LiveStack, context: ssl.SSLContext) -> tuple[str | None, s
         return tls.version(), tls.selected_alpn_protocol(), cipher[0] if cipher else ""
 
 
-def _get(
-    stack: LiveStack, path: str, *, https: bool = True, headers: dict | None = None
+def _request(
+    stack: LiveStack, path: str, *, https: bool = True, headers: dict | None = None,
+    method: str = "GET", body: bytes | None = None,
 ) -> tuple[int, http.client.HTTPMessage, bytes]:
     if https:
         conn = http.client.HTTPSConnection(
@@ -638,7 +643,7 @@ def _get(
     else:
         conn = http.client.HTTPConnection("127.0.0.1", stack.http_port, timeout=10)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         return response.status, response.headers, response.read()
     finally:
@@ -669,7 +674,7 @@ def test_tls12_accepts_forward_secret_aead_and_refuses_cbc(live_stack: LiveStack
 
 
 def test_https_proxies_to_the_app_with_one_hsts_header(live_stack: LiveStack) -> None:
-    status, headers, body = _get(live_stack, "/healthz")
+    status, headers, body = _request(live_stack, "/healthz")
     assert status == 200
     assert isinstance(json.loads(body), dict)
     hsts = headers.get_all("Strict-Transport-Security")
@@ -679,7 +684,7 @@ def test_https_proxies_to_the_app_with_one_hsts_header(live_stack: LiveStack) ->
 
 
 def test_plain_http_redirects_to_https(live_stack: LiveStack) -> None:
-    status, headers, _ = _get(live_stack, "/card?from=test", https=False)
+    status, headers, _ = _request(live_stack, "/card?from=test", https=False)
     assert status == 301
     assert headers["Location"] == "https://127.0.0.1/card?from=test"
 
@@ -688,7 +693,7 @@ def test_static_files_are_gzipped_and_cached_for_a_year(live_stack: LiveStack) -
     css = sorted((ROOT / "static").rglob("*.css"))
     assert css, "static/ has no stylesheet to fetch"
     path = "/" + css[0].relative_to(ROOT).as_posix()
-    status, headers, body = _get(live_stack, path, headers={"Accept-Encoding": "gzip"})
+    status, headers, body = _request(live_stack, path, headers={"Accept-Encoding": "gzip"})
     assert status == 200
     assert headers["Content-Encoding"] == "gzip"
     assert len(body) < css[0].stat().st_size
@@ -700,7 +705,7 @@ def test_static_files_are_gzipped_and_cached_for_a_year(live_stack: LiveStack) -
 def test_json_from_the_app_is_gzipped(live_stack: LiveStack) -> None:
     # The OpenAPI document: JSON the app itself leaves uncompressed (its
     # COMPRESS_MIMETYPES), large enough for nginx's gzip_min_length.
-    status, headers, body = _get(live_stack, "/api/v1/openapi.json",
+    status, headers, body = _request(live_stack, "/api/v1/openapi.json",
                                  headers={"Accept-Encoding": "gzip"})
     assert status == 200
     assert headers["Content-Type"].startswith("application/json")
@@ -710,15 +715,40 @@ def test_json_from_the_app_is_gzipped(live_stack: LiveStack) -> None:
     assert document["openapi"] == "3.1.0"
     assert len(body) < len(json.dumps(document))
     # And the readiness answer the ALB reads is the app's, and ready (not a 503).
-    status, headers, body = _get(live_stack, "/readyz")
+    status, headers, body = _request(live_stack, "/readyz")
     assert status == 200, body
     assert headers["Content-Type"].startswith("application/json")
     assert isinstance(json.loads(body), dict)
 
 
+def _flask(stack: LiveStack, *args: str) -> None:
+    done = _run([sys.executable, "-m", "flask", "--app", "webapp", *args], cwd=ROOT, env=stack.env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_token_answers_are_not_compressed(live_stack: LiveStack) -> None:
+    # BREACH: a compressed answer that carries a secret next to input the client chose
+    # leaks the secret through its length. The app leaves JSON uncompressed for that
+    # reason; nginx must not compress what the app left alone on the token routes.
+    _flask(live_stack, "stores", "create", "IE-DUB-77", "--name", "Breach test",
+           "--region", "ie", "--currency", "EUR", "--minor-per-coin", "100")
+    _flask(live_stack, "staff", "create", "breach@example.com", "--store", "IE-DUB-77",
+           "--password", "a long test password 77")
+    body = json.dumps({"email": "breach@example.com", "password": "a long test password 77"})
+    status, headers, answer = _request(
+        live_stack, "/api/v1/auth/token", method="POST", body=body.encode(),
+        headers={"Accept-Encoding": "gzip", "Content-Type": "application/json"})
+    assert status == 200, answer
+    assert "Content-Encoding" not in headers
+    tokens = json.loads(answer)
+    assert tokens["access_token"]
+    assert tokens["refresh_token"]
+    assert len(answer) > 256  # long enough that gzip_min_length would not spare it
+
+
 def test_app_sees_nginx_forwarded_headers_not_the_clients(live_stack: LiveStack) -> None:
     forged = "203.0.113.9"
-    status, _, _ = _get(live_stack, "/healthz?probe=xff", headers={"X-Forwarded-For": forged})
+    status, _, _ = _request(live_stack, "/healthz?probe=xff", headers={"X-Forwarded-For": forged})
     assert status == 200
     deadline = time.monotonic() + 5
     line = ""
@@ -738,7 +768,7 @@ def test_app_sees_nginx_forwarded_headers_not_the_clients(live_stack: LiveStack)
 def test_live_upstream_is_the_real_app(live_stack: LiveStack) -> None:
     """The TLS tests above ran against gunicorn serving the app: a page only the app
     renders, with the app's own headers, came through nginx."""
-    status, headers, body = _get(live_stack, "/login")  # no Accept-Encoding: plain
+    status, headers, body = _request(live_stack, "/login")  # no Accept-Encoding: plain
     assert status == 200
     assert 'name="csrf_token"' in body.decode()
     assert "default-src" in headers["Content-Security-Policy"]
