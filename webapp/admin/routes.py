@@ -64,7 +64,8 @@ def _page(template: str, status: int = 200, *, partial: str = "main", **context:
     context, so a fragment and its page cannot disagree)."""
     actor = console.console_actor(current_principal())
     context.setdefault("done", request.args.get("done"))
-    return render_page(template, partial=partial, actor=actor, roles=ROLE_NAMES,
+    return render_page(template, partial=partial, actor=actor, can=console.powers(actor),
+                       roles=ROLE_NAMES,
                        new_key=secrets.token_urlsafe(16), **context), status
 
 

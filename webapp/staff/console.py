@@ -19,6 +19,7 @@ record read causally at this request) and checks the actor's scope:
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,30 @@ STALE = "This was changed by someone else since you opened it. Reload and edit a
 STORE_FIELDS = ("name", "region", "currency", "minor_per_coin", "timezone", "active",
                 "max_purchase_minor", "coins_per_hour")
 PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class Powers:
+    """What the console lets an actor do beyond seeing their scope. The pages show their
+    controls by these fields, and the functions below refuse by the same ones, so a page
+    never offers what the service would refuse."""
+
+    grants: tuple[str, ...]  # the roles this actor may give a new staff member
+    reassigns_staff: bool  # change a barista's or manager's role and store
+    names_admins: bool  # create admins, regional or global
+    edits_stores: bool  # create and edit stores (in the actor's region)
+    runs_catalogue: bool  # the rewards catalogue
+
+
+def powers(actor: Actor) -> Powers:
+    return Powers(
+        grants=(BARISTA,) + ((MANAGER,) if actor.is_admin else ())
+        + ((ADMIN,) if actor.is_global else ()),
+        reassigns_staff=actor.is_admin,
+        names_admins=actor.is_global,
+        edits_stores=actor.is_admin,
+        runs_catalogue=actor.is_admin,
+    )
 
 
 def _forbid(message: str = "You can't do that with your role.") -> None:
@@ -194,7 +219,8 @@ def _with_active(clean: dict[str, Any], values: dict[str, Any],
 def create_store(principal: Principal | None, values: dict[str, Any]) -> dict[str, Any]:
     actor = current_actor(principal)
     clean = _clean_store(values, creating=True)
-    require(actor.covers_region(clean["region"]), "You can create stores only in your region.")
+    require(powers(actor).edits_stores and actor.covers_region(clean["region"]),
+            "You can create stores only in your region.")
     # Like the stores `flask stores create` makes: the region's money format (the column's
     # default, en_US, would show a Delhi store's rupees the American way); the time zone
     # is the form's or the region's (_clean_store).
@@ -230,7 +256,7 @@ def update_store(principal: Principal | None, store_id: int, version: int,
         before = _store(conn, store_id)
         if before is None:
             raise NotFound("No such store.")
-        require(actor.is_admin and actor.covers_store(before)
+        require(powers(actor).edits_stores and actor.covers_store(before)
                 and actor.covers_region(clean["region"]), "That store is outside your scope.")
         if before["version"] != version:
             if (after_unknown_commit(conn) and before["version"] == version + 1
@@ -316,8 +342,8 @@ def create_staff(principal: Principal | None, *, email: str, name: str, role: st
     if errors:
         raise ValidationFailed(errors)
     member = {"role": role}
-    require(_staff_in_scope(actor, member, dict(store) if store else None)
-            if role != ADMIN else actor.is_global,
+    require(role in powers(actor).grants
+            and (role == ADMIN or _staff_in_scope(actor, member, dict(store) if store else None)),
             "You can't create that staff member.")
     password = _temporary_password()
     region = store["region"] if store else (admin_region or "us")
@@ -362,14 +388,14 @@ def update_staff(principal: Principal | None, account_id: int, *, role: str | No
         require(_staff_in_scope(actor, member, store), "That staff member is outside your scope.")
         values: dict[str, Any] = {}
         if role is not None and role != member["role"]:
-            require(actor.is_admin, "Only an admin changes roles.")
+            require(powers(actor).reassigns_staff, "Only an admin changes roles.")
             values["role"] = role
         if store_code is not None and (store is None or store_code != store["code"]):
             new_store = conn.execute(select(stores).where(stores.c.code == store_code)
                                      ).mappings().first()
             if new_store is None:
                 raise ValidationFailed({"store": ["Unknown store."]})
-            require(actor.is_admin and actor.covers_region(new_store["region"]),
+            require(powers(actor).reassigns_staff and actor.covers_region(new_store["region"]),
                     "That store is outside your scope.")
             values["store_id"] = new_store["id"]
         if disabled is not None and (member["disabled_at"] is not None) != disabled:
@@ -415,7 +441,7 @@ def list_rewards(principal: Principal | None) -> list[dict[str, Any]]:
     from .catalogue import region_rewards
 
     actor = current_actor(principal)
-    require(actor.is_admin, "The rewards catalogue is for admins.")
+    require(powers(actor).runs_catalogue, "The rewards catalogue is for admins.")
     return db.read(lambda conn: region_rewards(conn, actor.admin_region, active_only=False),
                    name="console.rewards")
 
@@ -425,7 +451,7 @@ def get_reward(principal: Principal | None, reward_id: int) -> dict[str, Any]:
     from .catalogue import reward_by_id
 
     actor = current_actor(principal)
-    require(actor.is_admin, "The rewards catalogue is for admins.")
+    require(powers(actor).runs_catalogue, "The rewards catalogue is for admins.")
     reward = db.read(lambda conn: reward_by_id(conn, reward_id), name="console.reward",
                      causal=True)
     if reward is None:
@@ -463,7 +489,8 @@ def save_reward(principal: Principal | None, values: dict[str, Any],
 
     actor = current_actor(principal)
     clean = _clean_reward(values)
-    require(actor.covers_region(clean["region"]), "That region is outside your scope.")
+    require(powers(actor).runs_catalogue and actor.covers_region(clean["region"]),
+            "That region is outside your scope.")
 
     def save(conn: Connection) -> dict[str, Any]:
         if reward_id is None:
