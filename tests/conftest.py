@@ -109,12 +109,16 @@ def reset_tables(owner_engine) -> None:
                 conn.execute(delete(table))
 
 
-@pytest.fixture
-def cheap_password_hashing(monkeypatch):
-    """argon2id at full cost is the auth tests' subject; in tests about coins, cards and
-    the till it cost 0.45 s of CPU per account, most of their run."""
-    monkeypatch.setattr("webapp.auth.services.hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request, monkeypatch):
+    """argon2id at full cost (64 MiB, three passes) is the subject of the tests marked
+    ``full_password_cost`` (the hashes, the sign-in answers and their timings); anywhere
+    else it cost 0.45-0.75 s of CPU per registration or sign-in, most of an app test's
+    time and thousands of times over in the page fuzz. Still argon2id, only cheaper.
+    Processes the tests start (gunicorn, the e2e server) hash at full cost."""
+    if request.node.get_closest_marker("full_password_cost") is None:
+        monkeypatch.setattr("webapp.auth.services.hasher",
+                            PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
 from tests.helpers import PASSWORD, AuthActions, csrf_token
@@ -26,11 +25,6 @@ ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, 
            "Chrome/131.0.0.0 Mobile Safari/537.36")
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr("webapp.auth.services.hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 def _device(app, user_agent: str):

@@ -11,7 +11,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
 from tests.helpers import PASSWORD, AuthActions, csrf_token
@@ -24,12 +23,6 @@ from webapp.extensions import db
 NEW_PASSWORD = "a-brand-new-password"
 BASE = "https://loyalty.test"
 
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """argon2id at full cost is the auth tests' subject; here it would be most of the run."""
-    monkeypatch.setattr("webapp.auth.services.hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

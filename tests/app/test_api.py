@@ -16,7 +16,6 @@ from datetime import timedelta
 
 import jwt
 import pytest
-from argon2 import PasswordHasher
 
 from tests.helpers import PASSWORD
 from tests.ledger_helpers import assert_invariants, ledger_count
@@ -97,12 +96,6 @@ class Api:
         return {**body, "account": me["account"], "card": me["cards"][0],
                 "api": self.as_(body["access_token"])}
 
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """argon2id at full cost is the auth tests' subject; here it would be most of the run."""
-    monkeypatch.setattr("webapp.auth.services.hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

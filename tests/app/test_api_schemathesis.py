@@ -23,7 +23,6 @@ from collections import Counter, defaultdict
 
 import pytest
 import schemathesis
-from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
@@ -129,11 +128,9 @@ class World:
 
 
 @pytest.fixture
-def contract_app(app, monkeypatch):
+def contract_app(app):
     """The ``app`` fixture (SQLite or the Galera lab) with a barista at the Dublin store
     and a customer with a family member and coins."""
-    monkeypatch.setattr("webapp.auth.services.hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     with app.app_context():
         create_staff(email="barista@example.com", store_code="IE-DUB-01", name="Aoife",
                      password=PASSWORD)

@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from db.seed import seed_stores
@@ -17,6 +18,9 @@ from webapp.commands import upgrade_schema
 from webapp.config import REGIONS
 from webapp.database.schema import accounts, cards, refresh_tokens, wallets
 from webapp.extensions import db
+
+# The production argon2id cost is this file's subject (other tests hash cheaply).
+pytestmark = pytest.mark.full_password_cost
 
 GENERIC_LOGIN_ERROR = "Email or password is incorrect."
 
@@ -52,6 +56,8 @@ def test_register_creates_account_wallet_and_holder_card(app, client, auth, regi
     assert account["home_region"] == region
     assert account["role"] == "customer"
     assert account["password_hash"].startswith("$argon2id$")
+    # The library's recommended cost, not less (a cheaper hash would need a rehash).
+    assert not PasswordHasher().check_needs_rehash(account["password_hash"])
     assert PASSWORD not in account["password_hash"]
     [wallet] = _rows(app, wallets)
     assert (wallet["account_id"], wallet["balance"]) == (account["id"], 0)

@@ -19,8 +19,6 @@ from webapp.database.schema import accounts, wallets
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
 
 def _card_svg(html: str) -> str:
     match = re.search(r'<div class="qr qr-static"[^>]*>\s*(<svg.*?</svg>)', html, re.S)

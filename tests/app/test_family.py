@@ -16,8 +16,6 @@ from webapp.errors import NotFound
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
 HTMX = {"HX-Request": "true", "HX-Target": "family", "HX-Current-URL": "http://localhost/family"}
 
 

@@ -31,8 +31,6 @@ from webapp.ledger import queries
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
 _emails = itertools.count()
 
 

@@ -7,7 +7,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
 from tests.helpers import AuthActions, csrf_token
@@ -20,9 +19,7 @@ ORIGIN = "https://loyalty.test"
 
 
 @pytest.fixture(autouse=True)
-def _setup(app, monkeypatch):
-    monkeypatch.setattr("webapp.auth.services.hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+def _setup(app):
     app.config["PUBLIC_BASE_URL"] = ORIGIN
 
 

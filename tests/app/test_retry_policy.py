@@ -9,7 +9,6 @@ lost connection raises (the Galera drills in ``test_ackloss.py`` lose it on the 
 from __future__ import annotations
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from db.seed import seed_stores
@@ -53,12 +52,6 @@ def make_app(tmp_path):
     for app in made:
         router(app).dispose()
 
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(
-        "webapp.auth.services.hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
 
 
 def router(app) -> ClusterRouter:

@@ -16,8 +16,6 @@ from webapp.card import codes
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
 # The card page and its refresh: one statement (cards, balance, history, rewards and the
 # device's session check) and its COMMIT. Was 7: the session check's own transaction
 # (2), the page (2), the rewards (3).

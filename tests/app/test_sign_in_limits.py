@@ -28,7 +28,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from argon2 import PasswordHasher
 
 from db.seed import seed_stores
 from labs.redis_server import RedisServer, free_port
@@ -50,13 +49,6 @@ def redis_server(tmp_path):
     server = RedisServer(free_port(), tmp_path / "redis").start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def cheap_hashes(monkeypatch):
-    # Hundreds of argon2 verifications at production cost would be most of the run.
-    monkeypatch.setattr(services, "hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 class FakeClock:
@@ -110,7 +102,7 @@ def _problem_type(response) -> str:
     return response.get_json()["type"].rsplit("/", 1)[-1]
 
 
-def test_the_page_and_the_api_share_one_sign_in_bucket(tmp_path, redis_server, cheap_hashes):
+def test_the_page_and_the_api_share_one_sign_in_bucket(tmp_path, redis_server):
     app = _app(tmp_path, redis_server.url, "4 per minute")
     try:
         me = SignIn(app, "198.51.100.7")
@@ -137,7 +129,7 @@ def test_the_page_and_the_api_share_one_sign_in_bucket(tmp_path, redis_server, c
 
 
 def test_failures_lock_the_account_from_that_address_with_a_growing_bounded_wait(
-        tmp_path, redis_server, cheap_hashes, clock):
+        tmp_path, redis_server, clock):
     app = _app(tmp_path, redis_server.url, "1000 per minute")
     try:
         attacker, user = SignIn(app, "198.51.100.66"), SignIn(app, "203.0.113.5")
@@ -180,7 +172,7 @@ def test_failures_lock_the_account_from_that_address_with_a_growing_bounded_wait
         db.dispose()
 
 
-def test_sign_in_answers_when_the_limiter_store_is_down(tmp_path, redis_server, cheap_hashes):
+def test_sign_in_answers_when_the_limiter_store_is_down(tmp_path, redis_server):
     app = _app(tmp_path, redis_server.url, "6 per minute")
     redis_server.kill()
     try:
@@ -201,7 +193,7 @@ def test_sign_in_answers_when_the_limiter_store_is_down(tmp_path, redis_server, 
         db.dispose()
 
 
-def test_sign_in_answers_when_the_limiter_store_hangs(tmp_path, redis_server, cheap_hashes):
+def test_sign_in_answers_when_the_limiter_store_hangs(tmp_path, redis_server):
     """A store that accepts connections but never answers: the half-second socket
     timeouts (RATELIMIT_STORAGE_OPTIONS) turn it into "down", not into a hung sign-in."""
     app = _app(tmp_path, redis_server.url, "1000 per minute")

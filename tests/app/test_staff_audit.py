@@ -21,7 +21,6 @@ from webapp.ledger.queries import store_by_code
 from webapp.staff import create_staff
 from webapp.staff import services as staff
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 HOME = "US-NYC-01"
 
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 
 from tests.helpers import PASSWORD, AuthActions, csrf_token
 from tests.ledger_helpers import assert_invariants, ledger_count, lost_commit_answer, new_customer
@@ -47,11 +46,6 @@ HX = {"HX-Request": "true", "HX-Target": "till-result"}
 _customers = itertools.count()
 OMIT = object()  # a form field not sent at all
 
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr("webapp.auth.services.hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @dataclass

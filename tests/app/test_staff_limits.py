@@ -33,7 +33,6 @@ from webapp.extensions import db
 from webapp.staff import create_staff, home_store
 from webapp.staff import services as staff
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 HOME = "US-NYC-01"  # USD, 1.00 a coin
 
 

@@ -21,7 +21,6 @@ from webapp.ledger import services as ledger
 from webapp.staff import create_staff
 from webapp.staff import services as staff
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 PASSWORD = "correct-horse-battery"
 
 

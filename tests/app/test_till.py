@@ -20,8 +20,6 @@ from webapp.extensions import db
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
 STAFF_EMAIL = "sam.till@example.com"
 HX = {"HX-Request": "true", "HX-Target": "till-result"}
 

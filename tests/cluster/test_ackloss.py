@@ -28,7 +28,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from db.seed import seed_stores
@@ -66,12 +65,6 @@ def proxies(galera_lab):
     for proxy in started.values():
         proxy.stop()
 
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(
-        "webapp.auth.services.hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
 
 
 class Stack:
