@@ -115,7 +115,7 @@ def cheap_password_hashing(request, monkeypatch):
     ``full_password_cost`` (the hashes, the sign-in answers and their timings); anywhere
     else it cost 0.45-0.75 s of CPU per registration or sign-in, most of an app test's
     time and thousands of times over in the page fuzz. Still argon2id, only cheaper.
-    Processes the tests start (gunicorn, the e2e server) hash at full cost."""
+    The e2e tests and the gunicorn processes tests start hash at full cost."""
     if request.node.get_closest_marker("full_password_cost") is None:
         monkeypatch.setattr("webapp.auth.services.hasher",
                             PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
