@@ -52,7 +52,7 @@ def restart_apps(lab: RegionLab, env: dict[str, str]) -> None:
     for region in REGIONS:
         lab.kill_app(region)
         lab.start_app(region)
-    lab.wait_front_healthy()
+    lab.heal()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     lab = RegionLab()
     lab.start()
     try:
+        lab.heal()  # every node and app up and healthy, as the region tests start
         report["rtts"] = lab.wan.status()["rtts"]
         card = checks.new_customer(lab, "us", "wan")["card"]
         for name, env in runs:
