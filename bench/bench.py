@@ -127,11 +127,17 @@ class RawCommits:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        import pymysql
+
         from labs.galera import APP_DATABASE
 
-        with self.setup.cursor() as cur:
+        with contextlib.suppress(pymysql.MySQLError):
+            self.setup.close()
+        # A new connection: the fault phase may have killed this node since (--fault-node us).
+        setup = self.lab.admin_connect(self.node)
+        with setup.cursor() as cur:
             cur.execute(f"DROP TABLE {APP_DATABASE}.bench_commits")
-        self.setup.close()
+        setup.close()
 
     def run(self, *, seconds: float, threads: int) -> dict[str, Any]:
         counts = [0] * threads
