@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from labs import stack
+from webapp.config import REGIONS
 
 ROOT = stack.ROOT
 REPORTS = ROOT / "reports" / "bench"
@@ -126,11 +127,17 @@ class RawCommits:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        import pymysql
+
         from labs.galera import APP_DATABASE
 
-        with self.setup.cursor() as cur:
+        with contextlib.suppress(pymysql.MySQLError):
+            self.setup.close()
+        # A new connection: the fault phase may have killed this node since (--fault-node us).
+        setup = self.lab.admin_connect(self.node)
+        with setup.cursor() as cur:
             cur.execute(f"DROP TABLE {APP_DATABASE}.bench_commits")
-        self.setup.close()
+        setup.close()
 
     def run(self, *, seconds: float, threads: int) -> dict[str, Any]:
         counts = [0] * threads
@@ -347,8 +354,12 @@ def _check_card_page(url: str, cookie: str) -> None:
 
 
 def bench_fault(lab: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Card page and earns on the US app, with and without the Irish node being killed."""
+    """Card page and earns on the US app, with and without a node being killed (the
+    Irish one, or with ``--fault-node us`` the app's own preferred node), in
+    ``--fault-rounds`` alternating pairs: no fault, fault, no fault, fault..."""
     env = stack.production_env("us", stack.database_env(lab, "us", args.db))
+    node = REGIONS.index(args.fault_node)
+    phase = f"{args.fault_node}_killed"
     results: dict[str, Any] = {}
     with stack.running([_app("app-us-fault", args.port, env)]) as (app,):
         cookie = stack.page_cookie(app.url, "demo@example.com")
@@ -371,25 +382,31 @@ def bench_fault(lab: Any, args: argparse.Namespace) -> dict[str, Any]:
                 worker.start()
             return out, workers
 
-        out, workers = both()
-        for worker in workers:
-            worker.join()
-        results["no_fault"] = out
-        out, workers = both()
-        time.sleep(seconds / 4)
-        killed_at = time.monotonic()
-        lab.kill(1)
-        time.sleep(seconds / 3)
-        restart_started = time.monotonic()
-        lab.restart(1)
-        rejoined = time.monotonic()
-        for worker in workers:
-            worker.join()
-        _check_card_page(app.url, cookie)
-        out["timeline"] = {"kill_at_s": round(seconds / 4, 1),
-                           "down_s": round(restart_started - killed_at, 1),
-                           "restart_took_s": round(rejoined - restart_started, 1)}
-        results["ie_killed"] = out
+        rounds = []
+        for index in range(args.fault_rounds):
+            suffix = f"_{index + 1}" if index else ""
+            out, workers = both()
+            for worker in workers:
+                worker.join()
+            results["no_fault" + suffix] = out
+            out, workers = both()
+            time.sleep(seconds / 4)
+            killed_at = time.monotonic()
+            lab.kill(node)
+            time.sleep(seconds / 3)
+            restart_started = time.monotonic()
+            lab.restart(node)
+            rejoined = time.monotonic()
+            for worker in workers:
+                worker.join()
+            _check_card_page(app.url, cookie)
+            out["timeline"] = {"kill_at_s": round(seconds / 4, 1),
+                               "down_s": round(restart_started - killed_at, 1),
+                               "restart_took_s": round(rejoined - restart_started, 1)}
+            results[phase + suffix] = out
+            rounds.append(out["card"]["p99_ms"] / results["no_fault" + suffix]["card"]["p99_ms"])
+        results["card_p99_ratio"] = {"median": statistics.median(rounds), "min": min(rounds),
+                                     "max": max(rounds), "rounds": rounds}
     return results
 
 
@@ -434,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--earn-connections", type=int, default=16)
     parser.add_argument("--fault-seconds", type=float, default=24)
+    parser.add_argument("--fault-rounds", type=int, default=1,
+                        help="alternating pairs of runs without and with the kill")
+    parser.add_argument("--fault-node", choices=REGIONS, default="ie",
+                        help="the node killed: ie, or us (the app's preferred node)")
     parser.add_argument("--db", choices=("auto", "cluster", "single"), default="auto")
     parser.add_argument("--worker-classes", default="gthread",
                         help="comma-separated gunicorn worker classes to compare")
@@ -503,7 +524,7 @@ def wrk_clean(report: dict[str, Any]) -> bool:
     def walk(node: Any, path: str) -> bool:
         if isinstance(node, dict):
             if "ok" in node and "rps" in node and not node["ok"]:
-                return "ie_killed" in path and "earn" in path
+                return "_killed" in path and "earn" in path
             return all(walk(v, f"{path}/{k}") for k, v in node.items())
         if isinstance(node, list):
             return all(walk(v, path) for v in node)
@@ -553,18 +574,23 @@ def table(report: dict[str, Any]) -> str:
         add("ledger.earn (service layer), 1 thread", earn["runs"]["service_1"],
             ratio(earn, "service_1", "raw_1"), "raw")
     for phase, data in report.get("fault", {}).items():
+        if phase == "card_p99_ratio":
+            continue
         add(f"GET /card, {phase}", data.get("card"))
         add(f"POST earn, {phase}", data.get("earn"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     fault = report.get("fault", {})
-    timeline = fault.get("ie_killed", {}).get("timeline")
+    node = report["settings"].get("fault_node", "ie")
+    timeline = fault.get(f"{node}_killed", {}).get("timeline")
     if timeline:
-        lines.append(f"(node ie SIGKILLed {timeline['kill_at_s']} s into the run, down "
-                     f"{timeline['down_s']} s, rejoin took {timeline['restart_took_s']} s)")
-        base, hit = fault["no_fault"]["card"]["p99_ms"], fault["ie_killed"]["card"]["p99_ms"]
-        lines.append(f"card p99 while a node dies: {hit / base:.2f}x its p99 without the fault")
+        lines.append(f"(node {node} SIGKILLed {timeline['kill_at_s']} s into each faulty run, "
+                     f"down {timeline['down_s']} s, rejoin took {timeline['restart_took_s']} s)")
+        ratios = fault["card_p99_ratio"]
+        lines.append(f"card p99 while a node dies: {ratios['median']:.2f}x its p99 without "
+                     f"the fault (median of {len(ratios['rounds'])} alternating pairs, "
+                     f"{ratios['min']:.2f}-{ratios['max']:.2f})")
     lines.append(f"medians over {report['settings']['pairs']} alternating rounds of "
                  f"{report['settings']['seconds']:.0f} s; load average at start "
                  f"{report['machine']['load_average_start']}, end "

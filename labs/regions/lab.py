@@ -301,6 +301,8 @@ class RegionLab(StartStop):
             "LOYALTY_CLUSTER": self.galera.cluster_env(region),
             "LOYALTY_CLUSTER_KIND": "galera",
             "LOYALTY_REGION_PREFERENCE": ",".join(self.topology.preference(region)),
+            # The production profile mails no link without it (registration answers 503).
+            "LOYALTY_PUBLIC_BASE_URL": self.front_url(region),
             "LOYALTY_LOGIN_RATE_LIMIT": "10000 per minute",
             # The lab measures the WAN and the database, not the limiter store.
             "LOYALTY_RATELIMIT_STORAGE_URI": "memory://",

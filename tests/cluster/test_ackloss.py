@@ -210,6 +210,32 @@ def test_earn_whose_commit_ack_was_lost_is_applied_once_and_answered_201(stack):
     assert again.get_json()["id"] == receipt["id"]
 
 
+def test_earn_that_fills_the_hourly_limit_whose_commit_ack_was_lost_is_answered_201(
+        make_stack):
+    """The rulebook's checks run in the earn's own transaction, so the router's retry
+    runs them again. An earn that filled the barista's hourly limit exactly must still
+    be answered as booked (its retry finds its own row first), not refused because the
+    hourly total now counts it; and its audit row, committed with it, is there once."""
+    stack = make_stack(COINS_PER_BARISTA_HOUR=10)
+    customer, barista = stack.customer(), stack.barista()
+    key = uuid.uuid4().hex
+    earn = {"kind": "earn", "card": customer["number"], "amount": "10.00", "currency": "EUR"}
+
+    stack.proxies["us"].arm(1, statement=rb"INSERT INTO ledger")
+    response = stack.call("POST", "/transactions", earn, token=barista, key=key)
+
+    lost_once(stack, b"INSERT INTO ledger")
+    assert response.status_code == 201, response.get_data(as_text=True)
+    receipt = response.get_json()
+    assert (receipt["coins"], receipt["balance"]) == (10, 10)
+    assert stack.on_every_node(
+        "SELECT COUNT(*) FROM loyalty.audit_log WHERE event_key = %s", f"ledger:{receipt['id']}"
+    ) == [(1,)] * 3
+    # The limit holds: the next earn is a manager's.
+    refused = stack.call("POST", "/transactions", earn, token=barista, key=uuid.uuid4().hex)
+    _problem(refused, 403, "staff-limit")
+
+
 def test_redeem_whose_commit_ack_was_lost_is_applied_once(stack):
     customer, barista = stack.customer(), stack.barista()
     earn = {"kind": "earn", "card": customer["number"], "amount": "25.00", "currency": "EUR"}

@@ -17,12 +17,12 @@ from flask import Flask, current_app, request
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from webapp.errors import AppError, NotFound, ValidationFailed
+from webapp.errors import AppError, NotFound, Unauthorized, ValidationFailed
 from webapp.extensions import limiter
 from webapp.problems import PROBLEM_BASE
 
 from . import schemas
-from .auth import Access, authenticate
+from .auth import Access, authenticate, confirm_session, signed_out_in_view
 
 API_PREFIX = "/api/v1"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -52,6 +52,10 @@ class Operation:
     # A second limit keyed by the email address in the body (registration).
     address_rate_limit: Callable[[], str] | None = None
     uses_database: bool = True
+    # The service checks the device's session in its own first statement (the staff
+    # rulebook's read) instead of a transaction of its own before the view; fail-closed
+    # (webapp.api.auth.authenticate).
+    checks_session_itself: bool = False
     # Text, or a function of the app's config for facts set per deployment (bounds).
     description: str | Callable[[Mapping[str, Any]], str] = ""
 
@@ -84,10 +88,21 @@ def operation(**declaration: Any) -> Callable[[Callable[..., Reply]], Callable[.
     def decorate(view: Callable[..., Reply]) -> Callable[..., Any]:
         @functools.wraps(view)
         def handle(**path: Any) -> Any:
-            authenticate(op.access)
-            if any(isinstance(value, int) and value > schemas.MAX_ID for value in path.values()):
-                raise NotFound("No such resource.")
-            return _respond(view(**path, **_parse_request(op)))
+            authenticate(op.access, defer_session_check=op.checks_session_itself)
+            try:
+                if any(isinstance(value, int) and value > schemas.MAX_ID
+                       for value in path.values()):
+                    raise NotFound("No such resource.")
+                reply = view(**path, **_parse_request(op))
+            except Unauthorized:
+                if op.checks_session_itself:
+                    signed_out_in_view()  # the view's own session check refused it
+                raise
+            except Exception:
+                confirm_session()  # a signed-out device learns that, not why it failed
+                raise
+            confirm_session()
+            return _respond(reply)
 
         handle.api_operation = op  # type: ignore[attr-defined]
         if op.rate_limit is not None:

@@ -218,7 +218,7 @@ def lookup(body: LookupRequest):
 @bp.post("/transactions")
 @operation(summary="Earn or redeem coins at the till", tag="till", access="staff",
            body=TransactionRequest, idempotent=True, responses={201: Receipt, 200: Receipt},
-           problems=(404, 409, 428),
+           problems=(404, 409, 428), checks_session_itself=True,
            description="The card is the number or the rotating QR payload. An earn goes by "
                        "the card number in either (a rotating code that has since expired "
                        "still identifies the card); a redemption needs a live rotating code, "

@@ -64,6 +64,16 @@ def record_in(conn: Connection, **fields: Any) -> None:
     _insert_once(conn, _row(**fields))
 
 
+def record_new_in(conn: Connection, **fields: Any) -> None:
+    """Records inside the caller's transaction, without looking for the event first:
+    for an event whose key the same transaction just made unique (a new ledger row's
+    id). Should the key be taken after all, the transaction runs again."""
+    try:
+        conn.execute(insert(audit_log).values(**_row(**fields)))
+    except sa_exc.IntegrityError as error:
+        raise RetryTransaction() from error
+
+
 def record(**fields: Any) -> None:
     """Records in a transaction of its own, after the action (a ledger movement, which
     carries its own key: pass ``event_key=f"ledger:{id}"`` so a replayed request is

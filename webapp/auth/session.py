@@ -27,7 +27,7 @@ from flask.typing import ResponseReturnValue
 
 from webapp.errors import Forbidden, Unauthorized
 
-from . import tokens
+from . import queries, tokens
 
 ACCESS_COOKIE = "access_token"
 REFRESH_COOKIE = "refresh_token"
@@ -145,6 +145,17 @@ def unchecked_session() -> str | None:
 def session_checked() -> None:
     """The view's read found the session live (or the view signed the caller out)."""
     g.pop("unchecked_session", None)
+
+
+def check_unchecked_session(conn) -> None:
+    """The session check a request deferred and has not made yet, in ``conn``'s
+    transaction (see :meth:`webapp.database.Database.before_commit`)."""
+    family = g.get("unchecked_session")
+    if family is None:
+        return
+    if not queries.family_is_live(conn, family):
+        raise tokens.signed_out()
+    session_checked()
 
 
 def _confirmed_late() -> bool:

@@ -191,7 +191,13 @@ def ensure_live(principal: Principal) -> None:
     family = principal.family_id
     if family and not db.read(lambda conn: queries.family_is_live(conn, family),
                               name="session.live"):
-        raise Unauthorized("You were signed out. Please sign in again.")
+        raise signed_out()
+
+
+def signed_out() -> Unauthorized:
+    """The answer to a device whose session ended (:func:`ensure_live`, or the same
+    check folded into another statement)."""
+    return Unauthorized("You were signed out. Please sign in again.")
 
 
 def rotate(refresh_token: str) -> TokenPair:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context
 from sqlalchemy import Connection, Engine
 
 from .errors import Failure, RetryTransaction, classify
@@ -48,6 +48,18 @@ class Router(Protocol):
     def dispose(self) -> None: ...
 
 
+_BEFORE_COMMIT = "loyalty_db.before_commit"
+
+
+def _checked(work: Work[T], check: Callable[[Connection], None]) -> Work[T]:
+    def checked(conn: Connection) -> T:
+        result = work(conn)
+        check(conn)
+        return result
+
+    return checked
+
+
 class Database:
     """Bound to an app by :meth:`init_app`, like every other extension."""
 
@@ -77,7 +89,19 @@ class Database:
         Otherwise the caller gets :class:`webapp.errors.OutcomeUnknown` (503), and the
         transaction happened wholly or not at all.
         """
+        check = g.get(_BEFORE_COMMIT) if has_app_context() else None
+        if check is not None:
+            work = _checked(work, check)
         return self._router.run(work, write=True, causal=True, name=name, idempotent=idempotent)
+
+    @staticmethod
+    def before_commit(check: Callable[[Connection], None]) -> None:
+        """For the rest of this request (app context), every write runs ``check`` in its
+        own transaction after its work and before COMMIT; raising refuses the write, and
+        nothing of it is written. A check deferred to the work (the API's session check,
+        which the rulebook folds into its first statement) is thereby made before any
+        write commits even when the work forgot it; ``check`` is then a no-op."""
+        g.setdefault(_BEFORE_COMMIT, check)
 
     def read(self, work: Work[T], *, name: str, causal: bool = False) -> T:
         """Run a read. ``causal=True`` waits until this member has applied every write

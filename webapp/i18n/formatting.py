@@ -41,9 +41,33 @@ def zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+# Coins and amounts are pure functions of (value, locale): remembered, because a card
+# page formats 20-30 of them (each history line its coins twice and its amount) and
+# Babel parses the pattern and walks the digits in Python every time (with the lines'
+# labels about a tenth of the page's CPU, docs/performance.md). Bounded: the values a
+# page shows repeat (small coin counts, the menu's prices).
+_FORMATTED = 4096
+
+
+def _name(locale) -> str | None:
+    locale = locale or get_locale()
+    return str(locale) if locale is not None else None
+
+
+@lru_cache(maxsize=_FORMATTED)
+def _coins(count: int, locale: str | None) -> str:
+    return format_decimal(count, locale=locale)
+
+
+@lru_cache(maxsize=_FORMATTED)
+def _money(minor: int, currency: str, locale: str | None) -> str:
+    amount = Decimal(minor).scaleb(-decimals_of(currency))
+    return format_currency(amount, currency, locale=locale)
+
+
 def coins(count: int, locale=None) -> str:
     """1234567 -> "1,234,567" (en_US), "12,34,567" (en_IN, hi_IN)."""
-    return format_decimal(count, locale=locale or get_locale())
+    return _coins(count, _name(locale))
 
 
 def signed_coins(count: int, locale=None) -> str:
@@ -54,8 +78,7 @@ def signed_coins(count: int, locale=None) -> str:
 
 def money(minor: int, currency: str, locale=None) -> str:
     """12345600 INR -> "₹1,23,456.00" (en_IN), 123450 EUR -> "€1,234.50"."""
-    amount = Decimal(minor).scaleb(-decimals_of(currency))
-    return format_currency(amount, currency, locale=locale or get_locale())
+    return _money(minor, currency, _name(locale))
 
 
 def local(moment: datetime, timezone: str | None) -> datetime:
@@ -89,6 +112,12 @@ def day(moment: datetime, timezone: str | None, locale=None) -> str:
 
 
 def kind_label(kind: str) -> str:
+    return _kind_label(kind, _name(None))
+
+
+@lru_cache(maxsize=256)
+def _kind_label(kind: str, locale: str | None) -> str:
+    # Keyed by the locale the request's translations are for (one catalogue per locale).
     label = KIND_LABELS.get(kind)
     return str(label) if label is not None else kind.capitalize()
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import Connection
@@ -94,6 +94,27 @@ class ScannedCard:
         return self.display_name.split()[0] if self.display_name.strip() else ""
 
 
+@dataclass(frozen=True)
+class Booking:
+    """What the rulebook decided for a movement: the store to book at and, for a reward,
+    the coins it costs (None: the coins asked for)."""
+
+    store_code: str | None
+    coins: int | None = None
+
+
+class Guard(Protocol):
+    """The rulebook's half of an earn or redeem, run in the movement's own transaction
+    (webapp.staff.services) so the staff member's checks and the audit row cost no
+    transaction of their own: ``check`` reads and decides before anything is written
+    (raising refuses, and nothing is written), ``record`` writes the audit row with the
+    ledger row. Both run again whenever the transaction does."""
+
+    def check(self, conn: Connection) -> Booking: ...
+
+    def record(self, conn: Connection, receipt: Receipt) -> None: ...
+
+
 def coins_for(amount_minor: int, store: dict[str, Any]) -> int:
     """Earning rounds down: 7.99 USD at 1 coin per USD earns 7 coins."""
     return amount_minor // store["minor_per_coin"]
@@ -125,6 +146,17 @@ class _Attempts:
 
     def is_own(self, conn: Connection, entry: dict[str, Any]) -> bool:
         return entry["id"] in self.written and after_unknown_commit(conn)
+
+    def own(self, conn: Connection, key: str) -> Receipt | None:
+        """After a lost COMMIT answer: the receipt of the row an earlier attempt wrote,
+        if that COMMIT happened. A guarded movement asks this before its guard, which
+        must not judge again what was already booked (its hourly total now counts it)."""
+        if not self.written or not after_unknown_commit(conn):
+            return None
+        entry = queries.entry_by_key(conn, key)
+        if entry is None or entry["id"] not in self.written:
+            return None
+        return _receipt(conn, entry, replayed=False)
 
 
 def _replay(conn: Connection, key: str, request_hash: str, attempts: _Attempts, *,
@@ -257,21 +289,48 @@ def _largest_amount(currency: object) -> str:
     return f"{MAX_AMOUNT_MINOR // 100:,}"
 
 
-def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
+def _guarded(book: Callable[[Connection, Booking], Receipt], store_code: str | None,
+             guard: Guard | None, key: str, attempts: _Attempts) -> Callable[[Connection], Receipt]:
+    """The transaction's work: ``book`` alone, or between the guard's check and record."""
+    if guard is None:
+        return lambda conn: book(conn, Booking(store_code))
+
+    def work(conn: Connection) -> Receipt:
+        own = attempts.own(conn, key)
+        if own is not None:
+            return own  # booked, with its audit row, by the attempt whose answer was lost
+        receipt = book(conn, guard.check(conn))
+        guard.record(conn, receipt)
+        return receipt
+
+    return work
+
+
+def _check_coins(coins: object) -> int:
+    if (not isinstance(coins, int) or isinstance(coins, bool)
+            or not 0 < coins <= MAX_REDEEM_COINS):
+        raise ValidationFailed(
+            {"coins": [f"Enter whole coins above 0 and at most {MAX_REDEEM_COINS:,}."]})
+    return coins
+
+
+def earn(*, card: str, store_code: str | None, amount_minor: int, currency: str,
          idempotency_key: str, staff_id: int | None,
-         legacy_keys: Sequence[str] = ()) -> Receipt:
-    """Coins for a purchase at ``store_code``: the amount is in the store's currency."""
+         legacy_keys: Sequence[str] = (), guard: Guard | None = None) -> Receipt:
+    """Coins for a purchase at ``store_code``: the amount is in the store's currency.
+    With a ``guard``, the guard's check names the store (``store_code`` is ignored)."""
     key = _check_key(idempotency_key)
     if (not isinstance(amount_minor, int) or isinstance(amount_minor, bool)
             or not 0 < amount_minor <= MAX_AMOUNT_MINOR):
         most = _largest_amount(currency)
         raise ValidationFailed({"amount": [f"Enter an amount above 0 and at most {most}."]})
-    digest = _request_hash(kind="earn", card=card, store=store_code, amount=amount_minor,
-                           currency=currency)
     attempts = _Attempts()
 
-    def work(conn: Connection) -> Receipt:
+    def book(conn: Connection, booking: Booking) -> Receipt:
         now = time.time()
+        store_code = booking.store_code
+        digest = _request_hash(kind="earn", card=card, store=store_code, amount=amount_minor,
+                               currency=currency)
         context = _context(conn, key, store_code, card)
         replay = _replay(conn, key, digest, attempts, legacy_keys=legacy_keys,
                          staff_id=staff_id, found_id=context.replay_id, probed=True)
@@ -294,31 +353,37 @@ def earn(*, card: str, store_code: str, amount_minor: int, currency: str,
         return _receipt(conn, entry, replayed=False, card=scanned, store=store)
 
     # Idempotent: a second run finds the first one's row by its key.
-    return _recorded(db.write(work, name="ledger.earn", idempotent=True))
+    return _recorded(db.write(_guarded(book, store_code, guard, key, attempts),
+                              name="ledger.earn", idempotent=True))
 
 
-def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
+def redeem(*, card: str, store_code: str | None, coins: int | None, idempotency_key: str,
            staff_id: int | None, confirmed: bool = False,
-           legacy_keys: Sequence[str] = (), reward_id: int | None = None) -> Receipt:
+           legacy_keys: Sequence[str] = (), reward_id: int | None = None,
+           guard: Guard | None = None) -> Receipt:
     """Spends whole coins from the shared wallet of the scanned card.
 
     A rotating code's step is recorded with the redemption, so the same code (say, a
     screenshot) cannot pay twice. Redeeming by the static number needs ``confirmed``
     when the operator requires it, because a number can be copied.
+
+    With a ``guard``, its check names the store, and for a reward its price (``coins``
+    None); ``store_code`` is ignored.
     """
     key = _check_key(idempotency_key)
-    if (not isinstance(coins, int) or isinstance(coins, bool)
-            or not 0 < coins <= MAX_REDEEM_COINS):
-        raise ValidationFailed(
-            {"coins": [f"Enter whole coins above 0 and at most {MAX_REDEEM_COINS:,}."]})
+    if guard is None or coins is not None:
+        _check_coins(coins)
     # The reward joins the hash only when there is one, so requests stored before
     # rewards existed still replay.
     extra = {"reward": reward_id} if reward_id is not None else {}
-    digest = _request_hash(kind="redeem", card=card, store=store_code, coins=coins, **extra)
     needs_confirmation = current_app.config["STATIC_REDEEM_NEEDS_CONFIRMATION"]
     attempts = _Attempts()
 
-    def work(conn: Connection) -> Receipt:
+    def book(conn: Connection, booking: Booking) -> Receipt:
+        store_code = booking.store_code
+        spent = coins if booking.coins is None else _check_coins(booking.coins)
+        digest = _request_hash(kind="redeem", card=card, store=store_code, coins=spent,
+                               **extra)
         clock_now = time.time()
         parsed = codes.parse_scanned(card or "") if isinstance(card, str) else None
         steps = codes.candidate_steps(clock_now) if parsed and parsed.is_rotating else ()
@@ -337,7 +402,7 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
             raise CardCodeRejected("This card code was already used. Ask for the live card.")
         now = utcnow()
         entry = attempts.wrote(_append(
-            conn, wallet_id=scanned.wallet_id, delta=-coins, now=now, kind="redeem",
+            conn, wallet_id=scanned.wallet_id, delta=-spent, now=now, kind="redeem",
             card_id=scanned.card_id, amount_minor=None, currency=None, reward_id=reward_id,
             store_id=store["id"], region=store["region"], staff_id=staff_id,
             idempotency_key=key, request_hash=digest,
@@ -351,7 +416,8 @@ def redeem(*, card: str, store_code: str, coins: int, idempotency_key: str,
 
     # Idempotent: a second run finds the first one's row by its key (before it would
     # find the rotating code used).
-    return _recorded(db.write(work, name="ledger.redeem", idempotent=True))
+    return _recorded(db.write(_guarded(book, store_code, guard, key, attempts),
+                              name="ledger.redeem", idempotent=True))
 
 
 def reverse(*, transaction_id: int, idempotency_key: str, staff_id: int | None,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 
+from webapp.auth.queries import SESSION_FAMILY, family_is_live, session_live_column
 from webapp.database.schema import accounts, cards, ledger, stores, wallets
 
 _STORE_COLUMNS = [column.label(f"store_{column.name}") for column in stores.c]
@@ -34,11 +36,48 @@ _COINS_SINCE = select(func.coalesce(func.sum(ledger.c.coins), 0)).where(
     ledger.c.kind == "earn")
 
 
+# What the rulebook reads before an earn or redeem, in one statement (it was a
+# transaction of its own, and the device's session check another): the staff record,
+# whether the device's session is live, the card's owner and, for a barista's earn,
+# the coins they issued since ``since``.
+_OWNER_COLUMN = _CARD_OWNER.scalar_subquery().label("card_owner")
+_RULES_CONTEXT = _STAFF_RECORD.add_columns(session_live_column(), _OWNER_COLUMN)
+_RULES_CONTEXT_HOURLY = _RULES_CONTEXT.add_columns(
+    _COINS_SINCE.scalar_subquery().label("coins_since"))
+
+
+@dataclass(frozen=True)
+class RulesContext:
+    record: dict[str, Any] | None  # as staff_record
+    session_live: bool
+    card_owner: int | None
+    coins_since: int  # 0 unless asked
+
+
+def rules_context(conn: Connection, account_id: int, *, family: str | None, number: str,
+                  since: datetime | None = None) -> RulesContext:
+    """One round trip for the rulebook's checks (see services._read_context). ``family``:
+    the device (refresh-token family) whose session to check, None for none."""
+    params = {"account_id": account_id, SESSION_FAMILY: family, "number": number}
+    statement = _RULES_CONTEXT
+    if since is not None:
+        statement = _RULES_CONTEXT_HOURLY
+        params.update(staff_id=account_id, since=since)
+    row = conn.execute(statement, params).mappings().first()
+    if row is None:  # no such account: the session is asked alone (it was erased too)
+        live = family is None or family_is_live(conn, family)
+        return RulesContext(None, live, None, 0)
+    return RulesContext(_record(row), bool(row["session_live"]), row["card_owner"],
+                        int(row["coins_since"]) if since is not None else 0)
+
+
 def staff_record(conn: Connection, account_id: int) -> dict[str, Any] | None:
     """The account's role, scope and state, with its home store as ``store`` (or None)."""
     row = conn.execute(_STAFF_RECORD, {"account_id": account_id}).mappings().first()
-    if row is None:
-        return None
+    return _record(row) if row is not None else None
+
+
+def _record(row) -> dict[str, Any]:
     record = {key: row[key] for key in ("id", "role", "name", "admin_region", "disabled_at",
                                         "home_region", "must_change_password")}
     store = {column.name: row[f"store_{column.name}"] for column in stores.c}

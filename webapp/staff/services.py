@@ -28,6 +28,7 @@ Input and state errors stay what the ledger says (422, 404, 409, 428), on both c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 from flask import current_app
 
 from webapp import audit
+from webapp.auth import session, tokens
 from webapp.auth.tokens import Principal
 from webapp.card import codes
 from webapp.clock import utcnow
@@ -110,12 +112,24 @@ def current_actor(principal: Principal | None, *, causal: bool = True) -> Actor:
 
 
 def _audit_booking(actor: Actor, receipt: ledger.Receipt, store: dict[str, Any] | None,
-                   owner: int | None, **details: Any) -> None:
-    audit.record(actor_id=actor.account_id, actor_role=actor.role, action=receipt.kind,
-                 region=receipt.region, store_id=store["id"] if store else None,
-                 subject_id=owner, target=f"ledger:{receipt.transaction_id}",
-                 details={"coins": receipt.coins, **details} if details or receipt.coins
-                 else None, event_key=f"ledger:{receipt.transaction_id}")
+                   owner: int | None, *, conn=None, **details: Any) -> None:
+    """The ledger row's audit row, keyed by it (a replay is logged once). With ``conn``,
+    in the booking's own transaction: a fresh row's key cannot be taken yet, so it is
+    inserted without looking first; a replay's may be (or, for a row booked before the
+    two shared a transaction, may be missing), so that looks first."""
+    fields: dict[str, Any] = {
+        "actor_id": actor.account_id, "actor_role": actor.role, "action": receipt.kind,
+        "region": receipt.region, "store_id": store["id"] if store else None,
+        "subject_id": owner, "target": f"ledger:{receipt.transaction_id}",
+        "details": ({"coins": receipt.coins, **details} if details or receipt.coins
+                    else None),
+        "event_key": f"ledger:{receipt.transaction_id}"}
+    if conn is None:
+        audit.record(**fields)
+    elif receipt.replayed:
+        audit.record_in(conn, **fields)
+    else:
+        audit.record_new_in(conn, **fields)
 
 
 def _card_number(scanned: str) -> str:
@@ -142,26 +156,88 @@ class _Context:
     reward: dict[str, Any] | None = None
 
 
-def _context(principal: Principal, store_code: str | None, number: str, *,
-             hourly: bool = False, reward_id: int | None = None) -> _Context:
-    """Everything the rules need, in one read before the ledger's write. Causal, like
-    the write it guards: the staff record may have changed a moment ago elsewhere."""
+def _read_context(conn, principal: Principal, store_code: str | None, number: str, *,
+                  hourly: bool = False, reward_id: int | None = None) -> _Context:
+    """Everything the rules need, read in the booking's own transaction (so with its
+    causal barrier: the staff record may have changed a moment ago elsewhere), mostly
+    in one statement. That statement also checks the device's session, so a device
+    signed out elsewhere is refused here, on every channel, before anything is written
+    (the API leaves that check to this read: see webapp.api.openapi)."""
     from webapp.staff import catalogue
 
-    def read(conn) -> _Context:
-        actor = actor_from(queries.staff_record(conn, principal.account_id))
-        home = actor.store
-        named = None
-        if store_code and (home is None or store_code != home["code"]):
-            named = store_by_code(conn, store_code)
-        earned = 0
-        if hourly and actor.role == BARISTA:
-            earned = queries.coins_earned_since(conn, actor.account_id,
-                                                utcnow() - timedelta(hours=1))
-        reward = catalogue.reward_by_id(conn, reward_id) if reward_id is not None else None
-        return _Context(actor, named, queries.card_owner(conn, number), earned, reward)
+    since = utcnow() - timedelta(hours=1) if hourly else None
+    read = queries.rules_context(conn, principal.account_id, family=principal.family_id,
+                                 number=number, since=since)
+    if not read.session_live:
+        raise tokens.signed_out()
+    session.session_checked()
+    actor = actor_from(read.record)
+    home = actor.store
+    named = None
+    if store_code and (home is None or store_code != home["code"]):
+        named = store_by_code(conn, store_code)
+    earned = read.coins_since if actor.role == BARISTA else 0
+    reward = catalogue.reward_by_id(conn, reward_id) if reward_id is not None else None
+    return _Context(actor, named, read.card_owner, earned, reward)
 
-    return db.read(read, name="staff.context", causal=True)
+
+class _OwnWalletRefused(Exception):
+    """Raised inside the booking's transaction (nothing is written); the refusal is
+    audited after it, in a transaction of its own (:func:`_booked`)."""
+
+    def __init__(self, actor: Actor, owner: int) -> None:
+        super().__init__("own wallet")
+        self.actor, self.owner = actor, owner
+
+
+@dataclass
+class _Rules:
+    """The rulebook's half of an earn or redeem (a ledger :class:`~webapp.ledger.services.
+    Guard`): the staff member's checks before the ledger books and the audit row after,
+    in the ledger's transaction. Was two transactions of their own (4 and 3 round trips
+    of an API earn, docs/performance.md)."""
+
+    principal: Principal
+    action: str  # "earn" or "redeem"
+    store_code: str | None  # the store the request named
+    number: str
+    amount_minor: int | None = None  # an earn's
+    currency: str | None = None
+    reward_id: int | None = None  # a redemption's
+    context: _Context | None = None
+    chosen: dict[str, Any] | None = None
+
+    def check(self, conn) -> ledger.Booking:
+        context = _read_context(conn, self.principal, self.store_code, self.number,
+                                hourly=self.action == "earn", reward_id=self.reward_id)
+        chosen = _choose_store(context, self.store_code)
+        if context.owner is not None and context.owner == context.actor.account_id:
+            raise _OwnWalletRefused(context.actor, context.owner)
+        coins = None
+        if self.action == "earn":
+            _check_purchase_limit(context.actor, chosen, self.amount_minor, self.currency)
+            _check_hourly_limit(context, chosen, self.amount_minor)
+        elif self.reward_id is not None:
+            reward = context.reward
+            if reward is None or not reward["active"] or reward["region"] != chosen["region"]:
+                raise ValidationFailed({"reward": ["That reward is not offered at this store."]})
+            coins = reward["coins"]
+        self.context, self.chosen = context, chosen
+        return ledger.Booking(chosen["code"], coins)
+
+    def record(self, conn, receipt: ledger.Receipt) -> None:
+        details = {"reward": self.reward_id} if self.reward_id is not None else {}
+        _audit_booking(self.context.actor, receipt, self.chosen, self.context.owner,
+                       conn=conn, **details)
+
+
+def _booked(action: str, book: Callable[[], ledger.Receipt]) -> ledger.Receipt:
+    """Runs ``book()``; an own-wallet refusal from its guard is audited and answered."""
+    try:
+        return book()
+    except _OwnWalletRefused as refused:
+        _refuse_own_wallet(refused.actor, refused.owner, action)
+        raise  # not reached: _refuse_own_wallet raises OwnWallet
 
 
 def _choose_store(context: _Context, store_code: str | None) -> dict[str, Any]:
@@ -248,16 +324,12 @@ def earn(principal: Principal | None, *, card: str, amount_minor: int, currency:
          key: str, store: str | None = None) -> ledger.Receipt:
     principal = _require_staff(principal)
     number = _card_number(card)
-    context = _context(principal, store, number, hourly=True)
-    chosen = _choose_store(context, store)
-    _refuse_own_wallet(context.actor, context.owner, "earn")
-    _check_purchase_limit(context.actor, chosen, amount_minor, currency)
-    _check_hourly_limit(context, chosen, amount_minor)
-    receipt = ledger.earn(card=number, store_code=chosen["code"], amount_minor=amount_minor,
-                          currency=currency, idempotency_key=scoped_key(principal, key),
-                          staff_id=principal.account_id, legacy_keys=_legacy_keys(key))
-    _audit_booking(context.actor, receipt, chosen, context.owner)
-    return receipt
+    rules = _Rules(principal, "earn", store, number, amount_minor=amount_minor,
+                   currency=currency)
+    return _booked("earn", lambda: ledger.earn(
+        card=number, store_code=None, amount_minor=amount_minor, currency=currency,
+        idempotency_key=scoped_key(principal, key), staff_id=principal.account_id,
+        legacy_keys=_legacy_keys(key), guard=rules))
 
 
 def redeem(principal: Principal | None, *, card: str, coins: int | None, key: str,
@@ -266,23 +338,14 @@ def redeem(principal: Principal | None, *, card: str, coins: int | None, key: st
     """Free-form ``coins``, or a catalogue reward (``reward_id``: its price, and the ledger
     row records it)."""
     principal = _require_staff(principal)
-    context = _context(principal, store, _card_number(card), reward_id=reward_id)
-    chosen = _choose_store(context, store)
-    _refuse_own_wallet(context.actor, context.owner, "redeem")
-    if reward_id is not None:
-        reward = context.reward
-        if reward is None or not reward["active"] or reward["region"] != chosen["region"]:
-            raise ValidationFailed({"reward": ["That reward is not offered at this store."]})
-        coins = reward["coins"]
+    rules = _Rules(principal, "redeem", store, _card_number(card), reward_id=reward_id)
     # The scan as sent: the ledger checks a rotating code is live and unused, and that a
     # typed number comes with the confirmation the operator asks for.
-    receipt = ledger.redeem(card=card, store_code=chosen["code"], coins=coins,
-                            idempotency_key=scoped_key(principal, key),
-                            staff_id=principal.account_id, confirmed=confirmed,
-                            legacy_keys=_legacy_keys(key), reward_id=reward_id)
-    _audit_booking(context.actor, receipt, chosen, context.owner,
-                   **({"reward": reward_id} if reward_id is not None else {}))
-    return receipt
+    return _booked("redeem", lambda: ledger.redeem(
+        card=card, store_code=None, coins=None if reward_id is not None else coins,
+        idempotency_key=scoped_key(principal, key), staff_id=principal.account_id,
+        confirmed=confirmed, legacy_keys=_legacy_keys(key), reward_id=reward_id,
+        guard=rules))
 
 
 def reverse(principal: Principal | None, *, transaction_id: int, key: str,
