@@ -27,8 +27,6 @@ from webapp.database.schema import accounts, audit_log, ledger
 from webapp.extensions import csrf, db
 from webapp.staff import create_staff
 
-pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
 API = "/api/v1"
 
 
