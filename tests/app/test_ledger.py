@@ -791,6 +791,19 @@ def test_history_is_newest_first_limited_and_names_card_and_store(app, customer)
             (bought.transaction_id, "US-NYC-01")]
 
 
+def test_history_names_the_reward_a_redemption_was_for(app, customer):
+    with app.app_context():
+        # Two rewards, so a wrong join names the other one.
+        _, cake = (db.write(lambda conn, name=name: conn.execute(insert(rewards_table).values(
+            region="ie", name=name, coins=2, active=True, sort=0)).inserted_primary_key[0],
+            name="test.reward") for name in ("Coffee", "Cake"))
+        earn(customer["number"], 1000)
+        ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=2,
+                      idempotency_key=_key(), staff_id=None, confirmed=True, reward_id=cake)
+        items = ledger.history(customer["wallet_id"], limit=5)
+        assert [(i["kind"], i["reward_id"], i["reward_name"]) for i in items] == [
+            ("redeem", cake, "Cake"), ("earn", None, None)]
+
 def test_a_blocked_card_books_nothing_and_says_why(app, customer):
     with app.app_context():
         db.write(lambda conn: conn.execute(update(cards_table).where(
