@@ -316,7 +316,9 @@ def test_amount_edges(app, customer):
         for refused in (ledger.MAX_AMOUNT_MINOR + 1, 0, -100, True, 1000.0, "1000"):
             with pytest.raises(errors.ValidationFailed) as error:
                 earn(customer["number"], refused)
-            assert list(error.value.errors) == ["amount"]
+            # Zero too: refused as no amount, not as too small for a coin.
+            assert error.value.errors == {
+                "amount": ["Enter an amount above 0 and at most 1,000,000.00 USD."]}
         assert ledger_count() == 2
 
 
