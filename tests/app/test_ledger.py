@@ -358,12 +358,13 @@ def test_a_reversal_cannot_be_reversed(app, customer):
         assert assert_invariants()[customer["wallet_id"]] == 0
 
 
-@pytest.mark.parametrize("card", ["", "abc", "123", "<script>", "1' OR '1'='1"])
+@pytest.mark.parametrize("card", ["", "abc", "123", "<script>", "1' OR '1'='1", None, 123])
 def test_malformed_cards_write_nothing(app, customer, card):
     with app.app_context():
-        with pytest.raises(errors.ValidationFailed) as error:
-            earn(card, 1000)
-        assert error.value.errors == NOT_A_CARD
+        for action in (lambda: earn(card, 1000), lambda: redeem(card, 1)):
+            with pytest.raises(errors.ValidationFailed) as error:
+                action()
+            assert error.value.errors == NOT_A_CARD
         assert ledger_count() == 0
 
 
