@@ -298,3 +298,13 @@ def test_only_till_keys_are_looked_up_unscoped(app, people):
                             key="k-1")
         assert (booked.replayed, booked.coins, booked.balance) == (False, 20, 30)
         assert ledger_count() == 2
+
+
+def test_no_rule_runs_for_someone_who_is_not_staff(app, people):
+    customer = people["card"]["account"]
+    with app.app_context():
+        for principal in (None, _principal(customer)):
+            with pytest.raises(Forbidden, match=says("This is for café staff.")):
+                staff.earn(principal, card=people["card"]["number"], amount_minor=1000,
+                           currency="USD", key=uuid.uuid4().hex)
+        assert ledger_count() == 0
