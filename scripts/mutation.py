@@ -268,7 +268,10 @@ def report(results: list[GroupResult]) -> str:
     for result in results:
         lines.append(f"## {result.name} (last run took {result.seconds:.0f} s)")
         lines.append("")
-        alive = [m for m in result.mutants if m.status not in DETECTED | IGNORED]
+        # In source order (mutmut's numbers), so a reason that says "as above" follows
+        # the row it refers to.
+        alive = sorted((m for m in result.mutants if m.status not in DETECTED | IGNORED),
+                       key=lambda m: (m.function, int(m.name.rpartition("_")[2])))
         if not alive:
             lines.append("Every mutant was caught.")
         for mutant in alive:
