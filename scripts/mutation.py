@@ -212,12 +212,17 @@ def run_group(name: str, mutate: list[str], tests: list[str], *, fresh: bool,
     fingerprint = tests_fingerprint(tests)
     if names is None:
         names = []
-        if stamp.exists() and stamp.read_text() != fingerprint:
-            # Tests or the code around the mutants changed: collect which tests call what
-            # again, and give every mutant that was not caught another try.
+        started_before = (work / "mutants").exists()
+        if started_before and (not stamp.exists() or stamp.read_text() != fingerprint):
+            # Tests or the code around the mutants changed (or a run was stopped before
+            # its first finish): collect which tests call what again, and give every
+            # mutant that was not caught another try. mutmut's own update of that record
+            # reruns only the tests that changed, so a new function (or one a changed
+            # test now calls) is tried against too few tests and survives falsely.
             (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
             names = [n for n, s in verdicts(work).items() if s not in DETECTED]
-            print(f"  tests changed: retesting {len(names)} mutants that were not caught")
+            print(f"  tests changed: retesting {len(names)} mutants that were not caught",
+                  flush=True)
     result = mutmut(work, "run", "--max-children", str(max_children), *names, log=log)
     if names and result.returncode == 0:
         # The explicit run covers only those names; pick up never-tested mutants too.
@@ -263,7 +268,10 @@ def report(results: list[GroupResult]) -> str:
     for result in results:
         lines.append(f"## {result.name} (last run took {result.seconds:.0f} s)")
         lines.append("")
-        alive = [m for m in result.mutants if m.status not in DETECTED | IGNORED]
+        # In source order (mutmut's numbers), so a reason that says "as above" follows
+        # the row it refers to.
+        alive = sorted((m for m in result.mutants if m.status not in DETECTED | IGNORED),
+                       key=lambda m: (m.function, int(m.name.rpartition("_")[2])))
         if not alive:
             lines.append("Every mutant was caught.")
         for mutant in alive:

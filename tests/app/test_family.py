@@ -254,3 +254,17 @@ def test_renaming_or_removing_someone_elses_or_no_card_is_not_found(app):
             with pytest.raises(NotFound, match=r"^No such family member\.$"):
                 call()
         assert [m["display_name"] for m in family.members(ana)] == ["Kid"]
+
+
+def test_an_add_is_no_replay_and_its_request_id_sent_again_is(app):
+    from tests.ledger_helpers import new_customer
+    from webapp.family import services as family
+
+    with app.app_context():
+        ana = new_customer("ana.rp@example.com")["account"]["id"]
+        request_id = family.new_request_id()
+        first = family.add(ana, "Kid", None, request_id)
+        again = family.add(ana, "Kid", None, request_id)
+        assert (first.replayed, again.replayed) == (False, True)
+        assert again.card["id"] == first.card["id"]
+        assert [m["display_name"] for m in family.members(ana)] == ["Kid"]

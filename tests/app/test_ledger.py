@@ -97,6 +97,18 @@ def test_same_key_returns_first_result_and_changes_nothing(app, customer):
         assert ledger_count() == 1
 
 
+def test_a_key_found_replays_even_when_the_request_also_names_an_old_key(app, customer):
+    # A till key is looked up under its old, unscoped form only when its own is absent.
+    with app.app_context():
+        def send():
+            return ledger.earn(card=customer["number"], store_code="US-NYC-01",
+                               amount_minor=500, currency="USD", idempotency_key="api:7:till-1",
+                               staff_id=7, legacy_keys=("till-1",))
+
+        first, again = send(), send()
+        assert (again.transaction_id, again.replayed) == (first.transaction_id, True)
+        assert ledger_count() == 1
+
 def test_same_key_different_body_is_refused(app, customer):
     with app.app_context():
         key = _key()
@@ -314,7 +326,9 @@ def test_amount_edges(app, customer):
         for refused in (ledger.MAX_AMOUNT_MINOR + 1, 0, -100, True, 1000.0, "1000"):
             with pytest.raises(errors.ValidationFailed) as error:
                 earn(customer["number"], refused)
-            assert list(error.value.errors) == ["amount"]
+            # Zero too: refused as no amount, not as too small for a coin.
+            assert error.value.errors == {
+                "amount": ["Enter an amount above 0 and at most 1,000,000.00 USD."]}
         assert ledger_count() == 2
 
 
@@ -354,12 +368,13 @@ def test_a_reversal_cannot_be_reversed(app, customer):
         assert assert_invariants()[customer["wallet_id"]] == 0
 
 
-@pytest.mark.parametrize("card", ["", "abc", "123", "<script>", "1' OR '1'='1"])
+@pytest.mark.parametrize("card", ["", "abc", "123", "<script>", "1' OR '1'='1", None, 123, b"123"])
 def test_malformed_cards_write_nothing(app, customer, card):
     with app.app_context():
-        with pytest.raises(errors.ValidationFailed) as error:
-            earn(card, 1000)
-        assert error.value.errors == NOT_A_CARD
+        for action in (lambda: earn(card, 1000), lambda: redeem(card, 1)):
+            with pytest.raises(errors.ValidationFailed) as error:
+                action()
+            assert error.value.errors == NOT_A_CARD
         assert ledger_count() == 0
 
 
@@ -788,6 +803,19 @@ def test_history_is_newest_first_limited_and_names_card_and_store(app, customer)
         assert [(i["id"], i["store_code"]) for i in older] == [
             (bought.transaction_id, "US-NYC-01")]
 
+
+def test_history_names_the_reward_a_redemption_was_for(app, customer):
+    with app.app_context():
+        # Two rewards, so a wrong join names the other one.
+        _, cake = (db.write(lambda conn, name=name: conn.execute(insert(rewards_table).values(
+            region="ie", name=name, coins=2, active=True, sort=0)).inserted_primary_key[0],
+            name="test.reward") for name in ("Coffee", "Cake"))
+        earn(customer["number"], 1000)
+        ledger.redeem(card=customer["number"], store_code="IE-DUB-01", coins=2,
+                      idempotency_key=_key(), staff_id=None, confirmed=True, reward_id=cake)
+        items = ledger.history(customer["wallet_id"], limit=5)
+        assert [(i["kind"], i["reward_id"], i["reward_name"]) for i in items] == [
+            ("redeem", cake, "Cake"), ("earn", None, None)]
 
 def test_a_blocked_card_books_nothing_and_says_why(app, customer):
     with app.app_context():

@@ -8,6 +8,9 @@ lost connection raises (the Galera drills in ``test_ackloss.py`` lose it on the 
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import pytest
 from sqlalchemy import text
 
@@ -164,6 +167,66 @@ def test_an_earn_whose_answer_was_lost_is_booked_once_and_is_no_replay(make_app)
     assert rows == 1
 
 
+def test_an_earn_that_lost_its_answer_without_committing_replays_the_twin_that_did(make_app):
+    # The till sent the request twice. The first's COMMIT answer is lost and it did NOT
+    # commit; meanwhile the second commits. The first's retry finds a row under its key
+    # that it did not write: that is the second's result, so it is a replay, although
+    # this attempt followed a lost COMMIT answer.
+    app = make_app()
+    with app.app_context():
+        ana = register(name="Ana", email="ana@example.com", password="x" * 12, region="ie")
+        bo = register(name="Bo", email="bo@example.com", password="x" * 12, region="ie")
+        numbers = {
+            a["id"]: db.read(lambda conn, a=a: conn.execute(
+                text("SELECT number FROM cards WHERE account_id = :a"), {"a": a["id"]}
+            ).scalar(), name="test.card")
+            for a in (ana, bo)
+        }
+
+    def earn(account, key):
+        return ledger.earn(card=numbers[account["id"]], store_code="IE-DUB-01",
+                           amount_minor=1000, currency="EUR", idempotency_key=key,
+                           staff_id=None)
+
+    dialect = router(app).cluster.members[0].engine.dialect
+    original = dialect.do_commit
+    others: dict[str, ledger.Receipt] = {}
+
+    def twin_commits_instead(dbapi_connection) -> None:
+        if others:  # the other requests' own commits
+            original(dbapi_connection)
+            return
+        dbapi_connection.rollback()  # this attempt's row is gone...
+
+        def other_requests():
+            with app.app_context():
+                # ...its id goes to another card's earn, and the twin gets the next one.
+                others["bo"] = earn(bo, "b1")
+                others["twin"] = earn(ana, "k1")
+
+        others["started"] = None
+        thread = threading.Thread(target=other_requests)
+        thread.start()
+        thread.join()
+        raise sqlite3.OperationalError("lost connection to the database during COMMIT")
+
+    dialect.do_commit = twin_commits_instead
+    try:
+        with app.app_context():
+            receipt = earn(ana, "k1")
+    finally:
+        del dialect.do_commit
+    twin = others["twin"]
+    assert (twin.replayed, twin.balance) == (False, 10)
+    assert (receipt.transaction_id, receipt.balance) == (twin.transaction_id, 10)
+    assert receipt.replayed is True  # found after a lost answer, but not its own row
+    assert router(app).stats.snapshot()["retries"] == {"commit_unknown": 1}
+    with app.app_context():
+        rows = db.read(lambda conn: conn.execute(
+            text("SELECT COUNT(*) FROM ledger WHERE idempotency_key = 'k1'")).scalar(), name="t")
+    assert rows == 1
+
+
 def test_family_add_registration_and_removal_recognise_their_own_result(make_app):
     app = make_app()
     with app.app_context():
@@ -177,3 +240,18 @@ def test_family_add_registration_and_removal_recognise_their_own_result(make_app
         with answer_lost(app):
             family.remove(account["id"], added.card["id"])  # no "No such family member"
         assert family.members(account["id"]) == []
+
+
+def test_a_family_rename_whose_answer_was_lost_is_run_again_not_unknown(make_app):
+    # Renaming sets the same values again: declared idempotent, the router runs it again
+    # after the lost answer (and the second run matches the row the first one changed)
+    # instead of telling the holder "we don't know if it happened".
+    app = make_app()
+    with app.app_context():
+        account = register(name="Ana", email="ana@example.com", password="x" * 12, region="ie")
+        added = family.add(account["id"], "Kid", None)
+        with answer_lost(app) as lost:
+            family.rename(account["id"], added.card["id"], "Robin", None)
+        assert lost == [1]
+        assert router(app).stats.snapshot()["retries"] == {"commit_unknown": 1}
+        assert [m["display_name"] for m in family.members(account["id"])] == ["Robin"]

@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 
 from tests.helpers import PASSWORD
 from tests.ledger_helpers import ledger_count, new_customer
+from webapp.auth.services import register
 from webapp.auth.tokens import Principal
 from webapp.card.queries import active_cards
 from webapp.database.schema import audit_log, rewards
@@ -143,3 +144,19 @@ def test_a_reward_not_offered_at_the_store_is_refused(app, which):
                          reward_id=reward + 1000 if which == "unknown" else reward)
         assert error.value.errors == {"reward": ["That reward is not offered at this store."]}
         assert ledger_count() == 1
+
+
+def test_an_admin_without_a_home_store_is_refused_on_their_own_wallet_and_audited(app):
+    # A global admin books at a store they name; the refusal's log line has no store of
+    # theirs to name.
+    with app.app_context():
+        ada = register(name="Ada", email="ada@example.com", password=PASSWORD, region="us",
+                       role="admin", store_id=None)
+        own = db.read(lambda conn: active_cards(conn, ada["id"])[0]["number"], name="test.card")
+        with pytest.raises(OwnWallet):
+            staff.earn(_principal(ada), card=own, amount_minor=1200, currency="USD",
+                       key=uuid.uuid4().hex, store=HOME)
+        assert [_shape(row) for row in _audit()] == [
+            (ada["id"], "admin", "refused", None, None, ada["id"], None,
+             {"attempted": "earn", "rule": "own-wallet"})]
+        assert ledger_count() == 0

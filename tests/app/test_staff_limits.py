@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import timedelta
 
@@ -20,9 +21,11 @@ from tests.helpers import PASSWORD
 from tests.ledger_helpers import assert_invariants, ledger_count, new_customer
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
+from webapp.card import codes
 from webapp.clock import utcnow
 from webapp.database.schema import accounts, stores
 from webapp.errors import (
+    CardCodeRejected,
     Forbidden,
     PurchaseLimitExceeded,
     StaffLimitExceeded,
@@ -30,6 +33,7 @@ from webapp.errors import (
     ValidationFailed,
 )
 from webapp.extensions import db
+from webapp.ledger import services as ledger
 from webapp.staff import create_staff, home_store
 from webapp.staff import services as staff
 
@@ -232,4 +236,74 @@ def test_the_largest_amount_is_above_a_baristas_purchase_limit(app, people):
         with pytest.raises(PurchaseLimitExceeded, match=says(
                 "Purchases above 500.00 USD must be booked by a manager.")):
             _earn(people, "sam", 100_000_000)
+        assert ledger_count() == 0
+
+
+def test_a_regional_admin_books_at_another_store_of_their_region(app, everyone):
+    # Not their home store, so the rulebook checks the named store's region.
+    with app.app_context():
+        una = create_staff(email="una@example.com", store_code="US-NYC-01", name="Una",
+                           password=PASSWORD, role="admin")
+        db.write(lambda conn: conn.execute(update(accounts).where(accounts.c.id == una["id"])
+                                           .values(admin_region="us")), name="test.scope")
+        everyone["una"] = _principal(una)
+        assert _earn_at(everyone, "una", store="US-SEA-01").store_code == "US-SEA-01"
+        with pytest.raises(StoreNotAllowed, match=says("That store is outside your region.")):
+            _earn_at(everyone, "una", store="IE-DUB-01", currency="EUR")
+        assert ledger_count() == 1
+
+
+def test_text_that_is_no_card_is_the_rulebooks_field_error_on_every_action(app, people):
+    not_a_card = {"card": ["That is not a card number or card QR code."]}
+    with app.app_context():
+        for action in (
+            lambda: staff.earn(people["sam"], card="hello", amount_minor=1000, currency="USD",
+                               key=uuid.uuid4().hex),
+            lambda: staff.redeem(people["sam"], card="hello", coins=1, key=uuid.uuid4().hex,
+                                 confirmed=True),
+            lambda: staff.lookup(people["sam"], "hello", by_number=True),
+        ):
+            with pytest.raises(ValidationFailed) as error:
+                action()
+            assert error.value.errors == not_a_card
+        assert ledger_count() == 0
+
+
+def test_a_lookup_says_how_the_card_was_scanned_and_by_number_outlives_the_code(app, people):
+    card = people["card"]
+    with app.app_context():
+        typed = staff.lookup(people["sam"], card["number"])
+        assert (typed.last4, typed.rotating, typed.own_wallet) == (card["number"][-4:], False,
+                                                                    False)
+        live = staff.lookup(people["sam"], codes.rotating_payload(card["number"], card["secret"]))
+        assert live.rotating is True
+        # After an action the till shows the card again by the code it scanned, which may
+        # have expired meanwhile: showing needs no proof of presence.
+        expired = codes.rotating_payload(card["number"], card["secret"], now=time.time() - 300)
+        with pytest.raises(CardCodeRejected):
+            staff.lookup(people["sam"], expired)
+        again = staff.lookup(people["sam"], expired, by_number=True)
+        assert (again.last4, again.rotating) == (card["number"][-4:], True)
+
+
+def test_only_till_keys_are_looked_up_unscoped(app, people):
+    # A till form stored its key bare ("till-…"); any other bare key in the ledger is not
+    # the staff member's earlier request, even when they send the same text.
+    card = people["card"]["number"]
+    with app.app_context():
+        ledger.earn(card=card, store_code=HOME, amount_minor=1000, currency="USD",
+                    idempotency_key="k-1", staff_id=people["sam"].account_id)
+        booked = staff.earn(people["sam"], card=card, amount_minor=2000, currency="USD",
+                            key="k-1")
+        assert (booked.replayed, booked.coins, booked.balance) == (False, 20, 30)
+        assert ledger_count() == 2
+
+
+def test_no_rule_runs_for_someone_who_is_not_staff(app, people):
+    customer = people["card"]["account"]
+    with app.app_context():
+        for principal in (None, _principal(customer)):
+            with pytest.raises(Forbidden, match=says("This is for café staff.")):
+                staff.earn(principal, card=people["card"]["number"], amount_minor=1000,
+                           currency="USD", key=uuid.uuid4().hex)
         assert ledger_count() == 0

@@ -85,18 +85,14 @@ _CONTEXT_FROM = (
 # A redemption by rotating code also asks whether each step the code may be for
 # (codes.candidate_steps) was spent already.
 _CODE_STEPS = 3
-
-
-def _step_used(index: int):
-    return exists().where(
-        used_codes.c.card_id == cards.c.id,
-        used_codes.c.step == bindparam(f"step{index}", type_=BigInteger),
-    ).label(f"used{index}")
-
+_STEPS_USED = [
+    exists().where(used_codes.c.card_id == cards.c.id,
+                   used_codes.c.step == bindparam(f"step{i}", type_=BigInteger)).label(f"used{i}")
+    for i in range(_CODE_STEPS)
+]
 
 _EARN_CONTEXT = select(*_CONTEXT_COLUMNS).select_from(_CONTEXT_FROM)
-_REDEEM_CONTEXT = select(*_CONTEXT_COLUMNS,
-                         *(_step_used(i) for i in range(_CODE_STEPS))).select_from(_CONTEXT_FROM)
+_REDEEM_CONTEXT = select(*_CONTEXT_COLUMNS, *_STEPS_USED).select_from(_CONTEXT_FROM)
 
 _STORE_FIELDS = {"store_id": "id", "store_code": "code", "store_region": "region",
                  "store_currency": "currency", "store_minor_per_coin": "minor_per_coin"}
