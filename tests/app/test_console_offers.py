@@ -40,6 +40,13 @@ def _make(actor: str) -> str:
     return email
 
 
+def _signed_in_page(app, client, actor: str, path: str) -> str:
+    with app.app_context():
+        email = _make(actor)
+    AuthActions(client).login(email)
+    return client.get(path).get_data(as_text=True)
+
+
 def _offered_roles(html: str) -> set[str]:
     select = re.search(r'<select id="f-role" name="role">(.*?)</select>', html, re.S)
     assert select, "the staff page has no role field"
@@ -56,10 +63,7 @@ def _create(client, page: str, role: str, store: str, region: str) -> int:
 @pytest.mark.parametrize("actor", list(ACTORS))
 def test_the_staff_form_offers_exactly_the_roles_the_service_creates(app, client, actor):
     store, region = ACTORS[actor]
-    with app.app_context():
-        email = _make(actor)
-    AuthActions(client).login(email)
-    page = client.get("/admin/staff").get_data(as_text=True)
+    page = _signed_in_page(app, client, actor, "/admin/staff")
     offered = _offered_roles(page)
     assert offered  # every console actor may at least hire a barista
     created = {role for role in STAFF_ROLES if _create(client, page, role, store, region) == 201}
@@ -70,10 +74,7 @@ def test_the_staff_form_offers_exactly_the_roles_the_service_creates(app, client
 @pytest.mark.parametrize("actor", list(ACTORS))
 def test_catalogue_and_store_controls_show_when_the_service_allows_them(app, client, actor):
     _, region = ACTORS[actor]
-    with app.app_context():
-        email = _make(actor)
-    AuthActions(client).login(email)
-    page = client.get("/admin/stores").get_data(as_text=True)
+    page = _signed_in_page(app, client, actor, "/admin/stores")
     rewards_open = client.get("/admin/rewards").status_code == 200
     assert ('href="/admin/rewards"' in page) == rewards_open
     code = f"{region.upper()}-TST-{secrets.randbelow(90) + 10}"

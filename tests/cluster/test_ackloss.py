@@ -26,6 +26,7 @@ import itertools
 import re
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -180,7 +181,10 @@ def _problem(response, status: int, slug: str) -> dict:
 
 
 # ---------------------------------------------------------------------------- money
-def test_earn_whose_commit_ack_was_lost_is_applied_once_and_answered_201(stack):
+def _earn_whose_commit_ack_is_lost(stack) -> tuple[Any, dict, str, str]:
+    """A barista's earn of 10.00 EUR whose COMMIT answer the us proxy drops once; it was
+    sent once, so it must be answered as the first send: 201, not a replay (issue item
+    16). Returns the answer, the request, the barista's token and the key."""
     customer, barista = stack.customer(), stack.barista()
     key = uuid.uuid4().hex
     earn = {"kind": "earn", "card": customer["number"], "amount": "10.00", "currency": "EUR"}
@@ -189,9 +193,13 @@ def test_earn_whose_commit_ack_was_lost_is_applied_once_and_answered_201(stack):
     response = stack.call("POST", "/transactions", earn, token=barista, key=key)
 
     lost_once(stack, b"INSERT INTO ledger")
-    # Sent once, so answered as the first send: 201, not a replay (issue item 16).
     assert response.status_code == 201, response.get_data(as_text=True)
     assert "Idempotent-Replayed" not in response.headers
+    return response, earn, barista, key
+
+
+def test_earn_whose_commit_ack_was_lost_is_applied_once_and_answered_201(stack):
+    response, earn, barista, key = _earn_whose_commit_ack_is_lost(stack)
     receipt = response.get_json()
     assert (receipt["coins"], receipt["balance"]) == (10, 10)
     assert (
@@ -217,15 +225,7 @@ def test_earn_that_fills_the_hourly_limit_whose_commit_ack_was_lost_is_answered_
     be answered as booked (its retry finds its own row first), not refused because the
     hourly total now counts it; and its audit row, committed with it, is there once."""
     stack = make_stack(COINS_PER_BARISTA_HOUR=10)
-    customer, barista = stack.customer(), stack.barista()
-    key = uuid.uuid4().hex
-    earn = {"kind": "earn", "card": customer["number"], "amount": "10.00", "currency": "EUR"}
-
-    stack.proxies["us"].arm(1, statement=rb"INSERT INTO ledger")
-    response = stack.call("POST", "/transactions", earn, token=barista, key=key)
-
-    lost_once(stack, b"INSERT INTO ledger")
-    assert response.status_code == 201, response.get_data(as_text=True)
+    response, earn, barista, _ = _earn_whose_commit_ack_is_lost(stack)
     receipt = response.get_json()
     assert (receipt["coins"], receipt["balance"]) == (10, 10)
     assert stack.on_every_node(
