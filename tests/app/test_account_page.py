@@ -5,21 +5,36 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from tests.helpers import PASSWORD, AuthActions, csrf_token
 from tests.ledger_helpers import assert_invariants
-from tests.mail_helpers import outbox
+from tests.mail_helpers import link_in, outbox, path_of
+from tests.webauthn_helpers import SoftAuthenticator
 from webapp.account import services as account_services
+from webapp.auth import services as auth_services
 from webapp.clock import utcnow
-from webapp.database.schema import accounts, cards, ledger, metadata, wallets
+from webapp.database.schema import (
+    account_tokens,
+    accounts,
+    cards,
+    ledger,
+    metadata,
+    passkeys,
+    refresh_tokens,
+    wallets,
+    webauthn_challenges,
+)
 from webapp.errors import NotFound
 from webapp.extensions import db
+from webapp.family import invites
 from webapp.family import services as family
 from webapp.ledger import services as ledger_services
+
+from .test_passkeys import ORIGIN, _add
 
 ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/131.0.0.0 Mobile Safari/537.36")
@@ -345,6 +360,53 @@ def test_erasure_of_an_empty_wallet_still_records_the_erasure(app, client, auth)
     assert _erase(client).status_code == 200
     [entry] = _rows(app, ledger)
     assert (entry["kind"], entry["coins"], entry["balance_after"]) == ("erasure", 0, 0)
+
+
+def test_erasure_takes_passkeys_old_addresses_and_the_family_members_sign_ins(app, client,
+                                                                             auth):
+    """Beyond the page's test: the owner had a passkey, moved to a new address (mail went
+    to the old one) and a family member uses their card on their own phone. All of it
+    goes with the account; the cards are marked removed."""
+    app.config["PUBLIC_BASE_URL"] = ORIGIN
+    auth.register(email="ana.old@example.com")
+    account_id = _account_id(app, "ana.old@example.com")
+    assert _add(client, SoftAuthenticator("loyalty.test", ORIGIN), name="Ana's phone")[
+        0].status_code == 201
+    with app.test_request_context():  # the mailed links are built with url_for
+        auth_services.request_email_change(account_id, PASSWORD, "ana@example.com")
+        [mail] = outbox(app, "ana@example.com")
+        secret = path_of(link_in(mail["body_text"], "/email/confirm/")).rsplit("/", 1)[1]
+        auth_services.confirm_email_change(secret, signed_in_as=account_id)
+        robin = family.add(account_id, "Robin", date(2015, 6, 1)).card
+        invite = invites.create(account_id, robin["id"])
+        invites.accept(invite.token, email="robin@example.com", password="robin-own-phone-1")
+        ledger_services.earn(card=robin["number"], store_code="IE-DUB-01", amount_minor=1250,
+                             currency="EUR", idempotency_key="t-robin", staff_id=None)
+        assert account_services.erasure_preview(account_id) == account_services.ErasurePreview(
+            12, ["Robin"], 1)
+        assert account_services.erase(account_id, PASSWORD) == 12
+
+    for table in (passkeys, refresh_tokens, account_tokens, webauthn_challenges):
+        assert _rows(app, table) == [], table.name
+    assert all(card["removed_at"] is not None for card in _rows(app, cards))
+    for trace in ("ana.old@example.com", "ana@example.com", "Ana's phone", "Robin",
+                  "robin@example.com"):
+        assert _rows_mentioning(app, trace) == [], trace
+    assert AuthActions(app.test_client()).login(
+        "robin@example.com", "robin-own-phone-1").status_code == 401
+
+
+def test_the_account_services_name_what_they_could_not_find(app, client, auth):
+    auth.register()
+    account_id = _account_id(app)
+    with app.app_context():
+        family.add(account_id, "Robin", None)
+        # The profile form's birthday is the holder's own card's, not a family card's.
+        assert account_services.profile(account_id)["holder"]["display_name"] == "Ana Silva"
+        with pytest.raises(NotFound, match=r"^That device is not signed in\.$"):
+            account_services.sign_out_device(account_id, "0" * 32)
+        with pytest.raises(NotFound, match=r"^No such account\.$"):
+            account_services.erase_now(account_id + 1000)
 
 
 # -- cleanup ------------------------------------------------------------------------
