@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
@@ -76,9 +76,11 @@ def profile(account_id: int) -> dict[str, Any]:
 
 
 def _iso(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        text = value.isoformat()
-        return text + "Z" if len(text) > 10 and getattr(value, "tzinfo", 1) is None else text
+    """A stored time is naive UTC: ISO 8601 marked Z. A date (a birthday) stays a date."""
+    if isinstance(value, datetime):
+        return value.isoformat() + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
     return value
 
 
@@ -96,12 +98,13 @@ def export(account_id: int) -> dict[str, Any]:
         account = account_queries.account_by_id(conn, account_id)
         wallet = card_queries.wallet_for_account(conn, account_id)
         entries: list[dict[str, Any]] = []
-        while True:
-            page = queries.ledger_page(conn, wallet["id"], entries[-1]["id"] if entries else 0,
-                                       EXPORT_PAGE)
+        after = 0
+        while True:  # a page at a time: a long history is never one huge result
+            page = queries.ledger_page(conn, wallet["id"], after, EXPORT_PAGE)
             entries.extend(page)
             if len(page) < EXPORT_PAGE:
                 break
+            after = page[-1]["id"]
         passkeys = [{"name": p["name"], "created_at": p["created_at"],
                      "last_used_at": p["last_used_at"]}
                     for p in passkey_queries.passkeys_of(conn, account_id)]
