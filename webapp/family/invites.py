@@ -64,7 +64,7 @@ def create(owner_id: int, card_id: int) -> Invite:
         card = queries.family_card(conn, owner_id, card_id)
         if card is None or card["slot"] is None:
             raise NotFound("No such family member.")
-        if queries.member_of_card(conn, None) is not None:
+        if queries.member_of_card(conn, card_id) is not None:
             raise Conflict(f"{card['display_name']} already uses this card on their own phone.")
         earlier = queries.invite_by_hash(conn, token_hash)
         if earlier is not None:  # our own attempt whose COMMIT answer was lost
