@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from tests.helpers import PASSWORD, AuthActions, csrf_token
+from tests.helpers import PASSWORD, AuthActions, RoundTrips, csrf_token
 from tests.ledger_helpers import assert_invariants
 from tests.mail_helpers import link_in, outbox, path_of
 from tests.webauthn_helpers import SoftAuthenticator
@@ -270,8 +270,11 @@ def test_export_holds_everything_about_the_account_and_no_credentials(app, clien
             ledger_services.earn(card=holder["number"], store_code="IE-DUB-01",
                                  amount_minor=100, currency="EUR",
                                  idempotency_key=f"t-more-{n}", staff_id=None)
-    # Pages of three rows: the seven entries take three pages, each read after the last.
+    # Pages of three rows: the seven entries take three reads, never one of them all.
     monkeypatch.setattr(account_services, "EXPORT_PAGE", 3)
+    with app.app_context(), RoundTrips(app) as trips, trips.counted() as statements:
+        account_services.export(account_id)
+    assert sum(s.startswith("SELECT ledger.id, ledger.kind") for s in statements) == 3, statements
     response = _post(client, "/account/export")
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
@@ -404,6 +407,11 @@ def test_erasure_takes_passkeys_old_addresses_and_the_family_members_sign_ins(ap
         [mail] = outbox(app, "ana@example.com")
         secret = path_of(link_in(mail["body_text"], "/email/confirm/")).rsplit("/", 1)[1]
         auth_services.confirm_email_change(secret, signed_in_as=account_id)
+        # Days later the daily cleanup has deleted the spent links, and with them the
+        # last row that named the old address, but for the mail sent to it.
+        db.write(lambda conn: conn.execute(update(account_tokens).values(
+            expires_at=utcnow() - timedelta(minutes=1))), name="t")
+        assert account_services.cleanup()["tokens"] == 2
         robin = family.add(account_id, "Robin", date(2015, 6, 1)).card
         invite = invites.create(account_id, robin["id"])
         invites.accept(invite.token, email="robin@example.com", password="robin-own-phone-1")

@@ -258,6 +258,9 @@ def test_only_the_owners_own_family_cards_can_be_invited_to(app, family):  # noq
             invites.revoke_member(owner, tom["id"])
         made = invites.create(owner, tom["id"])
         assert len(made.token) == 43  # 256 random bits, base64url
+        assert made.card_name == "Tom"
+        # The owner's family page: the pending invite and when it expires.
+        assert invites.states(owner) == {tom["id"]: {"invite_expires": made.expires_at}}
         assert invites.check(made.token)["id"] == tom["id"]
         with pytest.raises(invites.InviteGone, match=r"^unknown$"):
             invites.check(made.token[:-1])
@@ -267,9 +270,24 @@ def test_only_the_owners_own_family_cards_can_be_invited_to(app, family):  # noq
         with pytest.raises(Conflict, match=r"^Tom already uses this card on their own "
                                            r"phone\.$"):
             invites.create(owner, tom["id"])
+        assert invites.states(owner) == {tom["id"]: {"member_email": "tom@example.com"}}
     [row] = _invite_rows(app)
     assert row["member_account_id"] == member["id"]  # who used it
     assert row["used_at"] is not None
+    assert row["expires_at"] == made.expires_at
+
+
+def test_an_invite_lasts_24_hours_to_the_second(app, family, monkeypatch):  # noqa: F811
+    with app.app_context():
+        made = invites.create(family["account"]["id"], family["tom"]["id"])
+        [row] = _invite_rows(app)
+        assert made.expires_at == row["created_at"] + timedelta(hours=24)
+        monkeypatch.setattr("webapp.family.invites.utcnow",
+                            lambda: made.expires_at - timedelta(microseconds=1))
+        assert invites.check(made.token)["id"] == family["tom"]["id"]
+        monkeypatch.setattr("webapp.family.invites.utcnow", lambda: made.expires_at)
+        with pytest.raises(invites.InviteGone, match=r"^expired$"):
+            invites.check(made.token)
 
 
 def test_an_address_with_a_sign_in_is_refused_with_a_clear_message(app, family):  # noqa: F811
@@ -317,6 +335,8 @@ def test_invites_whose_commit_answer_was_lost_are_recognised(app, family, reques
             made = invites.create(family["account"]["id"], family["tom"]["id"])
         assert lost == [1]
         assert invites.check(made.token)["id"] == family["tom"]["id"]
+        [row] = _invite_rows(app)
+        assert (made.card_name, made.expires_at) == ("Tom", row["expires_at"])
         with answer_lost(app) as lost:
             member = invites.accept(made.token, email="tom@example.com",
                                     password=MEMBER_PASSWORD)
