@@ -21,6 +21,7 @@ from webapp.database.schema import (
     account_tokens,
     accounts,
     cards,
+    family_invites,
     ledger,
     mail_outbox,
     metadata,
@@ -415,14 +416,21 @@ def test_erasure_takes_passkeys_old_addresses_and_the_family_members_sign_ins(ap
         robin = family.add(account_id, "Robin", date(2015, 6, 1)).card
         invite = invites.create(account_id, robin["id"])
         invites.accept(invite.token, email="robin@example.com", password="robin-own-phone-1")
+        sam = family.add(account_id, "Sam", None).card
+        pending = invites.create(account_id, sam["id"])
         ledger_services.earn(card=robin["number"], store_code="IE-DUB-01", amount_minor=1250,
                              currency="EUR", idempotency_key="t-robin", staff_id=None)
         assert account_services.erasure_preview(account_id) == account_services.ErasurePreview(
-            12, ["Robin"], 1)
+            12, ["Robin", "Sam"], 1)
         assert account_services.erase(account_id, PASSWORD) == 12
 
     for table in (passkeys, refresh_tokens, account_tokens, webauthn_challenges):
         assert _rows(app, table) == [], table.name
+    # Robin's invite was used; Sam's, still open, is revoked with the cards.
+    assert [(i["used_at"] is None, i["revoked_at"] is None)
+            for i in _rows(app, family_invites)] == [(False, True), (True, False)]
+    with app.app_context(), pytest.raises(invites.InviteGone):
+        invites.check(pending.token)
     assert all(card["removed_at"] is not None for card in _rows(app, cards))
     for trace in ("ana.old@example.com", "ana@example.com", "Ana's phone", "Robin",
                   "robin@example.com"):
