@@ -1,0 +1,443 @@
+"""The cluster router's decisions, over three real SQLite databases as three members.
+
+:class:`ClusterRouter` decides where a transaction runs and what happens after a
+failure; :class:`webapp.database.cluster.Cluster` tells it which members are usable,
+from probes of real Galera or Group Replication members. Here the members are SQLite
+files and their states are set by the test (``ScriptedMembers``), so every routing rule
+is checked in milliseconds: preference order, failover after a member failure, the one
+reconnect of a stale pooled connection, conflicts retried on the same member, stale
+reads, the quorum grace, refusals and the unknown-COMMIT contract. The probes that set
+states are tested in ``tests/unit/test_cluster_probes.py``; the same rules against real
+Galera nodes killed, frozen and partitioned are the drills in ``tests/cluster/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask, g
+from sqlalchemy import create_engine, event, text
+from sqlalchemy import exc as sa_exc
+
+from webapp.database import RetryTransaction, after_unknown_commit
+from webapp.database.members import Member
+from webapp.database.probes import MemberState
+from webapp.database.retry import RetryPolicy
+from webapp.database.routing import ClusterRouter
+from webapp.errors import OutcomeUnknown, ServiceUnavailable
+
+UP, DOWN = MemberState.UP, MemberState.DOWN
+
+
+class ScriptedMembers:
+    """The router's view of a cluster (:class:`webapp.database.routing.Members`) whose
+    member states the test sets. A member reported failed goes down, as a failed probe
+    would take it; ``comes_back`` members go up again at the next wait for a change."""
+
+    kind = None  # no session consistency settings: SQLite
+    interval = 0.01
+
+    def __init__(self, tmp_path, names: tuple[str, ...] = ("us", "ie", "in")) -> None:
+        self.members = []
+        for index, name in enumerate(names):
+            engine = create_engine(f"sqlite:///{tmp_path / name}.db")
+            with engine.begin() as conn:
+                conn.execute(text("CREATE TABLE IF NOT EXISTS t (n INTEGER)"))
+            member = Member(name, name, str(engine.url), engine, index)
+            member.state = UP
+            self.members.append(member)
+        self.reported: list[str] = []
+        self.mark_failed_down = True
+        self.settling = 0  # how many more calls of unsettled() answer True
+        self.writable_recently = False
+        self.grace_asked: list[float] = []
+        self.waits: list[float] = []
+        self.comes_back: list[Member] = []
+
+    def __getitem__(self, name: str) -> Member:
+        return next(m for m in self.members if m.name == name)
+
+    def ensure_started(self) -> None:
+        pass
+
+    def candidates(self, *, write: bool) -> list[Member]:
+        usable = {UP} if write else {UP, MemberState.READ_ONLY}
+        return [m for m in self.members if m.state in usable]
+
+    def stale_candidates(self) -> list[Member]:
+        return [m for m in self.members if m.state is MemberState.NON_PRIMARY]
+
+    def unsettled(self) -> bool:
+        if self.settling:
+            self.settling -= 1
+            return True
+        return False
+
+    def writable_within(self, seconds: float) -> bool:
+        self.grace_asked.append(seconds)
+        return self.writable_recently
+
+    def wait_for_change(self, timeout: float) -> None:
+        self.waits.append(timeout)
+        if not self.comes_back:
+            time.sleep(timeout)  # as the real one blocks until a probe answers
+        for member in self.comes_back:
+            member.state = UP
+        self.comes_back = []
+
+    def report_failure(self, member: Member, error: BaseException) -> MemberState:
+        self.reported.append(member.name)
+        if self.mark_failed_down:
+            member.state = DOWN
+        return member.state
+
+    def status(self) -> list[dict]:
+        return [{"name": m.name, "state": m.state.value} for m in self.members]
+
+    def close(self) -> None:
+        for member in self.members:
+            member.engine.dispose()
+
+
+@pytest.fixture
+def members(tmp_path) -> Iterator[ScriptedMembers]:
+    scripted = ScriptedMembers(tmp_path)
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture
+def context() -> Iterator[None]:
+    """An app context, where the router notes the serving member in ``flask.g``."""
+    with Flask(__name__).app_context():
+        yield
+
+
+def make_router(members, **options) -> ClusterRouter:
+    policy = options.pop("policy", RetryPolicy(retry_budget=4, time_budget=5.0))
+    return ClusterRouter(members, policy=policy, **options)
+
+
+def rows(member: Member) -> int:
+    with member.engine.connect() as conn:
+        return conn.execute(text("SELECT COUNT(*) FROM t")).scalar_one()
+
+
+def lost_connection() -> sa_exc.OperationalError:
+    """What a write on a member that went away raises before COMMIT."""
+    return sa_exc.OperationalError("INSERT", {}, sqlite3.OperationalError(
+        "lost connection to the database during query"))
+
+
+def member_of(conn) -> str:
+    return conn.engine.url.database.rsplit("/", 1)[-1].removesuffix(".db")
+
+
+def insert_then(failures: dict[str, BaseException], ran: list[str]):
+    """Work that inserts a row, then raises the failure scripted for its member."""
+    def work(conn):
+        member = member_of(conn)
+        ran.append(member)
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        if member in failures:
+            raise failures.pop(member)
+        return member
+    return work
+
+
+def test_work_runs_on_the_most_preferred_member_and_names_it(members, context):
+    router = make_router(members)
+    ran: list[str] = []
+    assert router.run(insert_then({}, ran), write=True, causal=True, name="t") == "us"
+    assert g.db_member == "us"
+    assert "stale_read" not in g
+    assert [rows(m) for m in members.members] == [1, 0, 0]
+    stats = router.stats.snapshot()
+    assert (stats["transactions"], stats["attempts"], stats["failovers"]) == (1, 1, 0)
+    assert stats["by_member"] == {"us": 1}
+    assert stats["max_attempts"] == 1
+    assert stats["retries"] == {}
+    assert stats["unavailable"] == 0
+
+
+def test_a_member_failing_before_commit_is_reported_and_the_work_moves_on(members, context):
+    router = make_router(members)
+    ran: list[str] = []
+    served = router.run(insert_then({"us": lost_connection()}, ran), write=True, causal=True,
+                        name="t")
+    assert (served, ran, members.reported) == ("ie", ["us", "ie"], ["us"])
+    assert [rows(m) for m in members.members] == [0, 1, 0]  # the failed attempt rolled back
+    assert g.db_member == "ie"
+    stats = router.stats.snapshot()
+    assert stats["failovers"] == 1
+    assert stats["retries"] == {"member_unavailable": 1}
+    assert stats["attempts"] == 2
+    assert stats["max_attempts"] == 2
+    assert stats["by_member"] == {"ie": 1}
+
+
+def test_a_member_that_failed_this_transaction_is_avoided_even_if_still_listed(members,
+                                                                             context):
+    members.mark_failed_down = False  # its probe has not answered yet
+    router = make_router(members)
+    ran: list[str] = []
+    failures = {"us": lost_connection(), "ie": lost_connection()}
+    assert router.run(insert_then(failures, ran), write=True, causal=True, name="t") == "in"
+    assert ran == ["us", "ie", "in"]
+    assert router.stats.snapshot()["failovers"] == 2
+
+
+def test_when_every_listed_member_failed_once_the_first_is_tried_again(members, context):
+    members.mark_failed_down = False
+    for name in ("ie", "in"):
+        members[name].state = DOWN
+    router = make_router(members)
+    ran: list[str] = []
+    assert router.run(insert_then({"us": lost_connection()}, ran), write=True, causal=True,
+                      name="t") == "us"
+    assert ran == ["us", "us"]
+    assert rows(members["us"]) == 1
+    assert router.stats.snapshot()["failovers"] == 0  # the same member, not a failover
+
+
+def test_a_conflict_is_retried_on_the_same_member(members, context):
+    router = make_router(members)
+    ran: list[str] = []
+    served = router.run(insert_then({"us": RetryTransaction()}, ran), write=True, causal=True,
+                        name="t")
+    assert (served, ran, members.reported) == ("us", ["us", "us"], [])
+    assert rows(members["us"]) == 1
+    stats = router.stats.snapshot()
+    assert stats["conflicts"] == 1
+    assert stats["retries"] == {"conflict": 1}
+    assert stats["failovers"] == 0
+
+
+def test_endless_conflicts_are_refused_as_busy_after_the_budget(members, context):
+    router = make_router(members, policy=RetryPolicy(retry_budget=2, time_budget=5.0))
+    runs: list[int] = []
+
+    def conflicts(conn):
+        runs.append(1)
+        raise RetryTransaction()
+
+    with pytest.raises(ServiceUnavailable, match="very busy"):
+        router.run(conflicts, write=True, causal=True, name="t")
+    assert len(runs) == 3
+    stats = router.stats.snapshot()
+    assert stats["unavailable"] == 1
+    assert stats["outcome_unknown"] == 0
+    assert stats["retries"] == {"conflict": 2}
+    assert stats["conflicts"] == 3
+
+
+def test_a_permanent_error_is_raised_at_once(members, context):
+    router = make_router(members)
+    runs: list[int] = []
+
+    def bug(conn):
+        runs.append(1)
+        conn.execute(text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(sa_exc.OperationalError, match="no_such_table"):
+        router.run(bug, write=True, causal=True, name="t")
+    assert runs == [1]
+    assert members.reported == []
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (True, "No database member accepts writes right now"),
+    (False, "No database member can be reached right now"),
+])
+def test_no_usable_member_is_refused_with_what_is_missing(members, context, write, message):
+    for member in members.members:
+        member.state = DOWN
+    router = make_router(members)
+    with pytest.raises(ServiceUnavailable, match=message):
+        router.run(lambda conn: 1, write=write, causal=True, name="t")
+    assert router.stats.snapshot()["unavailable"] == 1
+    assert members.waits == []  # nothing unsettled, not writable a moment ago: no wait
+
+
+def test_reads_may_use_a_read_only_member_writes_may_not(members, context):
+    for name in ("us", "ie"):
+        members[name].state = MemberState.READ_ONLY
+    router = make_router(members)
+    router.run(lambda conn: 1, write=False, causal=True, name="t")
+    assert g.db_member == "us"
+    assert router.run(insert_then({}, []), write=True, causal=True, name="t") == "in"
+
+
+def test_a_stale_read_is_served_outside_the_quorum_only_when_allowed(members, context):
+    for member in members.members:
+        member.state = MemberState.NON_PRIMARY
+    discarded: list[object] = []
+    event.listen(members["us"].engine, "invalidate", lambda *args: discarded.append(args))
+
+    def read(conn):
+        return conn.execute(text("SELECT COUNT(*) FROM t")).scalar_one()
+
+    strict = make_router(members)
+    with pytest.raises(ServiceUnavailable):
+        strict.run(read, write=False, causal=False, name="t")
+
+    router = make_router(members, allow_stale_reads=True)
+    assert router.run(read, write=False, causal=False, name="t") == 0
+    assert g.db_member == "us"
+    assert g.stale_read is True
+    assert router.stats.snapshot()["stale_reads"] == 1
+    assert len(discarded) == 1  # its session settings must never be pooled
+    for kind in ({"write": True, "causal": True}, {"write": False, "causal": True}):
+        with pytest.raises(ServiceUnavailable):  # writes and causal reads need the quorum
+            router.run(read, name="t", **kind)
+
+
+def test_an_unsettled_cluster_is_waited_for_not_refused(members, context):
+    us = members["us"]
+    for member in members.members:
+        member.state = DOWN
+    members.settling = 1  # a probe verdict is on its way...
+    members.comes_back = [us]  # ...and it finds the member up again
+    router = make_router(members)
+    assert router.run(insert_then({}, []), write=True, causal=True, name="t") == "us"
+    assert members.waits == [members.interval]
+
+
+def test_a_cluster_writable_within_the_quorum_grace_is_waited_for(members, context):
+    for member in members.members:
+        member.state = DOWN
+    members.writable_recently = True
+    members.comes_back = [members["ie"]]
+    router = make_router(members, quorum_grace=2.5)
+    assert router.run(insert_then({}, []), write=True, causal=True, name="t") == "ie"
+    assert members.grace_asked == [2.5]
+    assert len(members.waits) == 1
+    assert router.stats.snapshot()["unavailable"] == 0
+
+
+def test_the_wait_for_quorum_ends_with_the_time_budget(members, context):
+    for member in members.members:
+        member.state = DOWN
+    members.writable_recently = True  # and it stays writable "a moment ago" forever
+    router = make_router(members, policy=RetryPolicy(retry_budget=4, time_budget=0.2))
+    with pytest.raises(ServiceUnavailable, match="accepts writes"):
+        router.run(lambda conn: 1, write=True, causal=True, name="t")
+    assert members.waits
+    assert all(0 <= wait <= members.interval for wait in members.waits)
+
+
+def test_a_pooled_connection_dropped_before_commit_is_retried_once_on_the_same_member(
+        members, context):
+    def dropped() -> sa_exc.OperationalError:
+        error = lost_connection()
+        error.connection_invalidated = True
+        return error
+
+    router = make_router(members)
+    ran: list[str] = []
+    assert router.run(insert_then({"us": dropped()}, ran), write=True, causal=True,
+                      name="t") == "us"
+    assert ran == ["us", "us"]
+    assert members.reported == []
+    assert router.stats.snapshot()["retries"] == {"reconnect": 1}
+
+    # A second drop in the same transaction is the member, not the pool.
+    ran.clear()
+    drops = [dropped(), dropped()]
+
+    def drops_twice(conn):
+        ran.append(member_of(conn))
+        if ran[-1] == "us" and drops:
+            raise drops.pop()
+        return ran[-1]
+
+    assert router.run(drops_twice, write=True, causal=True, name="t") == "ie"
+    assert ran == ["us", "us", "ie"]
+    assert members.reported == ["us"]
+
+
+def lose_commit_answers(member: Member, times: int = 1) -> list[int]:
+    """The member's next ``times`` COMMITs happen, then fail as if the answer was lost."""
+    dialect = member.engine.dialect
+    original = dialect.do_commit
+    lost: list[int] = []
+
+    def do_commit(dbapi_connection) -> None:
+        original(dbapi_connection)
+        if len(lost) < times:
+            lost.append(1)
+            raise sqlite3.OperationalError("lost connection to the database during COMMIT")
+
+    dialect.do_commit = do_commit
+    return lost
+
+
+def test_idempotent_work_whose_commit_answer_was_lost_runs_again_elsewhere_knowing_it(
+        members, context, caplog):
+    lose_commit_answers(members["us"])
+    router = make_router(members)
+    seen: list[tuple[str, bool]] = []
+
+    def work(conn):
+        seen.append((member_of(conn), after_unknown_commit(conn)))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        return len(seen)
+
+    with caplog.at_level(logging.WARNING, logger="webapp.database.routing"):
+        assert router.run(work, write=True, causal=True, name="t", idempotent=True) == 2
+    assert seen == [("us", False), ("ie", True)]
+    assert "running it again" in caplog.text
+    assert router.stats.snapshot()["retries"] == {"commit_unknown": 1}
+    assert router.stats.snapshot()["outcome_unknown"] == 0
+
+
+def test_other_work_whose_commit_answer_was_lost_is_outcome_unknown_not_refused(members,
+                                                                               context):
+    lose_commit_answers(members["us"])
+    router = make_router(members)
+    ran: list[str] = []
+    with pytest.raises(OutcomeUnknown, match="same Idempotency-Key"):
+        router.run(insert_then({}, ran), write=True, causal=True, name="t")
+    assert ran == ["us"]
+    assert rows(members["us"]) == 1
+    stats = router.stats.snapshot()
+    assert stats["outcome_unknown"] == 1
+    assert stats["unavailable"] == 0
+
+
+def test_retries_that_run_out_after_a_lost_answer_are_outcome_unknown(members, context):
+    for member in members.members:
+        lose_commit_answers(member)
+    router = make_router(members, policy=RetryPolicy(retry_budget=2, time_budget=5.0))
+    with pytest.raises(OutcomeUnknown):
+        router.run(insert_then({}, []), write=True, causal=True, name="t", idempotent=True)
+    assert router.stats.snapshot()["outcome_unknown"] == 1
+
+
+def test_reads_are_always_safe_to_run_again(members, context):
+    lose_commit_answers(members["us"])
+    router = make_router(members)
+    assert router.run(lambda conn: 7, write=False, causal=True, name="t") == 7
+    assert g.db_member == "ie"
+
+
+def test_the_schema_engine_is_the_first_writable_member(members):
+    router = make_router(members)
+    members["us"].state = MemberState.READ_ONLY
+    assert router.schema_engine() is members["ie"].engine
+    for member in members.members:
+        member.state = DOWN
+    with pytest.raises(ServiceUnavailable, match="accepts writes"):
+        router.schema_engine()
+    assert router.status() == [{"name": n, "state": "down"} for n in ("us", "ie", "in")]
+    assert router.engines == [m.engine for m in members.members]
+
+
+def test_budgets_come_from_the_policy(members):
+    router = make_router(members, policy=RetryPolicy(retry_budget=3, time_budget=1.5))
+    assert (router.retry_budget, router.time_budget) == (3, 1.5)
+    assert make_router(members, quorum_grace="2").quorum_grace == 2.0
