@@ -13,6 +13,7 @@ Galera nodes killed, frozen and partitioned are the drills in ``tests/cluster/``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -25,9 +26,18 @@ from sqlalchemy import exc as sa_exc
 
 from webapp.database import RetryTransaction, after_unknown_commit
 from webapp.database.members import Member
-from webapp.database.probes import MemberState
+from webapp.database.probes import GALERA, GROUP_REPLICATION, MemberState
 from webapp.database.retry import RetryPolicy
-from webapp.database.routing import ClusterRouter
+from webapp.database.routing import (
+    _BARRIER_PENDING as BARRIER_PENDING,
+)
+from webapp.database.routing import (
+    CAUSAL_BARRIER,
+    ClusterRouter,
+    _restoring,
+    carry_causal_barrier,
+    consistency,
+)
 from webapp.errors import OutcomeUnknown, ServiceUnavailable
 
 UP, DOWN = MemberState.UP, MemberState.DOWN
@@ -441,3 +451,127 @@ def test_budgets_come_from_the_policy(members):
     router = make_router(members, policy=RetryPolicy(retry_budget=3, time_budget=1.5))
     assert (router.retry_budget, router.time_budget) == (3, 1.5)
     assert make_router(members, quorum_grace="2").quorum_grace == 2.0
+
+
+# ---------------------------------------------------------------- session consistency
+# What each kind of transaction tells its member, on a SQLite connection that records
+# the statements and runs a harmless SELECT in place of each MySQL/MariaDB SET (the
+# Galera runs of tests/cluster/test_cluster.py prove the settings do what they should).
+
+@pytest.fixture
+def recorded(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'session.db'}")
+    sent: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+        return ("SELECT 1" if statement.startswith("SET ") else statement), parameters
+
+    with engine.connect() as conn:
+        yield conn, sent
+    engine.dispose()
+
+
+def settings_of(recorded, kind, *, causal, stale=False, write=False, fail=False):
+    conn, sent = recorded
+    sent.clear()
+    with contextlib.suppress(ZeroDivisionError), \
+            consistency(conn, kind, causal=causal, stale=stale, write=write):
+        sent.append("-- work")
+        if fail:
+            raise ZeroDivisionError
+    return sent, conn.get_execution_options().get(BARRIER_PENDING, False)
+
+
+def test_a_galera_write_sends_its_causal_barrier_first(recorded):
+    assert settings_of(recorded, GALERA, causal=True, write=True) == (
+        [CAUSAL_BARRIER, "-- work"], False)
+
+
+def test_a_galera_causal_read_leaves_its_barrier_to_the_first_statement(recorded):
+    assert settings_of(recorded, GALERA, causal=True) == (["-- work"], True)
+
+
+def test_a_galera_stale_read_may_read_outside_the_quorum(recorded):
+    assert settings_of(recorded, GALERA, causal=False, stale=True) == (
+        ["SET SESSION wsrep_dirty_reads = ON", "-- work"], False)
+
+
+def test_a_plain_galera_read_and_a_single_database_change_nothing(recorded):
+    assert settings_of(recorded, GALERA, causal=False) == (["-- work"], False)
+    assert settings_of(recorded, None, causal=True, write=True) == (["-- work"], False)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_group_replication_consistency_is_set_and_put_back(recorded, fail):
+    sent, _ = settings_of(recorded, GROUP_REPLICATION, causal=True, write=True, fail=fail)
+    assert sent == ["SET SESSION group_replication_consistency = 'BEFORE'", "-- work",
+                    "SET SESSION group_replication_consistency = 'EVENTUAL'"]
+
+
+def test_group_replication_leaves_eventual_reads_and_stale_reads_alone(recorded):
+    assert settings_of(recorded, GROUP_REPLICATION, causal=False) == (["-- work"], False)
+    assert settings_of(recorded, GROUP_REPLICATION, causal=True, stale=True) == (
+        ["-- work"], False)
+
+
+def test_a_setting_that_cannot_be_put_back_discards_the_connection(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'reset.db'}")
+    with engine.connect() as conn:  # SQLite refuses any SET: the reset fails
+        with pytest.raises(sa_exc.OperationalError), _restoring(conn, ["SET x = 1"]):
+            pass
+        assert conn.invalidated
+    with engine.connect() as conn:  # the block's own error is the one that propagates
+        with pytest.raises(ZeroDivisionError), _restoring(conn, ["SET x = 1"]):
+            raise ZeroDivisionError
+        assert conn.invalidated
+    with engine.connect() as conn:
+        with _restoring(conn, ["SELECT 1"]):
+            pass
+        assert not conn.invalidated
+    engine.dispose()
+
+
+class RecordingCursor:
+    """A DB-API cursor that records what it is asked to run."""
+
+    def __init__(self) -> None:
+        self.executed: list[str] = []
+        self.fetched = 0
+
+    def execute(self, statement: str) -> None:
+        self.executed.append(statement)
+
+    def fetchall(self) -> list:
+        self.fetched += 1
+        return []
+
+
+@pytest.mark.parametrize(("statement", "many", "sent", "barrier_first"), [
+    ("SELECT n FROM t", False, "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT n FROM t", False),
+    ("  select n from t", False,
+     "SET STATEMENT wsrep_sync_wait = 1 FOR   select n from t", False),
+    ("INSERT INTO t VALUES (1)", False, "INSERT INTO t VALUES (1)", True),
+    ("SELECT n FROM t", True, "SELECT n FROM t", True),
+    ("SELECTED", False, "SELECTED", True),
+])
+def test_a_pending_barrier_rides_on_the_first_select_or_goes_before_it(
+        recorded, statement, many, sent, barrier_first):
+    conn, _ = recorded
+    conn.execution_options(**{BARRIER_PENDING: True})
+    cursor = RecordingCursor()
+    assert carry_causal_barrier(conn, cursor, statement, {"p": 1}, None, many) == (
+        sent, {"p": 1})
+    assert cursor.executed == ([CAUSAL_BARRIER] if barrier_first else [])
+    assert cursor.fetched == (1 if barrier_first else 0)
+    # Once: the transaction's later statements go as they are.
+    assert carry_causal_barrier(conn, cursor, "SELECT 2", None, None, False) == ("SELECT 2", None)
+    assert conn.get_execution_options()[BARRIER_PENDING] is False
+
+
+def test_no_barrier_is_added_unless_one_is_pending(recorded):
+    conn, _ = recorded
+    cursor = RecordingCursor()
+    assert carry_causal_barrier(conn, cursor, "SELECT 1", (), None, False) == ("SELECT 1", ())
+    assert cursor.executed == []
