@@ -575,3 +575,95 @@ def test_no_barrier_is_added_unless_one_is_pending(recorded):
     cursor = RecordingCursor()
     assert carry_causal_barrier(conn, cursor, "SELECT 1", (), None, False) == ("SELECT 1", ())
     assert cursor.executed == []
+
+
+# ---------------------------------------------------------------- from the configuration
+# A cluster router is built from settings without connecting (members are probed on
+# first use), so the settings' effect is checked here against unreachable addresses.
+
+CLUSTER = ("us=mysql+pymysql://app:pw@127.0.0.1:9/loyalty,"
+           "ie=mysql+pymysql://app:pw@127.0.0.1:9/loyalty,"
+           "in=mysql+pymysql://app:pw@127.0.0.1:9/loyalty")
+
+
+def router_from(**settings) -> ClusterRouter:
+    return ClusterRouter.from_config({"CLUSTER": CLUSTER, **settings})
+
+
+def test_a_cluster_router_is_built_as_configured():
+    router = router_from(
+        REGION="ie", REGION_PREFERENCE="ie,in,us", CLUSTER_KIND="Galera",
+        HEALTH_CHECK_INTERVAL=0.5, DB_CONNECT_TIMEOUT=1.5, HEALTH_CHECK_TIMEOUT=0.75,
+        DB_RETRY_BUDGET=5, DB_RETRY_TIME_BUDGET=12, ALLOW_STALE_READS=True,
+        DB_QUORUM_GRACE=1.25)
+    try:
+        cluster = router.cluster
+        assert [m.name for m in cluster.members] == ["ie", "in", "us"]
+        assert cluster.kind == GALERA
+        assert cluster.region == "ie"
+        assert (cluster.interval, cluster.probe_timeout, cluster.stall_timeout) == (
+            0.5, 1.5, 0.75)
+        assert (router.retry_budget, router.time_budget) == (5, 12.0)
+        assert router.allow_stale_reads is True
+        assert router.quorum_grace == 1.25
+        assert router.engines == [m.engine for m in sorted(cluster.members,
+                                                             key=lambda m: m.index)]
+        assert [m.name for m in cluster.members if event.contains(
+            m.engine, "before_cursor_execute", carry_causal_barrier)] == ["ie", "in", "us"]
+    finally:
+        router.dispose()
+
+
+def test_a_cluster_routers_defaults():
+    router = router_from()
+    try:
+        cluster = router.cluster
+        assert [m.name for m in cluster.members] == ["us", "ie", "in"]
+        assert cluster.kind is None  # "auto": the probes find out
+        assert (cluster.interval, cluster.probe_timeout, cluster.stall_timeout) == (
+            1.0, 2.0, 1.0)
+        assert (router.retry_budget, router.time_budget) == (8, 10.0)
+        assert router.allow_stale_reads is False
+        assert router.quorum_grace == 3.0
+    finally:
+        router.dispose()
+
+
+def test_a_probe_never_waits_longer_than_two_seconds():
+    router = router_from(DB_CONNECT_TIMEOUT=10)
+    try:
+        assert router.cluster.probe_timeout == 2.0
+    finally:
+        router.dispose()
+
+
+@pytest.mark.parametrize(("budget", "statement", "connect", "warned"), [
+    (10, 3, 2, False),  # 2 x 3 + 2 = 8 s fit: a frozen member leaves time to fail over
+    (8, 3, 2, False),
+    (7.9, 3, 2, True),
+    (6, None, None, True),  # the defaults: 3 s statements, 2 s connects
+])
+def test_a_time_budget_too_short_to_fail_over_is_warned_about(caplog, budget, statement,
+                                                             connect, warned):
+    settings = {"DB_RETRY_TIME_BUDGET": budget, "DB_STATEMENT_TIMEOUT": statement,
+                "DB_CONNECT_TIMEOUT": connect}
+    with caplog.at_level(logging.WARNING, logger="webapp.database.routing"):
+        router_from(**{k: v for k, v in settings.items() if v is not None}).dispose()
+    assert ("leaves no room to fail over" in caplog.text) is warned
+    if warned:
+        assert f"DB_RETRY_TIME_BUDGET {float(budget):.1f}s" in caplog.text
+        assert f"DB_STATEMENT_TIMEOUT of {float(statement or 3):.1f}s" in caplog.text
+
+
+def test_only_mysql_family_engines_carry_the_barrier_listener_once(members):
+    make_router(members)
+    assert not any(event.contains(m.engine, "before_cursor_execute", carry_causal_barrier)
+                   for m in members.members)
+    router = router_from()
+    try:
+        again = ClusterRouter(router.cluster)  # a second router over the same engines
+        assert again.cluster is router.cluster
+        engine = router.cluster.members[0].engine
+        assert list(engine.dispatch.before_cursor_execute) == [carry_causal_barrier]
+    finally:
+        router.dispose()
