@@ -24,8 +24,10 @@ from flask import Flask, g
 from sqlalchemy import create_engine, event, text
 from sqlalchemy import exc as sa_exc
 
-from webapp.database import RetryTransaction, after_unknown_commit
+from tests.helpers import metric_reader, metric_total
+from webapp.database import RetryTransaction, after_unknown_commit, routing
 from webapp.database.members import Member
+from webapp.database.pool import make_engine
 from webapp.database.probes import GALERA, GROUP_REPLICATION, MemberState
 from webapp.database.retry import RetryPolicy
 from webapp.database.routing import (
@@ -54,19 +56,30 @@ class ScriptedMembers:
     def __init__(self, tmp_path, names: tuple[str, ...] = ("us", "ie", "in")) -> None:
         self.members = []
         for index, name in enumerate(names):
-            engine = create_engine(f"sqlite:///{tmp_path / name}.db")
+            engine = make_engine(f"sqlite:///{tmp_path / name}.db", {})
             with engine.begin() as conn:
                 conn.execute(text("CREATE TABLE IF NOT EXISTS t (n INTEGER)"))
             member = Member(name, name, str(engine.url), engine, index)
             member.state = UP
             self.members.append(member)
         self.reported: list[str] = []
+        self.errors: list[BaseException] = []
         self.mark_failed_down = True
         self.settling = 0  # how many more calls of unsettled() answer True
         self.writable_recently = False
         self.grace_asked: list[float] = []
         self.waits: list[float] = []
         self.comes_back: list[Member] = []
+
+    def record(self) -> dict[str, list[str]]:
+        """Records each member's statements, running a harmless SELECT in place of each
+        MySQL/MariaDB SET (SQLite has none), so ``kind`` may be set to a cluster's."""
+        sent: dict[str, list[str]] = {}
+        for member in self.members:
+            sent[member.name] = statements = []
+            event.listen(member.engine, "before_cursor_execute", _recorder(statements),
+                         retval=True)
+        return sent
 
     def __getitem__(self, name: str) -> Member:
         return next(m for m in self.members if m.name == name)
@@ -101,6 +114,7 @@ class ScriptedMembers:
 
     def report_failure(self, member: Member, error: BaseException) -> MemberState:
         self.reported.append(member.name)
+        self.errors.append(error)
         if self.mark_failed_down:
             member.state = DOWN
         return member.state
@@ -111,6 +125,13 @@ class ScriptedMembers:
     def close(self) -> None:
         for member in self.members:
             member.engine.dispose()
+
+
+def _recorder(sent: list[str]):
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+        return ("SELECT 1" if statement.startswith("SET ") else statement), parameters
+    return record
 
 
 @pytest.fixture
@@ -582,7 +603,7 @@ def test_no_barrier_is_added_unless_one_is_pending(recorded):
 # first use), so the settings' effect is checked here against unreachable addresses.
 
 CLUSTER = ("us=mysql+pymysql://app:pw@127.0.0.1:9/loyalty,"
-           "ie=mysql+pymysql://app:pw@127.0.0.1:9/loyalty,"
+           "ie=mariadb+pymysql://app:pw@127.0.0.1:9/loyalty,"
            "in=mysql+pymysql://app:pw@127.0.0.1:9/loyalty")
 
 
@@ -641,7 +662,10 @@ def test_a_probe_never_waits_longer_than_two_seconds():
     (10, 3, 2, False),  # 2 x 3 + 2 = 8 s fit: a frozen member leaves time to fail over
     (8, 3, 2, False),
     (7.9, 3, 2, True),
-    (6, None, None, True),  # the defaults: 3 s statements, 2 s connects
+    (10, 5, 2, True),  # 12 s needed
+    (7.5, 3, 1, False),  # 7 s needed
+    (8.5, None, None, False),  # the defaults: 3 s statements, 2 s connects
+    (7.9, None, None, True),
 ])
 def test_a_time_budget_too_short_to_fail_over_is_warned_about(caplog, budget, statement,
                                                              connect, warned):
@@ -649,10 +673,9 @@ def test_a_time_budget_too_short_to_fail_over_is_warned_about(caplog, budget, st
                 "DB_CONNECT_TIMEOUT": connect}
     with caplog.at_level(logging.WARNING, logger="webapp.database.routing"):
         router_from(**{k: v for k, v in settings.items() if v is not None}).dispose()
-    assert ("leaves no room to fail over" in caplog.text) is warned
-    if warned:
-        assert f"DB_RETRY_TIME_BUDGET {float(budget):.1f}s" in caplog.text
-        assert f"DB_STATEMENT_TIMEOUT of {float(statement or 3):.1f}s" in caplog.text
+    expected = (f"DB_RETRY_TIME_BUDGET {float(budget):.1f}s leaves no room to fail over after "
+                f"a DB_STATEMENT_TIMEOUT of {float(statement or 3):.1f}s")
+    assert [r.getMessage() for r in caplog.records] == ([expected] if warned else [])
 
 
 def test_only_mysql_family_engines_carry_the_barrier_listener_once(members):
@@ -667,3 +690,224 @@ def test_only_mysql_family_engines_carry_the_barrier_listener_once(members):
         assert list(engine.dispatch.before_cursor_execute) == [carry_causal_barrier]
     finally:
         router.dispose()
+
+
+# ---------------------------------------------------------------- what each attempt runs
+
+def test_each_attempt_runs_with_its_transactions_consistency_and_lock(members, context):
+    members.kind = GALERA
+    sent = members.record()
+    router = make_router(members)
+    router.run(lambda conn: conn.execute(text("SELECT 1 FROM t")).all(), write=False,
+               causal=False, name="t")
+    assert sent["us"] == ["BEGIN DEFERRED", "SELECT 1 FROM t"]
+    sent["us"].clear()
+    router.run(insert_then({}, []), write=True, causal=False, name="t")
+    # A write is causal even when not asked, and takes SQLite's write lock up front.
+    assert sent["us"] == ["BEGIN IMMEDIATE", CAUSAL_BARRIER, "INSERT INTO t VALUES (1)"]
+
+
+def test_connections_are_pooled_unless_their_member_failed(members, context):
+    discarded: dict[str, list[object]] = {m.name: [] for m in members.members}
+    for member in members.members:
+        event.listen(member.engine, "invalidate",
+                     lambda *args, name=member.name: discarded[name].append(args))
+    router = make_router(members)
+    router.run(insert_then({}, []), write=True, causal=True, name="t")
+    router.run(insert_then({"us": RetryTransaction()}, []), write=True, causal=True, name="t")
+    assert discarded == {"us": [], "ie": [], "in": []}  # a conflict is about the data
+    router.run(insert_then({"us": lost_connection()}, []), write=True, causal=True, name="t")
+    assert [len(discarded[n]) for n in ("us", "ie", "in")] == [1, 0, 0]
+    lose_commit_answers(members["ie"])
+    router.run(lambda conn: 1, write=False, causal=True, name="t")
+    assert [len(discarded[n]) for n in ("us", "ie", "in")] == [1, 1, 0]
+
+
+def test_a_reset_on_a_discarded_connection_is_not_attempted(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'gone.db'}")
+    with engine.connect() as conn:
+        conn.invalidate()
+        with _restoring(conn, ["SET x = 1"]):  # would fail if it were sent
+            pass
+    engine.dispose()
+
+
+def test_a_retry_after_every_member_failed_pauses_briefly(members, context, monkeypatch):
+    pauses = pause_recorder(monkeypatch)
+    members.mark_failed_down = False
+    for name in ("ie", "in"):
+        members[name].state = DOWN
+    router = make_router(members)
+    router.run(insert_then({"us": lost_connection()}, []), write=True, causal=True, name="t")
+    assert len(pauses) == 1
+    assert 0 <= pauses[0] <= 0.05
+    assert "stale_read" not in g
+
+
+def pause_recorder(monkeypatch) -> list[float]:
+    """Records the router's pauses instead of sleeping them (its clock is left alone)."""
+    pauses: list[float] = []
+
+    class Clock:
+        monotonic = staticmethod(time.monotonic)
+        sleep = staticmethod(pauses.append)
+
+    monkeypatch.setattr(routing, "time", Clock)
+    return pauses
+
+
+def test_conflict_pauses_grow_with_each_conflict(members, context, monkeypatch):
+    pauses = pause_recorder(monkeypatch)
+    asked: list[int] = []
+
+    class Policy(RetryPolicy):
+        def conflict_pause(self, conflicts: int, remaining: float) -> float:
+            asked.append(conflicts)
+            return super().conflict_pause(conflicts, remaining)
+
+    failures = [RetryTransaction() for _ in range(3)]
+
+    def conflicts_three_times(conn):
+        if failures:
+            raise failures.pop()
+        return "done"
+
+    router = make_router(members, policy=Policy(retry_budget=4, time_budget=5.0))
+    assert router.run(conflicts_three_times, write=True, causal=True, name="t") == "done"
+    assert asked == [1, 2, 3]
+    assert len(pauses) == 3
+
+
+# ---------------------------------------------------------------- what operators see
+
+def test_failovers_retries_and_refusals_are_counted_with_their_labels(members, context):
+    reader = metric_reader()
+
+    def totals() -> dict[str, int]:
+        return {
+            "failover": metric_total(reader, "loyalty.db.failovers", member="us",
+                                     region="us", to="ie"),
+            "unavailable": metric_total(reader, "loyalty.db.retries",
+                                        reason="member_unavailable", member="us", region="us"),
+            "reconnect": metric_total(reader, "loyalty.db.retries", reason="reconnect",
+                                      member="ie", region="ie"),
+            "conflict_retry": metric_total(reader, "loyalty.db.retries", reason="conflict",
+                                           member="ie", region="ie"),
+            "conflict": metric_total(reader, "loyalty.db.conflicts", member="ie", region="ie"),
+            "stale": metric_total(reader, "loyalty.db.stale_reads", member="in", region="in"),
+            "refused_write": metric_total(reader, "loyalty.db.unavailable", write=True,
+                                          busy=False),
+            "busy": metric_total(reader, "loyalty.db.unavailable", write=True, busy=True),
+            "unknown": metric_total(reader, "loyalty.db.outcome_unknown", idempotent=False),
+        }
+
+    before = totals()
+    router = make_router(members, allow_stale_reads=True,
+                         policy=RetryPolicy(retry_budget=1, time_budget=5.0))
+    router.run(insert_then({"us": lost_connection()}, []), write=True, causal=True, name="t")
+    dropped = lost_connection()
+    dropped.connection_invalidated = True
+    router.run(insert_then({"ie": dropped}, []), write=True, causal=True, name="t")
+    router.run(insert_then({"ie": RetryTransaction()}, []), write=True, causal=True, name="t")
+    with pytest.raises(ServiceUnavailable, match="busy"):
+        router.run(_always_conflicts, write=True, causal=True, name="t")
+    lose_commit_answers(members["ie"])
+    with pytest.raises(OutcomeUnknown):
+        router.run(insert_then({}, []), write=True, causal=True, name="t")
+    members["in"].state = MemberState.NON_PRIMARY  # us and ie failed above
+    router.run(lambda conn: 1, write=False, causal=False, name="t")
+    with pytest.raises(ServiceUnavailable, match="accepts writes"):
+        router.run(lambda conn: 1, write=True, causal=True, name="t")
+    after = totals()
+    assert {k: after[k] - before[k] for k in before} == {
+        "failover": 1, "unavailable": 1, "reconnect": 1, "conflict_retry": 2, "conflict": 3,
+        "stale": 1, "refused_write": 1, "busy": 1, "unknown": 1}
+
+
+def _always_conflicts(conn):
+    raise RetryTransaction()
+
+
+def test_the_log_says_what_the_router_did_and_why(members, context, caplog):
+    router = make_router(members, policy=RetryPolicy(retry_budget=2, time_budget=5.0))
+    caplog.set_level(logging.INFO, logger="webapp.database.routing")
+    router.run(insert_then({"us": lost_connection()}, []), write=True, causal=True,
+               name="earn")
+    with pytest.raises(ServiceUnavailable):
+        router.run(_always_conflicts, write=True, causal=True, name="redeem")
+    lose_commit_answers(members["ie"])
+    with pytest.raises(OutcomeUnknown):
+        router.run(insert_then({}, []), write=True, causal=True, name="adjust")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[0] == "earn: failing over from us to ie"
+    assert messages[1].startswith("redeem: giving up after 3 attempts in ")
+    seconds = float(messages[1].split(" in ")[1].split("s ")[0])
+    assert 0 <= seconds < 5.0  # within the time budget: the transaction's own clock
+    assert messages[1].endswith("s (conflict)")
+    assert messages[2] == ("redeem refused after 3 attempts: The loyalty service is very "
+                           "busy right now. Please try again. (last error: )")
+    assert messages[3].startswith("adjust: outcome of COMMIT on ie unknown (")
+    assert "lost connection to the database during COMMIT" in messages[3]
+    assert messages[3].endswith("); not safe to repeat")
+    assert messages[4].startswith("adjust: outcome unknown after 1 attempts (last error: ")
+
+
+def test_an_idempotent_retry_after_a_lost_answer_is_logged_as_such(members, context, caplog):
+    lose_commit_answers(members["us"])
+    router = make_router(members)
+    with caplog.at_level(logging.WARNING, logger="webapp.database.routing"):
+        router.run(insert_then({}, []), write=True, causal=True, name="issue",
+                   idempotent=True)
+    [message] = [record.getMessage() for record in caplog.records]
+    assert message.startswith("issue: outcome of COMMIT on us unknown (")
+    assert message.endswith("; running it again, it finds its own earlier result")
+
+
+def test_refusals_carry_their_cause_and_say_what_to_do(members, context):
+    router = make_router(members, policy=RetryPolicy(retry_budget=8, time_budget=5.0))
+    failures = {name: lost_connection() for name in ("us", "ie", "in")}
+    last = failures["in"]
+    with pytest.raises(ServiceUnavailable) as refused:
+        router.run(insert_then(failures, []), write=True, causal=True, name="t")
+    assert refused.value.__cause__ is last
+    assert members.errors == [m for m in members.errors if isinstance(m, sa_exc.OperationalError)]
+    assert len(members.errors) == 3
+
+    for member in members.members:
+        member.state = UP
+    busy_budget = make_router(members, policy=RetryPolicy(retry_budget=0, time_budget=5.0))
+    conflict = RetryTransaction()
+
+    def conflicts(conn):
+        raise conflict
+
+    with pytest.raises(ServiceUnavailable) as busy:
+        busy_budget.run(conflicts, write=True, causal=True, name="t")
+    assert busy.value.__cause__ is conflict
+
+    lose_commit_answers(members["us"])
+    with pytest.raises(OutcomeUnknown) as unknown:
+        router.run(insert_then({}, []), write=True, causal=True, name="t")
+    assert isinstance(unknown.value.__cause__, sa_exc.OperationalError)
+    assert str(unknown.value) == (
+        "The connection to the database was lost while saving, so we cannot tell whether it "
+        "was saved. Send the same request again with the same Idempotency-Key: it will not "
+        "be applied twice.")
+
+
+def test_the_member_failure_reported_is_the_error_that_happened(members, context):
+    error = lost_connection()
+    make_router(members).run(insert_then({"us": error}, []), write=True, causal=True,
+                             name="t")
+    assert members.errors == [error]
+
+
+def test_stats_count_every_transaction(members, context):
+    router = make_router(members)
+    assert router.stats.snapshot()["max_attempts"] == 0
+    for _ in range(2):
+        router.run(lambda conn: 1, write=False, causal=True, name="t")
+    snapshot = router.stats.snapshot()
+    assert snapshot["transactions"] == 2
+    assert snapshot["by_member"] == {"us": 2}
+    assert ClusterRouter(members).quorum_grace == 3.0
