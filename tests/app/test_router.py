@@ -689,7 +689,8 @@ def test_only_mysql_family_engines_carry_the_barrier_listener_once(members):
         again = ClusterRouter(router.cluster)  # a second router over the same engines
         assert again.cluster is router.cluster
         engine = router.cluster.members[0].engine
-        assert list(engine.dispatch.before_cursor_execute) == [carry_causal_barrier]
+        # (OpenTelemetry's SQLAlchemy instrumentation may have added its own listener.)
+        assert list(engine.dispatch.before_cursor_execute).count(carry_causal_barrier) == 1
     finally:
         router.dispose()
 
