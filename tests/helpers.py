@@ -267,3 +267,40 @@ class RoundTrips:
             yield self.statements
         finally:
             self.counting = False
+
+
+_metric_reader = None
+
+
+def metric_reader():
+    """This process's in-memory metric reader, installed as the meter provider on first
+    use (once: the OpenTelemetry API allows one provider). The instruments the app
+    created at import time through the API's proxy meter then record into it."""
+    global _metric_reader
+    if _metric_reader is None:
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        candidate = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[candidate])
+        metrics.set_meter_provider(provider)
+        if metrics.get_meter_provider() is not provider:
+            pytest.fail("another meter provider was installed first; cannot read metrics")
+        _metric_reader = candidate
+    return _metric_reader
+
+
+def metric_total(reader, name: str, **attributes) -> int:
+    """The sum of counter ``name`` over the points carrying ``attributes``."""
+    data = reader.get_metrics_data()
+    total = 0
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name != name:
+                    continue
+                for point in metric.data.data_points:
+                    if attributes.items() <= dict(point.attributes).items():
+                        total += point.value
+    return total

@@ -19,7 +19,15 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy import exc as sa_exc
 
-from tests.helpers import PASSWORD, AuthActions, Clock, RoundTrips, answer_lost
+from tests.helpers import (
+    PASSWORD,
+    AuthActions,
+    Clock,
+    RoundTrips,
+    answer_lost,
+    metric_reader,
+    metric_total,
+)
 from tests.ledger_helpers import assert_invariants, new_customer
 from webapp import create_app
 from webapp.auth.services import register
@@ -32,8 +40,6 @@ from webapp.extensions import db
 from webapp.family import services as family
 from webapp.ledger import services as ledger_service
 from webapp.staff import reports
-
-from .test_ledger_metrics import _total, reader  # noqa: F401 - the fixture is used by name
 
 START = datetime(2025, 1, 12, 10, 0)  # coins earned now expire on 12 Jan 2026, 10:00 UTC
 EXPIRES = datetime(2026, 1, 12, 10, 0)
@@ -253,11 +259,12 @@ def test_each_outcome_names_the_wallet_the_entry_and_the_holders_region(app, clo
         assert balance(one["wallet_id"]) == balance(spent["wallet_id"]) == 0
 
 
-def test_the_coins_expired_are_counted_once_in_the_holders_region(app, clock, reader):  # noqa: F811
+def test_the_coins_expired_are_counted_once_in_the_holders_region(app, clock):
+    reader = metric_reader()
     names = ("loyalty.ledger.replays", "loyalty.ledger.transactions", "loyalty.ledger.coins")
 
     def counted() -> tuple[int, ...]:
-        return tuple(_total(reader, name, kind="expiry", region="us") for name in names)
+        return tuple(metric_total(reader, name, kind="expiry", region="us") for name in names)
 
     with app.app_context():
         customer = customer_who_earned("counted@example.com")

@@ -1,10 +1,9 @@
 """The ledger's metrics are produced, and docs/operations.md names no metric the app
 does not produce.
 
-An in-memory metric reader is installed as this process's meter provider (once: the
-OpenTelemetry API allows one). The instruments the app created at import time through the
-API's proxy meter then record into it. Counters are cumulative over the whole test run,
-so each check compares before and after.
+An in-memory metric reader is installed as this process's meter provider
+(``tests.helpers.metric_reader``). Counters are cumulative over the whole test run, so
+each check compares before and after.
 """
 
 from __future__ import annotations
@@ -14,43 +13,16 @@ import re
 from pathlib import Path
 
 import pytest
-from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, metric_reader, metric_total
 from tests.mail_helpers import verify_via_outbox
 from webapp.staff import create_staff
 
 ROOT = Path(__file__).resolve().parents[2]
-_reader: InMemoryMetricReader | None = None
-
-
 @pytest.fixture
 def reader() -> InMemoryMetricReader:
-    global _reader
-    if _reader is None:
-        candidate = InMemoryMetricReader()
-        provider = MeterProvider(metric_readers=[candidate])
-        metrics.set_meter_provider(provider)
-        if metrics.get_meter_provider() is not provider:
-            pytest.fail("another meter provider was installed first; cannot read metrics")
-        _reader = candidate
-    return _reader
-
-
-def _total(reader: InMemoryMetricReader, name: str, **attributes: str) -> int:
-    data = reader.get_metrics_data()
-    total = 0
-    for resource_metrics in data.resource_metrics if data else ():
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name != name:
-                    continue
-                for point in metric.data.data_points:
-                    if attributes.items() <= dict(point.attributes).items():
-                        total += point.value
-    return total
+    return metric_reader()
 
 
 def test_an_idempotent_replay_is_counted_once_and_moves_no_coins(app, client, reader):
@@ -71,7 +43,7 @@ def test_an_idempotent_replay_is_counted_once_and_moves_no_coins(app, client, re
     body = {"kind": "earn", "card": me["cards"][0]["number"], "amount": "9.80",
             "currency": "EUR"}
 
-    before = {name: _total(reader, name, kind="earn", region="ie") for name in (
+    before = {name: metric_total(reader, name, kind="earn", region="ie") for name in (
         "loyalty.ledger.replays", "loyalty.ledger.transactions", "loyalty.ledger.coins")}
     first = client.post("/api/v1/transactions", json=body, headers=headers)
     assert first.status_code == 201, first.get_data(as_text=True)
@@ -80,7 +52,7 @@ def test_an_idempotent_replay_is_counted_once_and_moves_no_coins(app, client, re
     assert [r.status_code for r in replays] == [200, 200]
     assert all(r.headers["Idempotent-Replayed"] == "true" for r in replays)
 
-    after = {name: _total(reader, name, kind="earn", region="ie") for name in before}
+    after = {name: metric_total(reader, name, kind="earn", region="ie") for name in before}
     assert after["loyalty.ledger.replays"] - before["loyalty.ledger.replays"] == 2
     assert after["loyalty.ledger.transactions"] - before["loyalty.ledger.transactions"] == 1
     assert after["loyalty.ledger.coins"] - before["loyalty.ledger.coins"] == (
@@ -121,7 +93,7 @@ def test_spending_reversing_and_expiring_count_the_coins_moved(app, reader):
     names = ("loyalty.ledger.replays", "loyalty.ledger.transactions", "loyalty.ledger.coins")
 
     def totals(kind: str, region: str) -> dict[str, int]:
-        return {name: _total(reader, name, kind=kind, region=region) for name in names}
+        return {name: metric_total(reader, name, kind=kind, region=region) for name in names}
 
     def moved(before: dict[str, int], after: dict[str, int]) -> tuple[int, ...]:
         return tuple(after[name] - before[name] for name in names)

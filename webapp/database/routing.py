@@ -228,8 +228,9 @@ class ClusterRouter:
         self.allow_stale_reads = allow_stale_reads
         self.stats = RouterStats()
         for member in cluster.members:
-            if member.engine.dialect.name in ("mysql", "mariadb") and not event.contains(
-                    member.engine, "before_cursor_execute", carry_causal_barrier):
+            if member.engine.dialect.name in ("mysql", "mariadb"):
+                # SQLAlchemy adds a function once per engine: a second router over the
+                # same engines (the CLI, tests) does not stack a second barrier.
                 event.listen(member.engine, "before_cursor_execute", carry_causal_barrier,
                              retval=True)
 
