@@ -5,21 +5,38 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
-from tests.helpers import PASSWORD, AuthActions, csrf_token
+from tests.helpers import PASSWORD, AuthActions, RoundTrips, csrf_token
 from tests.ledger_helpers import assert_invariants
-from tests.mail_helpers import outbox
+from tests.mail_helpers import link_in, outbox, path_of
+from tests.webauthn_helpers import SoftAuthenticator
 from webapp.account import services as account_services
+from webapp.auth import services as auth_services
 from webapp.clock import utcnow
-from webapp.database.schema import accounts, cards, ledger, metadata, wallets
+from webapp.database.schema import (
+    account_tokens,
+    accounts,
+    cards,
+    family_invites,
+    ledger,
+    mail_outbox,
+    metadata,
+    passkeys,
+    refresh_tokens,
+    wallets,
+    webauthn_challenges,
+)
 from webapp.errors import NotFound
 from webapp.extensions import db
+from webapp.family import invites
 from webapp.family import services as family
 from webapp.ledger import services as ledger_services
+
+from .test_passkeys import ORIGIN, _add, _header_token, _sign_in
 
 ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/131.0.0.0 Mobile Safari/537.36")
@@ -236,10 +253,29 @@ def _history(app, account_id):
     return holder
 
 
-def test_export_holds_everything_about_the_account_and_no_credentials(app, client, auth):
+ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
+
+
+def test_export_holds_everything_about_the_account_and_no_credentials(app, client, auth,
+                                                                       monkeypatch):
+    app.config["PUBLIC_BASE_URL"] = ORIGIN
     auth.register()
     account_id = _account_id(app)
-    _history(app, account_id)
+    holder = _history(app, account_id)
+    key = SoftAuthenticator("loyalty.test", ORIGIN)
+    assert _add(client, key, name="Ana's phone")[0].status_code == 201
+    assert _sign_in(app.test_client(), key)[0].status_code == 200
+    with app.app_context():
+        account_services.update_profile(account_id, "Ana Silva", date(1990, 4, 1))
+        for n in range(4):  # seven entries in all
+            ledger_services.earn(card=holder["number"], store_code="IE-DUB-01",
+                                 amount_minor=100, currency="EUR",
+                                 idempotency_key=f"t-more-{n}", staff_id=None)
+    # Pages of three rows: the seven entries take three reads, never one of them all.
+    monkeypatch.setattr(account_services, "EXPORT_PAGE", 3)
+    with app.app_context(), RoundTrips(app) as trips, trips.counted() as statements:
+        account_services.export(account_id)
+    assert sum(s.startswith("SELECT ledger.id, ledger.kind") for s in statements) == 3, statements
     response = _post(client, "/account/export")
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
@@ -251,10 +287,20 @@ def test_export_holds_everything_about_the_account_and_no_credentials(app, clien
     assert data["account"]["name"] == "Ana Silva"
     assert [c["display_name"] for c in data["cards"]] == ["Ana Silva", "Robin", "Sam"]
     assert data["cards"][2]["removed_at"] is not None
-    assert data["wallet"]["balance"] == 12 + 8 - 3
+    assert data["wallet"] == {"id": holder["wallet_id"], "balance": 12 + 8 - 3 + 4}
     assert [(e["kind"], e["coins"], e["store_name"]) for e in data["ledger"]] == [
         ("earn", 12, "Dublin, Grafton Street"), ("earn", 8, "New York, 5th Avenue"),
-        ("redeem", -3, "Bengaluru, MG Road")]
+        ("redeem", -3, "Bengaluru, MG Road")] + [("earn", 1, "Dublin, Grafton Street")] * 4
+    assert [e["id"] for e in data["ledger"]] == sorted({e["id"] for e in data["ledger"]})
+    [passkey] = data["passkeys"]
+    assert passkey["name"] == "Ana's phone"
+    assert re.fullmatch(ISO_UTC, passkey["created_at"])
+    assert re.fullmatch(ISO_UTC, passkey["last_used_at"])
+    # Times are UTC and say so; a birthday is a date.
+    for moment in (data["exported_at"], data["account"]["created_at"],
+                   data["ledger"][0]["created_at"]):
+        assert re.fullmatch(ISO_UTC, moment), moment
+    assert data["cards"][0]["birthday"] == "1990-04-01"
     assert data["ledger"][1]["card_number"] == data["cards"][1]["number"]
     assert data["ledger"][0]["amount_minor"] == 1250
     assert len(data["devices"]) >= 1
@@ -347,23 +393,106 @@ def test_erasure_of_an_empty_wallet_still_records_the_erasure(app, client, auth)
     assert (entry["kind"], entry["coins"], entry["balance_after"]) == ("erasure", 0, 0)
 
 
+def test_erasure_takes_passkeys_old_addresses_and_the_family_members_sign_ins(app, client,
+                                                                             auth):
+    """Beyond the page's test: the owner had a passkey, moved to a new address (mail went
+    to the old one) and a family member uses their card on their own phone. All of it
+    goes with the account; the cards are marked removed."""
+    app.config["PUBLIC_BASE_URL"] = ORIGIN
+    auth.register(email="ana.old@example.com")
+    account_id = _account_id(app, "ana.old@example.com")
+    assert _add(client, SoftAuthenticator("loyalty.test", ORIGIN), name="Ana's phone")[
+        0].status_code == 201
+    with app.test_request_context():  # the mailed links are built with url_for
+        auth_services.request_email_change(account_id, PASSWORD, "ana@example.com")
+        [mail] = outbox(app, "ana@example.com")
+        secret = path_of(link_in(mail["body_text"], "/email/confirm/")).rsplit("/", 1)[1]
+        auth_services.confirm_email_change(secret, signed_in_as=account_id)
+        # Days later the daily cleanup has deleted the spent links, and with them the
+        # last row that named the old address, but for the mail sent to it.
+        db.write(lambda conn: conn.execute(update(account_tokens).values(
+            expires_at=utcnow() - timedelta(minutes=1))), name="t")
+        assert account_services.cleanup()["tokens"] == 2
+        robin = family.add(account_id, "Robin", date(2015, 6, 1)).card
+        invite = invites.create(account_id, robin["id"])
+        invites.accept(invite.token, email="robin@example.com", password="robin-own-phone-1")
+        sam = family.add(account_id, "Sam", None).card
+        pending = invites.create(account_id, sam["id"])
+        ledger_services.earn(card=robin["number"], store_code="IE-DUB-01", amount_minor=1250,
+                             currency="EUR", idempotency_key="t-robin", staff_id=None)
+        assert account_services.erasure_preview(account_id) == account_services.ErasurePreview(
+            12, ["Robin", "Sam"], 1)
+        assert account_services.erase(account_id, PASSWORD) == 12
+
+    for table in (passkeys, refresh_tokens, account_tokens, webauthn_challenges):
+        assert _rows(app, table) == [], table.name
+    # Robin's invite was used; Sam's, still open, is revoked with the cards.
+    assert [(i["used_at"] is None, i["revoked_at"] is None)
+            for i in _rows(app, family_invites)] == [(False, True), (True, False)]
+    with app.app_context(), pytest.raises(invites.InviteGone):
+        invites.check(pending.token)
+    assert all(card["removed_at"] is not None for card in _rows(app, cards))
+    for trace in ("ana.old@example.com", "ana@example.com", "Ana's phone", "Robin",
+                  "robin@example.com"):
+        assert _rows_mentioning(app, trace) == [], trace
+    assert AuthActions(app.test_client()).login(
+        "robin@example.com", "robin-own-phone-1").status_code == 401
+
+
+def test_the_account_services_name_what_they_could_not_find(app, client, auth):
+    auth.register()
+    account_id = _account_id(app)
+    with app.app_context():
+        family.add(account_id, "Robin", None)
+        # The profile form's birthday is the holder's own card's, not a family card's.
+        assert account_services.profile(account_id)["holder"]["display_name"] == "Ana Silva"
+        with pytest.raises(NotFound, match=r"^That device is not signed in\.$"):
+            account_services.sign_out_device(account_id, "0" * 32)
+        with pytest.raises(NotFound, match=r"^No such account\.$"):
+            account_services.erase_now(account_id + 1000)
+
+
 # -- cleanup ------------------------------------------------------------------------
 
 
 def test_cleanup_deletes_unverified_accounts_after_the_configured_time(app, client, auth):
+    app.config["PUBLIC_BASE_URL"] = ORIGIN
     auth.register()  # verified
-    for email in ("old@example.com", "new@example.com"):
+    for email in ("old@example.com", "older@example.com", "new@example.com"):
         visitor = AuthActions(app.test_client())
         assert visitor.register(email=email, verify=False).status_code == 302
+    # What else the daily run deletes: a passkey challenge never answered, a device not
+    # seen for its whole lifetime, a mail delivered longer ago than MAIL_RETENTION.
+    assert client.post("/account/passkeys/options",
+                       headers=_header_token(client)).status_code == 200
     ttl = app.config["UNVERIFIED_ACCOUNT_TTL"]
-    with app.app_context():
-        db.write(lambda conn: conn.execute(
-            update(accounts).where(accounts.c.email.in_(["old@example.com", "ana@example.com"]))
-            .values(created_at=utcnow() - ttl - timedelta(minutes=1))), name="t")
+    long_ago = utcnow() - max(ttl, app.config["MAIL_RETENTION"]) - timedelta(minutes=1)
+    ana = _account_id(app)
+    with app.test_request_context():
+        # A reset for an unknown address leaves a placeholder row, no one's mail.
+        auth_services.request_password_reset("nobody@example.com")
+        db.write(lambda conn: [conn.execute(statement) for statement in (
+            update(accounts).where(accounts.c.email.in_(
+                ["old@example.com", "older@example.com", "ana@example.com"]))
+            .values(created_at=long_ago),
+            update(webauthn_challenges).values(expires_at=long_ago),
+            update(refresh_tokens).where(refresh_tokens.c.account_id == ana)
+            .values(expires_at=long_ago),
+            update(mail_outbox).where(mail_outbox.c.account_id == ana).values(sent_at=long_ago),
+        )], name="t")
+    devices = len(_rows(app, refresh_tokens, refresh_tokens.c.account_id == ana))
+    mails = len(_rows(app, mail_outbox, mail_outbox.c.account_id == ana))
     result = app.test_cli_runner().invoke(args=["accounts", "cleanup"])
     assert result.exit_code == 0, result.output
-    assert "deleted 1 unverified accounts" in result.output
+    assert (f"deleted 2 unverified accounts, 1 expired passkey challenges, {devices} expired "
+            f"tokens and links, {mails} delivered mails") in result.output
     assert sorted(a["email"] for a in _rows(app, accounts)) == ["ana@example.com",
                                                                 "new@example.com"]
     assert len(_rows(app, cards)) == len(_rows(app, wallets)) == 2
-    assert outbox(app, "old@example.com") == []
+    assert outbox(app, "old@example.com") == outbox(app, "older@example.com") == []
+    assert [m["kind"] for m in outbox(app)] == ["verify", "none"]  # new@'s, the placeholder
+    # One that was verified after the list was read is kept, and not counted.
+    with app.app_context():
+        assert db.write(lambda conn: account_services._delete_unverified(conn, ana),
+                        name="t") is False
+    assert _account_id(app) == ana

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
@@ -21,6 +21,7 @@ from webapp.clock import utcnow
 from webapp.database import RetryTransaction
 from webapp.errors import NotFound
 from webapp.extensions import db
+from webapp.family import invites as family_invites
 from webapp.ledger import queries as ledger_queries
 from webapp.mail import queries as mail_queries
 from webapp.passkeys import queries as passkey_queries
@@ -75,9 +76,11 @@ def profile(account_id: int) -> dict[str, Any]:
 
 
 def _iso(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        text = value.isoformat()
-        return text + "Z" if len(text) > 10 and getattr(value, "tzinfo", 1) is None else text
+    """A stored time is naive UTC: ISO 8601 marked Z. A date (a birthday) stays a date."""
+    if isinstance(value, datetime):
+        return value.isoformat() + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
     return value
 
 
@@ -95,12 +98,13 @@ def export(account_id: int) -> dict[str, Any]:
         account = account_queries.account_by_id(conn, account_id)
         wallet = card_queries.wallet_for_account(conn, account_id)
         entries: list[dict[str, Any]] = []
-        while True:
-            page = queries.ledger_page(conn, wallet["id"], entries[-1]["id"] if entries else 0,
-                                       EXPORT_PAGE)
+        after = 0
+        while True:  # a page at a time: a long history is never one huge result
+            page = queries.ledger_page(conn, wallet["id"], after, EXPORT_PAGE)
             entries.extend(page)
             if len(page) < EXPORT_PAGE:
                 break
+            after = page[-1]["id"]
         passkeys = [{"name": p["name"], "created_at": p["created_at"],
                      "last_used_at": p["last_used_at"]}
                     for p in passkey_queries.passkeys_of(conn, account_id)]
@@ -146,9 +150,10 @@ def erase(account_id: int, password: str) -> int:
     """Erases the account after checking the password; returns the coins forfeited.
 
     Personal data goes: the email, names and birthdays are blanked, devices, passkeys,
-    mailed links and mail are deleted, every card stops working. The ledger is never
-    changed: one ``erasure`` row forfeits the remaining balance, so the balance still
-    equals the ledger's sum, and the rows before it now lead to nobody.
+    mailed links and mail are deleted, every card stops working, and the sign-ins family
+    members had for their cards are deleted with their own devices, links and mail. The
+    ledger is never changed: one ``erasure`` row forfeits the remaining balance, so the
+    balance still equals the ledger's sum, and the rows before it now lead to nobody.
 
     Idempotent (the erasure row's key is the wallet's), and safe against a till
     transaction racing it: the wallet is emptied only if it still holds the balance
@@ -183,11 +188,14 @@ def erase_now(account_id: int) -> int:
             idempotency_key=key, request_hash=digest, reverses_id=None, balance_after=0,
             created_at=now)
         cards = queries.all_cards(conn, account_id)
+        # A family member's own sign-in is there only to show the owner's card.
+        members = family_invites.on_account_erased(conn, [c["id"] for c in cards])
         queries.retire_cards(conn, account_id, now, {c["id"]: new_code_secret() for c in cards})
-        addresses = [account["email"], *queries.pending_addresses(conn, account_id)]
-        mail_queries.delete_for(conn, account_id, addresses)
-        passkey_queries.remove_all(conn, account_id)
-        queries.delete_sign_in_data(conn, account_id)
+        for person in (account, *members):
+            addresses = [person["email"], *queries.pending_addresses(conn, person["id"])]
+            mail_queries.delete_for(conn, person["id"], addresses)
+            passkey_queries.remove_all(conn, person["id"])
+            queries.delete_sign_in_data(conn, person["id"])
         queries.blank_account(conn, account_id, now)
         return balance
 

@@ -191,6 +191,21 @@ def on_card_removed(conn: Connection, card_id: int) -> None:
     _remove_member(conn, card_id)
 
 
+def on_account_erased(conn: Connection, card_ids: list[int]) -> list[dict]:
+    """Inside the owner's erasure: each card's member sign-in (which carries the card's
+    name) and pending invites go with the cards. Returns the members removed, whose
+    devices, links, passkeys and mail the erasure deletes as the owner's; the cards'
+    code secrets are the erasure's to replace."""
+    now = utcnow()
+    removed = []
+    for card_id in card_ids:
+        queries.revoke_pending_invites(conn, card_id, now)
+        member = queries.member_of_card(conn, card_id)
+        if member is not None and queries.delete_member(conn, member["id"]):
+            removed.append(member)
+    return removed
+
+
 def states(owner_id: int) -> dict[int, dict]:
     """Per family card: the member's email if they use their own phone, or the pending
     invite's expiry."""
