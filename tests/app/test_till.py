@@ -317,6 +317,7 @@ def test_same_form_resent_with_another_amount_is_refused(app, till, customer):
     assert till.earn("99.00", key=key, card=card).status_code == 422
     assert "already submitted with different details" in till.alert()
     assert till.form_value("earn-key") != key  # a fresh form to carry on with
+    assert re.fullmatch(r"till-[A-Za-z0-9_-]{24}", till.form_value("earn-key"))
     assert _state(app) == before
 
 
@@ -377,6 +378,32 @@ def test_tampered_hidden_fields_write_nothing(app, till, customer):
     assert till.earn("5.00", card="<b>1</b>").status_code == 422
     no_key = till.post("/till/earn", {"earn-card": customer["number"], "earn-amount": "5.00"})
     assert no_key.status_code == 422
+    assert _state(app) == before
+
+
+def test_a_ledger_refusal_is_shown_at_its_input_on_the_same_form(app, till, customer):
+    till.lookup(customer["number"])
+    before = _state(app)
+    key = till.form_value("earn-key")
+    assert till.earn("0.50").status_code == 422  # a valid amount, below one coin
+    message = "This amount is too small to earn a coin."
+    assert till.alert() == message
+    assert f'<p class="error" id="earn-amount-error">{message}</p>' in till.last
+    assert 'aria-invalid="true"' in till.last
+    assert till.form_value("earn-key") == key  # the same form: pressing again is safe
+    assert _try_again_form(till.last) is None  # refused, not unknown: nothing to retry
+    assert _state(app) == before
+
+
+def test_every_form_error_is_said_once(app, till, customer):
+    till.lookup(customer["number"])
+    before = _state(app)
+    response = till.post("/till/earn", {"earn-card": "", "earn-key": "", "earn-amount": "",
+                                        "earn-store": "S" * 21})
+    assert response.status_code == 422
+    # The key's and the store's message is the same sentence: said once.
+    assert till.alert() == ("Scan the card or type its number. This form is out of date: "
+                            "reload the till. Enter the purchase amount.")
     assert _state(app) == before
 
 
