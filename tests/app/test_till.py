@@ -395,6 +395,25 @@ def test_a_ledger_refusal_is_shown_at_its_input_on_the_same_form(app, till, cust
     assert _state(app) == before
 
 
+def test_an_admin_naming_a_store_of_another_currency_is_told_so(app, client, customer):
+    # An admin may book at any store of their region from their own store's till; a
+    # tampered (or stale) store field naming a store in another currency is the ledger's
+    # refusal, which names no field of the form: said, not a 500.
+    with app.app_context():
+        create_staff(email="ada.admin@example.com", store_code="US-NYC-01", name="Ada",
+                     password=PASSWORD, role="admin")
+    AuthActions(client).login("ada.admin@example.com")
+    till = Till(client, app)
+    till.lookup(customer["number"])
+    before = _state(app)
+    response = till.post("/till/earn", {"earn-card": customer["number"],
+                                        "earn-key": till.form_value("earn-key"),
+                                        "earn-amount": "5.00", "earn-store": "IE-DUB-01"})
+    assert response.status_code == 422
+    assert till.alert() == "This store takes EUR, not USD."
+    assert _state(app) == before
+
+
 def test_every_form_error_is_said_once(app, till, customer):
     till.lookup(customer["number"])
     before = _state(app)

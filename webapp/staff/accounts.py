@@ -64,7 +64,9 @@ def set_store_place(code: str, *, timezone: str | None, locale: str | None) -> b
     if locale:
         values["locale"] = check_locale(locale)
     if not values:
-        return True
+        # Nothing to change, but the answer still says whether the store exists (the CLI
+        # would otherwise report a store that isn't there as updated).
+        return db.read(lambda conn: store_by_code(conn, code), name="store") is not None
 
     def work(conn):
         found = conn.execute(update(stores).where(stores.c.code == code).values(**values))
