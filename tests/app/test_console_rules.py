@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from tests.conftest import PASSWORD
 from tests.helpers import answer_lost
 from webapp.audit import record, record_in
+from webapp.auth import services as auth_services
 from webapp.auth.services import hasher, register
 from webapp.auth.tokens import Principal
 from webapp.clock import utcnow
@@ -197,9 +198,12 @@ def test_require():
 
 
 @pytest.fixture
-def cast(app):
+def cast(app, monkeypatch):
     """A global admin, Ireland's admin, a manager and a barista in New York and in
     Dublin, and a customer homed in each of the two regions; inside the app context."""
+    # The console hashes temporary passwords with the hasher it imported: the tests' cheap
+    # one too (tests/conftest.py swaps the auth module's only).
+    monkeypatch.setattr(console, "hasher", auth_services.hasher)
     with app.app_context():
         def admin(name, email, region=None):
             account = register(name=name, email=email, password=PASSWORD, region=region or "us",

@@ -395,6 +395,24 @@ def test_a_ledger_refusal_is_shown_at_its_input_on_the_same_form(app, till, cust
     assert _state(app) == before
 
 
+def test_a_code_that_expired_before_the_redemption_still_shows_the_customer(
+        app, till, customer):
+    # The scan was good, the redemption is rung up after the code expired: refused (a
+    # redemption needs the live code), and the customer stays on screen, looked up again
+    # by number, which needs no live code.
+    _give(app, customer["number"], 4)
+    stale = codes.rotating_payload(customer["number"], customer["secret"],
+                                   now=codes.current_step() * 30 - 300)
+    before = _state(app)
+    response = till.post("/till/redeem", {"redeem-card": stale, "redeem-coins": "2",
+                                          "redeem-key": "till-" + "r" * 24})
+    assert response.status_code == 422
+    assert "expired" in till.alert()
+    assert "<h2>Dana</h2>" in till.last
+    assert '<strong id="till-balance">4</strong>' in till.last
+    assert _state(app) == before
+
+
 def test_an_admin_naming_a_store_of_another_currency_is_told_so(app, client, customer):
     # An admin may book at any store of their region from their own store's till; a
     # tampered (or stale) store field naming a store in another currency is the ledger's
