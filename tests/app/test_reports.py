@@ -10,7 +10,7 @@ import io
 import secrets
 import threading
 from collections import defaultdict
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from tests.conftest import PASSWORD, AuthActions
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
+from webapp.clock import utcnow
 from webapp.config import REGION_TIMEZONES
 from webapp.database.schema import accounts, cards, ledger, stores, wallets
 from webapp.errors import Forbidden, ValidationFailed
@@ -207,3 +208,71 @@ def test_reports_equal_ledger_on_every_galera_node_after_concurrent_run(cluster_
             report = _check_against_ledger(_principal(admin), grain="day")
             # The stores' local days may differ (Bengaluru is 5.5 hours ahead): all totals.
             assert sum(t["transactions"] for t in report["totals"]) >= 3 * 4 * 3, region
+
+
+def test_the_report_window_defaults_and_limits():
+    today = date(2026, 11, 30)
+    assert reports.window("day", None, None, today) == (date(2026, 11, 17), today)  # 14 days
+    assert reports.window("month", None, None, today) == (date(2025, 11, 1), today)
+    assert reports.window("day", None, date(2026, 1, 14), today) == (
+        date(2026, 1, 1), date(2026, 1, 14))
+    assert reports.window("day", date(2026, 11, 1), None, today) == (date(2026, 11, 1), today)
+    assert reports.window("day", today, today, today) == (today, today)
+    # A month report starts on the first of the month.
+    assert reports.window("month", date(2026, 1, 15), date(2026, 2, 3), today) == (
+        date(2026, 1, 1), date(2026, 2, 3))
+    # The longest spans: 400 days, 3,700 for months.
+    first = date(2026, 1, 1)
+    assert reports.window("day", first, date(2027, 2, 5), today) == (first, date(2027, 2, 5))
+    assert reports.window("month", first, date(2036, 2, 18), today) == (
+        first, date(2036, 2, 18))
+    refusals = [
+        (("year", None, None), {"grain": ["Choose day or month."]}),
+        (("day", date(2026, 2, 2), date(2026, 2, 1)),
+         {"since": ["The first day must not be after the last."]}),
+        (("day", first, date(2027, 2, 6)),
+         {"since": ["That is too long a span; choose fewer days."]}),
+        (("month", first, date(2036, 2, 19)),
+         {"since": ["That is too long a span; choose fewer days."]})]
+    for args, errors in refusals:
+        with pytest.raises(ValidationFailed) as caught:
+            reports.window(*args, today)
+        assert caught.value.errors == errors, args
+
+
+def test_a_report_names_its_scope_and_lists_rows_without_a_store_last(app, monkeypatch):
+    # 20:00 in New York is already tomorrow in Bengaluru: the default last day is the
+    # latest local "today" in scope.
+    monkeypatch.setattr("webapp.staff.reports.utcnow", lambda: datetime(2026, 11, 29, 20, 0))
+    with app.app_context():
+        admin, baristas = _people()
+        _person, card, wallet = _customer("us", 1)
+        ledger_services.earn(card=card, store_code="US-NYC-01", amount_minor=500,
+                             currency="USD", idempotency_key="scope-e",
+                             staff_id=baristas["us"]["id"])
+        ledger_services.adjust(wallet_id=wallet, coins=2, reason="Goodwill", label="A gift",
+                               idempotency_key="scope-a", staff_id=admin["id"],
+                               store_code=None, region="us")
+        report = reports.report(_principal(admin), grain="month")
+        assert (report["until"], report["since"]) == (date(2026, 11, 30), date(2025, 11, 1))
+        assert (report["scope"], report["timezone"], report["grain"]) == (
+            "admin (global)", "local", "month")
+        # The rows of the real month (the clock above is only the default's).
+        month = utcnow().strftime("%Y-%m")
+        report = reports.report(_principal(admin), grain="month", since=utcnow().date(),
+                                until=utcnow().date())
+        rows = [(r["period"], r["region"], r["store"], r["issued"], r["adjusted"], r["net"],
+                 r["transactions"], r["active_wallets"]) for r in report["rows"]]
+        assert rows == [(month, "us", "US-NYC-01", 5, 0, 5, 1, 1),
+                        (month, "us", "—", 0, 2, 2, 1, 1)]
+        assert report["totals"] == [{"period": month, "issued": 5, "redeemed": 0,
+                                     "reversed": 0, "adjusted": 2, "expired": 0, "other": 0,
+                                     "net": 7, "transactions": 2, "active_wallets": 1}]
+        assert report["liability"]["balance"] == report["liability"]["ledger"] == 7
+        manager = create_staff(email="m@example.com", store_code="US-NYC-01", name="M",
+                               password=PASSWORD, role="manager")
+        seen = reports.report(_principal(manager), grain="month", since=utcnow().date())
+        assert seen["scope"] == "manager (US-NYC-01)"
+        assert [r["store"] for r in seen["rows"]] == ["US-NYC-01"]
+        with pytest.raises(Forbidden, match=r"^Reports are for managers and admins\.$"):
+            reports.report(_principal(baristas["us"]))

@@ -196,6 +196,9 @@ def test_earn_in_store_currency(app, till, customer):
     with app.app_context():
         staff = db.read(lambda conn: account_by_email(conn, STAFF_EMAIL), name="test.staff")
     assert row["staff_id"] == staff["id"]
+    # The receipt names the transaction and the card's last digits only.
+    assert (f'<p class="muted">Transaction {row["id"]} · card ending '
+            f'{customer["number"][-4:]}</p>') in till.last
     assert_invariants_ok(app)
 
 
