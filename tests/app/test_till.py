@@ -8,14 +8,14 @@ import html
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.helpers import BAD_AMOUNTS, BAD_COINS, PASSWORD, SCARY, AuthActions, csrf_token
 from tests.ledger_helpers import assert_invariants, ledger_count, lost_commit_answer, new_customer
 from webapp.auth.queries import account_by_email
 from webapp.card import codes
+from webapp.database.schema import accounts, stores, used_codes
 from webapp.database.schema import ledger as ledger_table
-from webapp.database.schema import used_codes
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
@@ -48,15 +48,21 @@ class Till:
         assert match, f"no hidden {name} in the page"
         return html.unescape(match.group(1))
 
-    def earn(self, amount: str, *, card: str | None = None, key: str | None = None, **kw):
-        return self.post("/till/earn", {
-            "earn-card": card or self.form_value("earn-card"),
-            "earn-key": key or self.form_value("earn-key"), "earn-amount": amount}, **kw)
+    def earn(self, amount: str, *, card: str | None = None, key: str | None = None,
+             page: str | None = None, **kw):
+        """Posts the earn form of the last page (or of ``page``), as a browser would."""
+        data = {"earn-card": card or self.form_value("earn-card", page),
+                "earn-key": key or self.form_value("earn-key", page), "earn-amount": amount}
+        if page is not None:
+            data["earn-store"] = self.form_value("earn-store", page)
+        return self.post("/till/earn", data, **kw)
 
     def redeem(self, coins: str, *, card: str | None = None, key: str | None = None,
-               confirm: bool = False, **kw):
-        data = {"redeem-card": card or self.form_value("redeem-card"),
-                "redeem-key": key or self.form_value("redeem-key"), "redeem-coins": coins}
+               confirm: bool = False, page: str | None = None, **kw):
+        data = {"redeem-card": card or self.form_value("redeem-card", page),
+                "redeem-key": key or self.form_value("redeem-key", page), "redeem-coins": coins}
+        if page is not None:
+            data["redeem-store"] = self.form_value("redeem-store", page)
         if confirm:
             data["redeem-confirm"] = "y"
         return self.post("/till/redeem", data, **kw)
@@ -210,6 +216,36 @@ def test_earn_with_a_fresh_form_each_time(app, till, customer):
     assert till.form_value("earn-key") != first_key
     assert '<strong id="till-balance">7</strong>' in till.last
     assert _state(app)[1] == 2
+
+
+def test_a_redemption_leaves_a_fresh_redeem_form(app, till, customer):
+    _give(app, customer["number"], 20)
+    till.lookup(customer["number"])
+    key = till.form_value("redeem-key")
+    assert till.redeem("4", confirm=True).status_code == 200, till.alert()
+    assert till.form_value("redeem-key") != key
+    assert till.redeem("3", confirm=True).status_code == 200, till.alert()
+    assert "already booked once" not in till.last
+    assert '<strong id="receipt-balance">13</strong>' in till.last
+
+
+def test_a_page_left_open_after_a_move_to_another_store_books_nothing(app, till, customer):
+    # Each action form names the store its page was rendered for; the barista was moved
+    # to Dublin since: the rulebook refuses the New York page's forms.
+    _give(app, customer["number"], 20)
+    till.lookup(customer["number"])
+    page = till.last
+    assert till.form_value("earn-store", page) == till.form_value("redeem-store", page) \
+        == "US-NYC-01"
+    with app.app_context():
+        db.write(lambda conn: conn.execute(update(accounts).where(
+            accounts.c.email == STAFF_EMAIL).values(store_id=select(stores.c.id).where(
+                stores.c.code == "IE-DUB-01").scalar_subquery())), name="test")
+    before = _state(app)
+    assert till.redeem("4", confirm=True, page=page).status_code == 403
+    assert "only at the store you work at" in till.alert()
+    assert till.earn("5.00", page=page).status_code == 403
+    assert _state(app) == before
 
 
 def test_redeem_with_rotating_code(app, till, customer):
