@@ -510,6 +510,10 @@ def test_new_staff_details_are_checked_all_at_once(cast):
     assert caught.value.errors == {"email": ["Enter an email address."],
                                    "name": ["Enter a name of at most 80 characters."],
                                    "store": ["Choose the store they work at."]}
+    with _refused(ValidationFailed) as caught:  # 255 characters
+        console.create_staff(cast["global"], email="a" * 64 + "@" + "b" * 186 + ".com",
+                             name="X", role=BARISTA, store_code="US-NYC-01")
+    assert caught.value.errors == {"email": ["Enter an email address."]}
     for role in (BARISTA, MANAGER):
         with _refused(ValidationFailed) as caught:
             console.create_staff(cast["global"], email="x@example.com", name="X", role=role,
@@ -566,10 +570,10 @@ def test_a_regional_admin_creates_staff_in_their_region_and_no_admins(cast):
     with _refused(Forbidden, message):
         console.create_staff(cast["ie_admin"], email="n@example.com", name="N",
                              role=ADMIN, store_code=None, admin_region="ie")
-    account, _password = _created(cast["ie_admin"], email="n@example.com", name="N",
+    account, _password = _created(cast["ie_admin"], email="n@example.com", name="N" * 80,
                                   role=MANAGER, store_code="IE-DUB-01")
-    assert (account["role"], account["store_id"], account["home_region"]) == (
-        MANAGER, _store_id("IE-DUB-01"), "ie")
+    assert (account["role"], account["store_id"], account["home_region"], account["name"]) \
+        == (MANAGER, _store_id("IE-DUB-01"), "ie", "N" * 80)
 
 
 def test_a_global_admin_names_admins(cast):
@@ -847,6 +851,7 @@ def test_support_finds_customers_by_address_name_or_card(cast):
                                          "number or a name."]}
     manager = cast["manager"]
     assert _ids(console.search_customers(manager, "CASEY@example.com")) == [casey]
+    assert _ids(console.search_customers(manager, " Cas ")) == [casey]  # 3 characters
     assert _ids(console.search_customers(manager, "Customer")) == [casey, orla]
     assert _ids(console.search_customers(manager, "omer")) == [casey, orla]
     spaced = " ".join(number[i:i + 4] for i in range(0, 12, 4))
@@ -960,6 +965,11 @@ def test_who_may_adjust_whom_and_by_how_much(cast):
             _adjust(cast["global"], other, 5)
     with _refused(Forbidden, "Customer support is for managers and admins."):
         _adjust(cast["barista"], casey, 5)
+    for coins in ("5", 0, True, 2.5):  # the ledger says what whole coins are
+        with _refused(ValidationFailed) as caught:
+            _adjust(cast["global"], casey, coins)
+        assert caught.value.errors == {
+            "coins": ["Enter whole coins, not 0 (use - to take away)."]}, coins
     assert _adjust(cast["manager"], casey, 100).coins == 100
     assert _adjust(cast["ie_manager"], casey, -100).coins == -100  # any manager, any customer
     assert _adjust(cast["global"], casey, 10_000).coins == 10_000
@@ -970,6 +980,11 @@ def test_who_may_adjust_whom_and_by_how_much(cast):
     assert (row["store_id"], row["region"], row["coins"]) == (None, "ie", 101)
     assert _audit_rows("adjustment")[-1]["store_id"] is None
     assert receipt.region == "ie"
+    # A key is each staff member's own: the same key from another is a new adjustment.
+    first = _adjust(cast["manager"], casey, 1, key="shared-key")
+    assert _adjust(cast["manager"], casey, 1, key="shared-key").replayed
+    other = _adjust(cast["ie_manager"], casey, 1, key="shared-key")
+    assert (other.replayed, other.transaction_id != first.transaction_id) == (False, True)
 
 
 def test_blocking_and_reissuing_a_card(cast):
@@ -1004,8 +1019,8 @@ def test_blocking_and_reissuing_a_card(cast):
         "actor_id": cast["manager"].account_id, "region": "us", "subject_id": casey,
         "target": f"card:{card['id']}", "details": {"blocked": True, "reason": "R" * 200}}
     assert row["event_key"].startswith(f"card.block:{card['id']}:True:")
-    # Blocked again: no change, no second row.
-    console.set_card_blocked(cast["manager"], card["id"], blocked=True, reason="Again")
+    # Blocked again (3 characters are a reason): no change, no second row.
+    console.set_card_blocked(cast["manager"], card["id"], blocked=True, reason="Why")
     assert len(_audit_rows("card.block")) == 1
     reissued = console.reissue_card(cast["manager"], card["id"])
     assert reissued["blocked_at"] is None
@@ -1039,6 +1054,11 @@ def test_a_support_reversal_says_why(cast):
                                 key="rev-1")
     undone = console.support_reverse(cast["manager"], receipt.transaction_id,
                                      reason=" " + "R" * 200 + " ", key="rev-1")
+    again = ledger.earn(card=_card(casey)["number"], store_code="US-NYC-01",
+                        amount_minor=500, currency="USD", idempotency_key="sr-2",
+                        staff_id=cast["barista"].account_id)
+    assert console.support_reverse(cast["manager"], again.transaction_id, reason="Why",
+                                   key="rev-2").coins == -5
     assert (undone.kind, undone.coins, undone.reverses_id) == (
         "reversal", -5, receipt.transaction_id)
     row = db.read(lambda conn: dict(conn.execute(select(ledger_table).where(
@@ -1098,6 +1118,17 @@ def test_each_role_reads_the_audit_log_of_its_scope(cast):
     assert (entry["actor_name"], entry["store_code"]) == ("Iris", "IE-DUB-01")
 
 
+def test_the_audit_log_shows_the_latest_200_by_default(cast):
+    def write(conn):
+        for n in range(201):
+            record_in(conn, actor_id=cast["global"].account_id, actor_role=ADMIN,
+                      action="store.update", event_key=f"many-{n}")
+    db.write(write, name="test")
+    entries = console.audit_entries(cast["global"])
+    assert len(entries) == 200
+    assert (entries[0]["event_key"], entries[-1]["event_key"]) == ("many-200", "many-1")
+
+
 def test_the_audit_log_counts_whole_days(cast):
     def write(conn):
         for key, created in (("before", datetime(2026, 3, 9, 23, 59, 59)),
@@ -1122,7 +1153,9 @@ def test_a_stores_day_counts_its_own_local_day(cast):
     ledger.earn(card=casey["number"], store_code="US-NYC-01", amount_minor=300,
                 currency="USD", idempotency_key="day-2", staff_id=cast["barista"].account_id)
     ledger.redeem(card=casey["number"], store_code="US-NYC-01", coins=2, confirmed=True,
-                  idempotency_key="day-3", staff_id=cast["manager"].account_id)
+                  idempotency_key="day-3", staff_id=cast["barista"].account_id)
+    ledger.earn(card=casey["number"], store_code="US-NYC-01", amount_minor=100,
+                currency="USD", idempotency_key="day-5", staff_id=cast["manager"].account_id)
     ledger.earn(card=casey["number"], store_code="IE-DUB-01", amount_minor=500,
                 currency="EUR", idempotency_key="day-4", staff_id=cast["ie_barista"].account_id)
     today = zones.local_today("America/New_York", utcnow())
@@ -1130,13 +1163,15 @@ def test_a_stores_day_counts_its_own_local_day(cast):
     assert day["day"] == today
     assert day["store"]["code"] == "US-NYC-01"
     assert [(r["kind"], r["coins"], r["staff_name"]) for r in day["rows"]] == [
-        ("earn", 7, "Bo"), ("earn", 3, "Bo"), ("redeem", -2, "Mo")]
+        ("earn", 7, "Bo"), ("earn", 3, "Bo"), ("redeem", -2, "Bo"), ("earn", 1, "Mo")]
     assert day["rows"][0]["id"] == earned.transaction_id
     assert day["rows"][0]["local_time"] == formatting.local(day["rows"][0]["created_at"],
                                                             "America/New_York")
+    # Per staff member, then per kind.
     assert [dict(t) for t in day["totals"]] == [
         {"staff_name": "Bo", "kind": "earn", "count": 2, "coins": 10},
-        {"staff_name": "Mo", "kind": "redeem", "count": 1, "coins": -2}]
+        {"staff_name": "Bo", "kind": "redeem", "count": 1, "coins": -2},
+        {"staff_name": "Mo", "kind": "earn", "count": 1, "coins": 1}]
     assert console.store_day(cast["global"], nyc, today)["rows"] == day["rows"]
     for other in (today - timedelta(days=1), today + timedelta(days=1)):
         quiet = console.store_day(cast["manager"], nyc, other)
@@ -1172,7 +1207,23 @@ def test_console_writes_whose_answer_was_lost_recognise_their_own_result(app, ca
         reissued = console.reissue_card(cast["global"], card["id"])
     assert lost == [1]
     assert _card(cast["customer"].account_id)["number"] == reissued["number"]
+    bo = cast["barista"].account_id
+    with answer_lost(app) as lost:
+        console.update_staff(cast["global"], bo, disabled=True, change_key="lost-1")
+    assert lost == [1]
+    assert _account(bo)["disabled_at"] is not None
+    with answer_lost(app) as lost:
+        password = console.reset_password(cast["global"], bo)
+    assert lost == [1]
+    assert hasher.verify(_account(bo)["password_hash"], password)
+    account, temporary = console.create_staff(cast["global"], email="lost@example.com",
+                                              name="Lost", role=BARISTA,
+                                              store_code="US-NYC-01")
+    with answer_lost(app) as lost:
+        console.change_own_password(_principal(account), current=temporary, new="n" * 12)
+    assert lost == [1]
+    assert _account(account["id"])["must_change_password"] is False
     # Each change once, logged once.
     assert [r["action"] for r in _audit_rows()] == [
         "store.create", "store.update", "reward.create", "reward.update", "card.block",
-        "card.reissue"]
+        "card.reissue", "staff.update", "staff.reset", "staff.create"]
