@@ -23,6 +23,22 @@ def test_staff_create_makes_a_staff_account_at_the_store(app, runner):
     assert account["password_hash"].startswith("$argon2id$")
 
 
+def test_staff_create_refuses_a_name_longer_than_a_cards(app, runner):
+    # The name is also the one on the account's own card (60 characters): on MariaDB a
+    # longer one failed the whole registration with "Data too long".
+    result = runner.invoke(args=["staff", "create", "long@example.com", "--store",
+                                 "IE-DUB-01", "--name", "N" * 61],
+                           input="a-long-password-1\na-long-password-1\n")
+    assert result.exit_code != 0
+    assert "Enter a name of at most 60 characters." in result.output
+    with app.app_context():
+        assert db.read(lambda c: account_by_email(c, "long@example.com"), name="t") is None
+    result = runner.invoke(args=["staff", "create", "long@example.com", "--store",
+                                 "IE-DUB-01", "--name", "N" * 60],
+                           input="a-long-password-1\na-long-password-1\n")
+    assert result.exit_code == 0, result.output
+
+
 def test_staff_create_refuses_an_unknown_store_without_a_traceback(app, runner):
     result = runner.invoke(args=["staff", "create", "x@example.com", "--store", "NOPE"],
                            input="a-long-password-1\na-long-password-1\n")

@@ -502,13 +502,14 @@ def test_new_staff_details_are_checked_all_at_once(cast):
         console.create_staff(cast["global"], email="not-an-address", name="",
                              role="owner", store_code=None)
     assert caught.value.errors == {"email": ["Enter an email address."],
-                                   "name": ["Enter a name of at most 80 characters."],
+                                   "name": ["Enter a name of at most 60 characters."],
                                    "role": ["Choose barista, manager or admin."]}
     with _refused(ValidationFailed) as caught:
-        console.create_staff(cast["global"], email="a@" + "b" * 252 + ".c", name="N" * 81,
+        console.create_staff(cast["global"], email="a@" + "b" * 252 + ".c", name="N" * 61,
                              role=BARISTA, store_code="NOPE")
+    # A staff member's name is also the name on their account's own card (60 characters).
     assert caught.value.errors == {"email": ["Enter an email address."],
-                                   "name": ["Enter a name of at most 80 characters."],
+                                   "name": ["Enter a name of at most 60 characters."],
                                    "store": ["Choose the store they work at."]}
     with _refused(ValidationFailed) as caught:  # 255 characters
         console.create_staff(cast["global"], email="a" * 64 + "@" + "b" * 186 + ".com",
@@ -570,10 +571,11 @@ def test_a_regional_admin_creates_staff_in_their_region_and_no_admins(cast):
     with _refused(Forbidden, message):
         console.create_staff(cast["ie_admin"], email="n@example.com", name="N",
                              role=ADMIN, store_code=None, admin_region="ie")
-    account, _password = _created(cast["ie_admin"], email="n@example.com", name="N" * 80,
+    account, _password = _created(cast["ie_admin"], email="n@example.com", name="N" * 60,
                                   role=MANAGER, store_code="IE-DUB-01")
     assert (account["role"], account["store_id"], account["home_region"], account["name"]) \
-        == (MANAGER, _store_id("IE-DUB-01"), "ie", "N" * 80)
+        == (MANAGER, _store_id("IE-DUB-01"), "ie", "N" * 60)
+    assert _card(account["id"])["display_name"] == "N" * 60
 
 
 def test_a_global_admin_names_admins(cast):
