@@ -179,6 +179,14 @@ def test_rotating_code_lookup_needs_no_confirmation(till, customer):
     assert till.form_value("redeem-card") == payload
 
 
+def test_a_refused_lookup_keeps_what_was_typed_with_the_error_at_the_field(till, customer):
+    assert till.lookup("1234", htmx=False).status_code == 422
+    message = "That is not a card number. Type the 12 digits under the QR, or scan it."
+    assert till.alert() == message
+    assert re.search(r'<input [^>]*id="card"[^>]*value="1234"', till.last)
+    assert f'<p class="error" id="card-error">{message}</p>' in till.last
+
+
 def test_expired_rotating_code_is_refused_at_lookup(till, customer):
     stale = codes.rotating_payload(customer["number"], customer["secret"],
                                    now=codes.current_step() * 30 - 300)
