@@ -319,6 +319,10 @@ def test_each_role_lists_the_stores_of_its_scope(cast):
         return [store["code"] for store in console.list_stores(cast[who])]
 
     assert codes("global") == ["IE-DUB-01", "IN-BLR-01", "US-NYC-01", "US-SEA-01"]
+    # By region first, then code (a code need not start with its region's letters).
+    console.create_store(cast["global"], {**STORE_FORM, "code": "A-1", "region": "us",
+                                          "currency": "USD"})
+    assert codes("global") == ["IE-DUB-01", "IN-BLR-01", "A-1", "US-NYC-01", "US-SEA-01"]
     assert codes("ie_admin") == ["IE-DUB-01"]
     assert codes("manager") == ["US-NYC-01"]
     assert codes("ie_manager") == ["IE-DUB-01"]
