@@ -250,9 +250,10 @@ def test_a_report_names_its_scope_and_lists_rows_without_a_store_last(app, monke
         ledger_services.earn(card=card, store_code="US-NYC-01", amount_minor=500,
                              currency="USD", idempotency_key="scope-e",
                              staff_id=baristas["us"]["id"])
-        ledger_services.adjust(wallet_id=wallet, coins=2, reason="Goodwill", label="A gift",
-                               idempotency_key="scope-a", staff_id=admin["id"],
-                               store_code=None, region="us")
+        for key, coins in (("scope-a", 2), ("scope-b", -2)):  # they cancel out: 0, not none
+            ledger_services.adjust(wallet_id=wallet, coins=coins, reason="Goodwill",
+                                   label="A gift", idempotency_key=key, staff_id=admin["id"],
+                                   store_code=None, region="us")
         report = reports.report(_principal(admin), grain="month")
         assert (report["until"], report["since"]) == (date(2026, 11, 30), date(2025, 11, 1))
         assert (report["scope"], report["timezone"], report["grain"]) == (
@@ -261,14 +262,15 @@ def test_a_report_names_its_scope_and_lists_rows_without_a_store_last(app, monke
         month = utcnow().strftime("%Y-%m")
         report = reports.report(_principal(admin), grain="month", since=utcnow().date(),
                                 until=utcnow().date())
-        rows = [(r["period"], r["region"], r["store"], r["issued"], r["adjusted"], r["net"],
-                 r["transactions"], r["active_wallets"]) for r in report["rows"]]
-        assert rows == [(month, "us", "US-NYC-01", 5, 0, 5, 1, 1),
-                        (month, "us", "—", 0, 2, 2, 1, 1)]
+        rows = [(r["period"], r["region"], r["store"], r["timezone"], r["issued"],
+                 r["adjusted"], r["net"], r["transactions"], r["active_wallets"])
+                for r in report["rows"]]
+        assert rows == [(month, "us", "US-NYC-01", "America/New_York", 5, 0, 5, 1, 1),
+                        (month, "us", "—", "America/New_York", 0, 0, 0, 2, 1)]
         assert report["totals"] == [{"period": month, "issued": 5, "redeemed": 0,
-                                     "reversed": 0, "adjusted": 2, "expired": 0, "other": 0,
-                                     "net": 7, "transactions": 2, "active_wallets": 1}]
-        assert report["liability"]["balance"] == report["liability"]["ledger"] == 7
+                                     "reversed": 0, "adjusted": 0, "expired": 0, "other": 0,
+                                     "net": 5, "transactions": 3, "active_wallets": 1}]
+        assert report["liability"]["balance"] == report["liability"]["ledger"] == 5
         manager = create_staff(email="m@example.com", store_code="US-NYC-01", name="M",
                                password=PASSWORD, role="manager")
         seen = reports.report(_principal(manager), grain="month", since=utcnow().date())
@@ -276,3 +278,21 @@ def test_a_report_names_its_scope_and_lists_rows_without_a_store_last(app, monke
         assert [r["store"] for r in seen["rows"]] == ["US-NYC-01"]
         with pytest.raises(Forbidden, match=r"^Reports are for managers and admins\.$"):
             reports.report(_principal(baristas["us"]))
+
+
+def test_an_erasure_counts_as_other(app):
+    # The ledger's kinds the report does not name (an erasure forfeits a balance) are
+    # "other", so the figures still add up to the ledger's sum.
+    from webapp.account.services import erase_now
+
+    with app.app_context():
+        admin, baristas = _people()
+        person, card, _wallet = _customer("ie", 1)
+        ledger_services.earn(card=card, store_code="IE-DUB-01", amount_minor=700,
+                             currency="EUR", idempotency_key="erase-e",
+                             staff_id=baristas["ie"]["id"])
+        assert erase_now(person["id"]) == 7
+        report = _check_against_ledger(_principal(admin), grain="day")
+        assert sum(t["other"] for t in report["totals"]) == -7
+        assert sum(t["issued"] for t in report["totals"]) == 7
+        assert sum(t["net"] for t in report["totals"]) == 0
