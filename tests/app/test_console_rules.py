@@ -11,14 +11,14 @@ import contextlib
 import json
 import re
 import secrets
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, event, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 
 from tests.conftest import PASSWORD
-from tests.helpers import answer_lost
 from webapp.audit import record, record_in
 from webapp.auth import services as auth_services
 from webapp.auth.services import hasher, register
@@ -1186,46 +1186,82 @@ def test_a_stores_day_counts_its_own_local_day(cast):
         console.store_day(cast["ie_manager"], nyc)
 
 
+@contextlib.contextmanager
+def _write_answer_lost(app):
+    """As tests.helpers.answer_lost, but for the next COMMIT of a transaction that wrote:
+    a console action reads the staff record first, and that read's COMMIT is not the one
+    whose answer matters. The COMMIT happens, then fails as if its answer was lost."""
+    engine = app.extensions["loyalty_db.router"].cluster.members[0].engine
+    original = engine.dialect.do_commit
+    wrote: set[int] = set()
+    lost: list[int] = []
+
+    def before_execute(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            wrote.add(id(conn.connection))
+
+    def on_rollback(conn):
+        wrote.discard(id(conn.connection))
+
+    def do_commit(dbapi_connection) -> None:
+        original(dbapi_connection)
+        if id(dbapi_connection) in wrote:
+            wrote.discard(id(dbapi_connection))
+            if not lost:
+                lost.append(1)
+                raise sqlite3.OperationalError("lost connection to the database during COMMIT")
+
+    event.listen(engine, "before_cursor_execute", before_execute)
+    event.listen(engine, "rollback", on_rollback)
+    engine.dialect.do_commit = do_commit
+    try:
+        yield lost
+    finally:
+        del engine.dialect.do_commit
+        event.remove(engine, "before_cursor_execute", before_execute)
+        event.remove(engine, "rollback", on_rollback)
+
+
 def test_console_writes_whose_answer_was_lost_recognise_their_own_result(app, cast, request):
     if "galera" in request.node.callspec.id:
         pytest.skip("the lost answer is simulated on SQLite (the Galera drills lose it "
                     "on the wire in test_ackloss.py)")
-    with answer_lost(app) as lost:
+    with _write_answer_lost(app) as lost:
         store = console.create_store(cast["global"], STORE_FORM)
     assert lost == [1]
     assert store["code"] == "IE-COR-01"
-    with answer_lost(app) as lost:
+    with _write_answer_lost(app) as lost:
         edited = console.update_store(cast["global"], store["id"], store["version"],
                                       {**STORE_FORM, "name": "Cork, Patrick Street"})
     assert lost == [1]
     assert (edited["name"], edited["version"]) == ("Cork, Patrick Street", 2)
-    with answer_lost(app) as lost:
+    with _write_answer_lost(app) as lost:
         reward = console.save_reward(cast["global"], REWARD_FORM)
     assert lost == [1]
-    with answer_lost(app) as lost:
+    with _write_answer_lost(app) as lost:
         renamed = console.save_reward(cast["global"], {**REWARD_FORM, "coins": "21"},
                                       reward_id=reward["id"], version=reward["version"])
     assert lost == [1]
     assert (renamed["coins"], renamed["version"]) == (21, 2)
     card = _card(cast["customer"].account_id)
     console.set_card_blocked(cast["global"], card["id"], blocked=True, reason="Lost")
-    with answer_lost(app) as lost:
+    with _write_answer_lost(app) as lost:
         reissued = console.reissue_card(cast["global"], card["id"])
     assert lost == [1]
     assert _card(cast["customer"].account_id)["number"] == reissued["number"]
     bo = cast["barista"].account_id
-    with answer_lost(app) as lost:
+    with _write_answer_lost(app) as lost:
         console.update_staff(cast["global"], bo, disabled=True, change_key="lost-1")
     assert lost == [1]
     assert _account(bo)["disabled_at"] is not None
-    with answer_lost(app) as lost:
+    with _write_answer_lost(app) as lost:
         password = console.reset_password(cast["global"], bo)
     assert lost == [1]
     assert hasher.verify(_account(bo)["password_hash"], password)
     account, temporary = console.create_staff(cast["global"], email="lost@example.com",
                                               name="Lost", role=BARISTA,
                                               store_code="US-NYC-01")
-    with answer_lost(app) as lost:
+    with _write_answer_lost(app) as lost:
         console.change_own_password(_principal(account), current=temporary, new="n" * 12)
     assert lost == [1]
     assert _account(account["id"])["must_change_password"] is False
