@@ -654,9 +654,14 @@ def test_admins_reassign_staff_within_their_region(cast):
     with _refused(ValidationFailed) as caught:
         console.update_staff(cast["ie_admin"], aoife, store_code="IE-NOPE", change_key="k3")
     assert caught.value.errors == {"store": ["Unknown store."]}
+    cork = console.create_store(cast["ie_admin"], STORE_FORM)  # another store of theirs
+    moved = console.update_staff(cast["ie_admin"], aoife, store_code=cork["code"],
+                                 change_key="k3b")
+    assert moved["store_id"] == cork["id"]
+    console.update_staff(cast["ie_admin"], aoife, store_code="IE-DUB-01", change_key="k3c")
     promoted = console.update_staff(cast["ie_admin"], aoife, role=MANAGER, change_key="k4")
     assert promoted["role"] == MANAGER
-    [row] = _audit_rows("staff.update")
+    row = _audit_rows("staff.update")[-1]
     assert row["details"] == {"before": {"role": BARISTA}, "after": {"role": MANAGER}}
     assert (row["region"], row["store_id"]) == ("ie", _store_id("IE-DUB-01"))
     # The global admin moves a barista across regions, and changes another admin.

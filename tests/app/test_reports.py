@@ -141,11 +141,14 @@ def test_report_figures_equal_ledger_sums_and_scopes(app):
             accounts.c.id == regional["id"]).values(admin_region="in")), name="test")
         seen = reports.report(_principal(regional))
         assert {r["region"] for r in seen["rows"]} == {"in"}
+        # The scope's totals count the scope's wallets only (three customers per region).
+        assert sum(t["active_wallets"] for t in seen["totals"]) == 3
         assert [r["region"] for r in seen["liability"]["by_region"]] == ["in"]
         manager = create_staff(email="m@example.com", store_code="IE-DUB-01", name="M",
                                password=PASSWORD, role="manager")
         seen = reports.report(_principal(manager))
         assert {r["store"] for r in seen["rows"]} == {"IE-DUB-01"}
+        assert sum(t["active_wallets"] for t in seen["totals"]) == 3
         assert seen["liability"] is None
         with pytest.raises(Forbidden):
             reports.report(_principal(baristas["us"]))
@@ -273,9 +276,15 @@ def test_a_report_names_its_scope_and_lists_rows_without_a_store_last(app, monke
         assert report["liability"]["balance"] == report["liability"]["ledger"] == 5
         manager = create_staff(email="m@example.com", store_code="US-NYC-01", name="M",
                                password=PASSWORD, role="manager")
+        # Another wallet active at another store of the region: not the manager's.
+        _other, seattle_card, _w = _customer("us", 2)
+        ledger_services.earn(card=seattle_card, store_code="US-SEA-01", amount_minor=500,
+                             currency="USD", idempotency_key="scope-s",
+                             staff_id=baristas["us"]["id"])
         seen = reports.report(_principal(manager), grain="month", since=utcnow().date())
         assert seen["scope"] == "manager (US-NYC-01)"
         assert [r["store"] for r in seen["rows"]] == ["US-NYC-01"]
+        assert [(t["net"], t["active_wallets"]) for t in seen["totals"]] == [(5, 1)]
         with pytest.raises(Forbidden, match=r"^Reports are for managers and admins\.$"):
             reports.report(_principal(baristas["us"]))
 
