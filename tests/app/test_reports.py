@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.conftest import PASSWORD, AuthActions
+from tests.helpers import Clock
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
 from webapp.clock import utcnow
@@ -305,3 +306,24 @@ def test_an_erasure_counts_as_other(app):
         assert sum(t["other"] for t in report["totals"]) == -7
         assert sum(t["issued"] for t in report["totals"]) == 7
         assert sum(t["net"] for t in report["totals"]) == 0
+
+
+def test_rows_come_in_period_order_then_region(app, monkeypatch):
+    clock = Clock.install(monkeypatch, datetime(2026, 3, 10, 12, 0))
+    with app.app_context():
+        admin, baristas = _people()
+        _person, us_card, _wallet = _customer("us", 1)
+        _person, ie_card, _wallet = _customer("ie", 1)
+        ledger_services.earn(card=us_card, store_code="US-NYC-01", amount_minor=300,
+                             currency="USD", idempotency_key="order-us",
+                             staff_id=baristas["us"]["id"])
+        clock.set(datetime(2026, 3, 11, 12, 0))
+        ledger_services.earn(card=ie_card, store_code="IE-DUB-01", amount_minor=400,
+                             currency="EUR", idempotency_key="order-ie",
+                             staff_id=baristas["ie"]["id"])
+        report = reports.report(_principal(admin), since=date(2026, 3, 10),
+                                until=date(2026, 3, 11))
+    assert [(r["period"], r["region"], r["issued"]) for r in report["rows"]] == [
+        ("2026-03-10", "us", 3), ("2026-03-11", "ie", 4)]
+    assert [(t["period"], t["issued"]) for t in report["totals"]] == [
+        ("2026-03-10", 3), ("2026-03-11", 4)]
