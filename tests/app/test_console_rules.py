@@ -19,6 +19,7 @@ from sqlalchemy import delete, event, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 
 from tests.conftest import PASSWORD
+from tests.helpers import Clock
 from webapp.audit import record, record_in
 from webapp.auth import services as auth_services
 from webapp.auth.services import hasher, register
@@ -1189,6 +1190,42 @@ def test_a_stores_day_counts_its_own_local_day(cast):
         assert (quiet["day"], quiet["rows"], quiet["totals"]) == (other, [], [])
     with pytest.raises(Forbidden, match=f"^{re.escape(OUT_OF_SCOPE)}$"):
         console.store_day(cast["ie_manager"], nyc)
+
+
+def test_a_stores_day_runs_midnight_to_midnight_in_its_zone(cast, monkeypatch):
+    nyc = _store_id("US-NYC-01")
+    casey = _card(cast["customer"].account_id)
+    # 04:00 UTC is midnight in New York (EDT from 8 March 2026).
+    clock = Clock.install(monkeypatch, datetime(2026, 3, 10, 4, 0))
+    monkeypatch.setattr("webapp.staff.console.utcnow", clock)
+
+    def earn(key: str, amount: int, when: datetime):
+        clock.set(when)
+        return ledger.earn(card=casey["number"], store_code="US-NYC-01", amount_minor=amount,
+                           currency="USD", idempotency_key=key,
+                           staff_id=cast["barista"].account_id).transaction_id
+
+    first = earn("mid-1", 100, datetime(2026, 3, 10, 4, 0))  # 00:00 on the 10th there
+    before = earn("mid-2", 200, datetime(2026, 3, 10, 3, 59, 59))  # 23:59:59 on the 9th
+    last = earn("mid-3", 300, datetime(2026, 3, 11, 3, 59, 59))  # 23:59:59 on the 10th
+    earn("mid-4", 400, datetime(2026, 3, 11, 4, 0))  # the 11th
+    noon = earn("mid-5", 500, datetime(2026, 3, 10, 16, 0))  # booked last, the 10th's noon
+    adjusted = console.adjust(cast["manager"], cast["customer"].account_id, coins=2,
+                              reason="Broken machine", label="Sorry", key="mid-6")
+    tenth = console.store_day(cast["manager"], nyc, date(2026, 3, 10))
+    # In booking order; each row with its amount, currency and reason.
+    assert [(r["id"], r["kind"], r["amount_minor"], r["currency"], r["reason"])
+            for r in tenth["rows"]] == [
+        (first, "earn", 100, "USD", None), (last, "earn", 300, "USD", None),
+        (noon, "earn", 500, "USD", None),
+        (adjusted.transaction_id, "adjustment", None, None, "Broken machine")]
+    assert tenth["rows"][0]["local_time"] == formatting.local(datetime(2026, 3, 10, 4, 0),
+                                                              "America/New_York")
+    assert [r["id"] for r in console.store_day(cast["manager"], nyc,
+                                               date(2026, 3, 9))["rows"]] == [before]
+    # "Today" is New York's: at 03:59 UTC on the 11th it is still the 10th there.
+    clock.set(datetime(2026, 3, 11, 3, 59))
+    assert console.store_day(cast["manager"], nyc)["day"] == date(2026, 3, 10)
 
 
 @contextlib.contextmanager
