@@ -37,6 +37,7 @@ from webapp.errors import (
     ValidationFailed,
 )
 from webapp.extensions import db
+from webapp.family import services as family
 from webapp.i18n import formatting
 from webapp.ledger import services as ledger
 from webapp.reports import zones
@@ -911,6 +912,15 @@ def test_opening_a_customer_is_in_scope_and_audited(cast):
     with _refused(Forbidden, "That customer is outside your region."):
         console.open_customer(cast["ie_admin"], casey)
     assert console.open_customer(cast["ie_manager"], casey)["account"]["id"] == casey
+    # The cards by slot (a removed one has none): a slot freed and taken again is listed
+    # in its place, not by when the card was made.
+    first = family.add(casey, "Ann", None)
+    family.add(casey, "Ben", None)
+    family.remove(casey, first.card["id"])
+    family.add(casey, "Cal", None)
+    cards_seen = console.open_customer(cast["manager"], casey)["cards"]
+    assert [(c["slot"], c["display_name"]) for c in cards_seen] == [
+        (None, "Ann"), (0, "Casey Customer"), (1, "Cal"), (2, "Ben")]
     for other in (cast["barista"].account_id, 999_999):
         with _refused(NotFound, "No such customer."):
             console.open_customer(cast["global"], other)
