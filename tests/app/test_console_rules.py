@@ -1130,11 +1130,13 @@ def test_each_role_reads_the_audit_log_of_its_scope(cast):
     assert len(actions("global", since=tomorrow)) == 0
     assert len(actions("global", until=yesterday)) == 0
     assert len(actions("global", since=yesterday, until=tomorrow)) == 5
-    # Each entry's local time: its store's zone, else its region's, else UTC.
+    # Each entry's local time: its store's zone, else its region's, else UTC (Seattle is
+    # in region us, whose zone is New York's).
+    _log("staff.reset", actor=cast["global"], region="us", store="US-SEA-01")
     zones = {e["action"]: e["timezone"] for e in console.audit_entries(cast["global"])}
     assert zones == {"store.update": "America/New_York", "staff.update": "Europe/Dublin",
                      "reward.create": "Europe/Dublin", "adjustment": "America/New_York",
-                     "card.block": "UTC"}
+                     "card.block": "UTC", "staff.reset": "America/Los_Angeles"}
     for entry in console.audit_entries(cast["global"]):  # the wall clock there
         assert entry["local_time"].isoformat() == formatting.local(
             entry["created_at"], entry["timezone"]).isoformat()
