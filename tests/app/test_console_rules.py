@@ -517,6 +517,10 @@ def test_new_staff_details_are_checked_all_at_once(cast):
     assert caught.value.errors == {"email": ["Enter an email address."],
                                    "name": ["Enter a name of at most 60 characters."],
                                    "store": ["Choose the store they work at."]}
+    longest = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"
+    assert len(longest) == 254
+    assert console.create_staff(cast["global"], email=longest, name="Long", role=BARISTA,
+                                store_code="US-NYC-01")[0]["email"] == longest
     with _refused(ValidationFailed) as caught:  # 255 characters
         console.create_staff(cast["global"], email="a" * 64 + "@" + "b" * 186 + ".com",
                              name="X", role=BARISTA, store_code="US-NYC-01")
@@ -858,9 +862,9 @@ def _ids(rows) -> list[int]:
 def test_support_finds_customers_by_address_name_or_card(cast):
     casey, orla = cast["customer"].account_id, cast["ie_customer"].account_id
     number = _card(casey)["number"]
-    for text in (" ab ", "", None):
+    for typed in (" ab ", "", None):
         with _refused(ValidationFailed) as caught:
-            console.search_customers(cast["manager"], text)
+            console.search_customers(cast["manager"], typed)
         assert caught.value.errors == {"q": ["Enter at least 3 characters: an email, a card "
                                              "number or a name."]}
     manager = cast["manager"]
@@ -994,7 +998,9 @@ def test_who_may_adjust_whom_and_by_how_much(cast):
         assert caught.value.errors == {
             "coins": ["Enter whole coins, not 0 (use - to take away)."]}, coins
     assert _adjust(cast["manager"], casey, 100).coins == 100
-    assert _adjust(cast["ie_manager"], casey, -100).coins == -100  # any manager, any customer
+    # Any manager, any customer: booked at the manager's store, in its region.
+    dublin = _adjust(cast["ie_manager"], casey, -100)
+    assert (dublin.coins, dublin.store_code, dublin.region) == (-100, "IE-DUB-01", "ie")
     assert _adjust(cast["global"], casey, 10_000).coins == 10_000
     # An admin has no store: the row is the customer's region's, at no store.
     receipt = _adjust(cast["ie_admin"], orla, 101)
