@@ -10,15 +10,17 @@ import io
 import secrets
 import threading
 from collections import defaultdict
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, update
 
 from tests.conftest import PASSWORD, AuthActions
+from tests.helpers import Clock
 from webapp.auth.services import register
 from webapp.auth.tokens import Principal
+from webapp.clock import utcnow
 from webapp.config import REGION_TIMEZONES
 from webapp.database.schema import accounts, cards, ledger, stores, wallets
 from webapp.errors import Forbidden, ValidationFailed
@@ -140,11 +142,14 @@ def test_report_figures_equal_ledger_sums_and_scopes(app):
             accounts.c.id == regional["id"]).values(admin_region="in")), name="test")
         seen = reports.report(_principal(regional))
         assert {r["region"] for r in seen["rows"]} == {"in"}
+        # The scope's totals count the scope's wallets only (three customers per region).
+        assert sum(t["active_wallets"] for t in seen["totals"]) == 3
         assert [r["region"] for r in seen["liability"]["by_region"]] == ["in"]
         manager = create_staff(email="m@example.com", store_code="IE-DUB-01", name="M",
                                password=PASSWORD, role="manager")
         seen = reports.report(_principal(manager))
         assert {r["store"] for r in seen["rows"]} == {"IE-DUB-01"}
+        assert sum(t["active_wallets"] for t in seen["totals"]) == 3
         assert seen["liability"] is None
         with pytest.raises(Forbidden):
             reports.report(_principal(baristas["us"]))
@@ -207,3 +212,118 @@ def test_reports_equal_ledger_on_every_galera_node_after_concurrent_run(cluster_
             report = _check_against_ledger(_principal(admin), grain="day")
             # The stores' local days may differ (Bengaluru is 5.5 hours ahead): all totals.
             assert sum(t["transactions"] for t in report["totals"]) >= 3 * 4 * 3, region
+
+
+def test_the_report_window_defaults_and_limits():
+    today = date(2026, 11, 30)
+    assert reports.window("day", None, None, today) == (date(2026, 11, 17), today)  # 14 days
+    assert reports.window("month", None, None, today) == (date(2025, 11, 1), today)
+    assert reports.window("day", None, date(2026, 1, 14), today) == (
+        date(2026, 1, 1), date(2026, 1, 14))
+    assert reports.window("day", date(2026, 11, 1), None, today) == (date(2026, 11, 1), today)
+    assert reports.window("day", today, today, today) == (today, today)
+    # A month report starts on the first of the month.
+    assert reports.window("month", date(2026, 1, 15), date(2026, 2, 3), today) == (
+        date(2026, 1, 1), date(2026, 2, 3))
+    # The longest spans: 400 days, 3,700 for months.
+    first = date(2026, 1, 1)
+    assert reports.window("day", first, date(2027, 2, 5), today) == (first, date(2027, 2, 5))
+    assert reports.window("month", first, date(2036, 2, 18), today) == (
+        first, date(2036, 2, 18))
+    refusals = [
+        (("year", None, None), {"grain": ["Choose day or month."]}),
+        (("day", date(2026, 2, 2), date(2026, 2, 1)),
+         {"since": ["The first day must not be after the last."]}),
+        (("day", first, date(2027, 2, 6)),
+         {"since": ["That is too long a span; choose fewer days."]}),
+        (("month", first, date(2036, 2, 19)),
+         {"since": ["That is too long a span; choose fewer days."]})]
+    for args, errors in refusals:
+        with pytest.raises(ValidationFailed) as caught:
+            reports.window(*args, today)
+        assert caught.value.errors == errors, args
+
+
+def test_a_report_names_its_scope_and_lists_rows_without_a_store_last(app, monkeypatch):
+    # 20:00 in New York is already tomorrow in Bengaluru: the default last day is the
+    # latest local "today" in scope.
+    monkeypatch.setattr("webapp.staff.reports.utcnow", lambda: datetime(2026, 11, 29, 20, 0))
+    with app.app_context():
+        admin, baristas = _people()
+        _person, card, wallet = _customer("us", 1)
+        ledger_services.earn(card=card, store_code="US-NYC-01", amount_minor=500,
+                             currency="USD", idempotency_key="scope-e",
+                             staff_id=baristas["us"]["id"])
+        for key, coins in (("scope-a", 2), ("scope-b", -2)):  # they cancel out: 0, not none
+            ledger_services.adjust(wallet_id=wallet, coins=coins, reason="Goodwill",
+                                   label="A gift", idempotency_key=key, staff_id=admin["id"],
+                                   store_code=None, region="us")
+        report = reports.report(_principal(admin), grain="month")
+        assert (report["until"], report["since"]) == (date(2026, 11, 30), date(2025, 11, 1))
+        assert (report["scope"], report["timezone"], report["grain"]) == (
+            "admin (global)", "local", "month")
+        # The rows of the real month (the clock above is only the default's).
+        month = utcnow().strftime("%Y-%m")
+        report = reports.report(_principal(admin), grain="month", since=utcnow().date(),
+                                until=utcnow().date())
+        rows = [(r["period"], r["region"], r["store"], r["timezone"], r["issued"],
+                 r["adjusted"], r["net"], r["transactions"], r["active_wallets"])
+                for r in report["rows"]]
+        assert rows == [(month, "us", "US-NYC-01", "America/New_York", 5, 0, 5, 1, 1),
+                        (month, "us", "—", "America/New_York", 0, 0, 0, 2, 1)]
+        assert report["totals"] == [{"period": month, "issued": 5, "redeemed": 0,
+                                     "reversed": 0, "adjusted": 0, "expired": 0, "other": 0,
+                                     "net": 5, "transactions": 3, "active_wallets": 1}]
+        assert report["liability"]["balance"] == report["liability"]["ledger"] == 5
+        manager = create_staff(email="m@example.com", store_code="US-NYC-01", name="M",
+                               password=PASSWORD, role="manager")
+        # Another wallet active at another store of the region: not the manager's.
+        _other, seattle_card, _w = _customer("us", 2)
+        ledger_services.earn(card=seattle_card, store_code="US-SEA-01", amount_minor=500,
+                             currency="USD", idempotency_key="scope-s",
+                             staff_id=baristas["us"]["id"])
+        seen = reports.report(_principal(manager), grain="month", since=utcnow().date())
+        assert seen["scope"] == "manager (US-NYC-01)"
+        assert [r["store"] for r in seen["rows"]] == ["US-NYC-01"]
+        assert [(t["net"], t["active_wallets"]) for t in seen["totals"]] == [(5, 1)]
+        with pytest.raises(Forbidden, match=r"^Reports are for managers and admins\.$"):
+            reports.report(_principal(baristas["us"]))
+
+
+def test_an_erasure_counts_as_other(app):
+    # The ledger's kinds the report does not name (an erasure forfeits a balance) are
+    # "other", so the figures still add up to the ledger's sum.
+    from webapp.account.services import erase_now
+
+    with app.app_context():
+        admin, baristas = _people()
+        person, card, _wallet = _customer("ie", 1)
+        ledger_services.earn(card=card, store_code="IE-DUB-01", amount_minor=700,
+                             currency="EUR", idempotency_key="erase-e",
+                             staff_id=baristas["ie"]["id"])
+        assert erase_now(person["id"]) == 7
+        report = _check_against_ledger(_principal(admin), grain="day")
+        assert sum(t["other"] for t in report["totals"]) == -7
+        assert sum(t["issued"] for t in report["totals"]) == 7
+        assert sum(t["net"] for t in report["totals"]) == 0
+
+
+def test_rows_come_in_period_order_then_region(app, monkeypatch):
+    clock = Clock.install(monkeypatch, datetime(2026, 3, 10, 12, 0))
+    with app.app_context():
+        admin, baristas = _people()
+        _person, us_card, _wallet = _customer("us", 1)
+        _person, ie_card, _wallet = _customer("ie", 1)
+        ledger_services.earn(card=us_card, store_code="US-NYC-01", amount_minor=300,
+                             currency="USD", idempotency_key="order-us",
+                             staff_id=baristas["us"]["id"])
+        clock.set(datetime(2026, 3, 11, 12, 0))
+        ledger_services.earn(card=ie_card, store_code="IE-DUB-01", amount_minor=400,
+                             currency="EUR", idempotency_key="order-ie",
+                             staff_id=baristas["ie"]["id"])
+        report = reports.report(_principal(admin), since=date(2026, 3, 10),
+                                until=date(2026, 3, 11))
+    assert [(r["period"], r["region"], r["issued"]) for r in report["rows"]] == [
+        ("2026-03-10", "us", 3), ("2026-03-11", "ie", 4)]
+    assert [(t["period"], t["issued"]) for t in report["totals"]] == [
+        ("2026-03-10", 3), ("2026-03-11", 4)]

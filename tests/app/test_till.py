@@ -8,14 +8,14 @@ import html
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.helpers import BAD_AMOUNTS, BAD_COINS, PASSWORD, SCARY, AuthActions, csrf_token
 from tests.ledger_helpers import assert_invariants, ledger_count, lost_commit_answer, new_customer
 from webapp.auth.queries import account_by_email
 from webapp.card import codes
+from webapp.database.schema import accounts, stores, used_codes
 from webapp.database.schema import ledger as ledger_table
-from webapp.database.schema import used_codes
 from webapp.extensions import db
 from webapp.ledger import services as ledger
 from webapp.staff import create_staff
@@ -48,15 +48,21 @@ class Till:
         assert match, f"no hidden {name} in the page"
         return html.unescape(match.group(1))
 
-    def earn(self, amount: str, *, card: str | None = None, key: str | None = None, **kw):
-        return self.post("/till/earn", {
-            "earn-card": card or self.form_value("earn-card"),
-            "earn-key": key or self.form_value("earn-key"), "earn-amount": amount}, **kw)
+    def earn(self, amount: str, *, card: str | None = None, key: str | None = None,
+             page: str | None = None, **kw):
+        """Posts the earn form of the last page (or of ``page``), as a browser would."""
+        data = {"earn-card": card or self.form_value("earn-card", page),
+                "earn-key": key or self.form_value("earn-key", page), "earn-amount": amount}
+        if page is not None:
+            data["earn-store"] = self.form_value("earn-store", page)
+        return self.post("/till/earn", data, **kw)
 
     def redeem(self, coins: str, *, card: str | None = None, key: str | None = None,
-               confirm: bool = False, **kw):
-        data = {"redeem-card": card or self.form_value("redeem-card"),
-                "redeem-key": key or self.form_value("redeem-key"), "redeem-coins": coins}
+               confirm: bool = False, page: str | None = None, **kw):
+        data = {"redeem-card": card or self.form_value("redeem-card", page),
+                "redeem-key": key or self.form_value("redeem-key", page), "redeem-coins": coins}
+        if page is not None:
+            data["redeem-store"] = self.form_value("redeem-store", page)
         if confirm:
             data["redeem-confirm"] = "y"
         return self.post("/till/redeem", data, **kw)
@@ -173,6 +179,14 @@ def test_rotating_code_lookup_needs_no_confirmation(till, customer):
     assert till.form_value("redeem-card") == payload
 
 
+def test_a_refused_lookup_keeps_what_was_typed_with_the_error_at_the_field(till, customer):
+    assert till.lookup("1234", htmx=False).status_code == 422
+    message = "That is not a card number. Type the 12 digits under the QR, or scan it."
+    assert till.alert() == message
+    assert re.search(r'<input [^>]*id="card"[^>]*value="1234"', till.last)
+    assert f'<p class="error" id="card-error">{message}</p>' in till.last
+
+
 def test_expired_rotating_code_is_refused_at_lookup(till, customer):
     stale = codes.rotating_payload(customer["number"], customer["secret"],
                                    now=codes.current_step() * 30 - 300)
@@ -196,6 +210,9 @@ def test_earn_in_store_currency(app, till, customer):
     with app.app_context():
         staff = db.read(lambda conn: account_by_email(conn, STAFF_EMAIL), name="test.staff")
     assert row["staff_id"] == staff["id"]
+    # The receipt names the transaction and the card's last digits only.
+    assert (f'<p class="muted">Transaction {row["id"]} · card ending '
+            f'{customer["number"][-4:]}</p>') in till.last
     assert_invariants_ok(app)
 
 
@@ -207,6 +224,36 @@ def test_earn_with_a_fresh_form_each_time(app, till, customer):
     assert till.form_value("earn-key") != first_key
     assert '<strong id="till-balance">7</strong>' in till.last
     assert _state(app)[1] == 2
+
+
+def test_a_redemption_leaves_a_fresh_redeem_form(app, till, customer):
+    _give(app, customer["number"], 20)
+    till.lookup(customer["number"])
+    key = till.form_value("redeem-key")
+    assert till.redeem("4", confirm=True).status_code == 200, till.alert()
+    assert till.form_value("redeem-key") != key
+    assert till.redeem("3", confirm=True).status_code == 200, till.alert()
+    assert "already booked once" not in till.last
+    assert '<strong id="receipt-balance">13</strong>' in till.last
+
+
+def test_a_page_left_open_after_a_move_to_another_store_books_nothing(app, till, customer):
+    # Each action form names the store its page was rendered for; the barista was moved
+    # to Dublin since: the rulebook refuses the New York page's forms.
+    _give(app, customer["number"], 20)
+    till.lookup(customer["number"])
+    page = till.last
+    assert till.form_value("earn-store", page) == till.form_value("redeem-store", page) \
+        == "US-NYC-01"
+    with app.app_context():
+        db.write(lambda conn: conn.execute(update(accounts).where(
+            accounts.c.email == STAFF_EMAIL).values(store_id=select(stores.c.id).where(
+                stores.c.code == "IE-DUB-01").scalar_subquery())), name="test")
+    before = _state(app)
+    assert till.redeem("4", confirm=True, page=page).status_code == 403
+    assert "only at the store you work at" in till.alert()
+    assert till.earn("5.00", page=page).status_code == 403
+    assert _state(app) == before
 
 
 def test_redeem_with_rotating_code(app, till, customer):
@@ -317,6 +364,7 @@ def test_same_form_resent_with_another_amount_is_refused(app, till, customer):
     assert till.earn("99.00", key=key, card=card).status_code == 422
     assert "already submitted with different details" in till.alert()
     assert till.form_value("earn-key") != key  # a fresh form to carry on with
+    assert re.fullmatch(r"till-[A-Za-z0-9_-]{24}", till.form_value("earn-key"))
     assert _state(app) == before
 
 
@@ -377,6 +425,69 @@ def test_tampered_hidden_fields_write_nothing(app, till, customer):
     assert till.earn("5.00", card="<b>1</b>").status_code == 422
     no_key = till.post("/till/earn", {"earn-card": customer["number"], "earn-amount": "5.00"})
     assert no_key.status_code == 422
+    assert _state(app) == before
+
+
+def test_a_ledger_refusal_is_shown_at_its_input_on_the_same_form(app, till, customer):
+    till.lookup(customer["number"])
+    before = _state(app)
+    key = till.form_value("earn-key")
+    assert till.earn("0.50").status_code == 422  # a valid amount, below one coin
+    message = "This amount is too small to earn a coin."
+    assert till.alert() == message
+    assert f'<p class="error" id="earn-amount-error">{message}</p>' in till.last
+    assert 'aria-invalid="true"' in till.last
+    assert till.form_value("earn-key") == key  # the same form: pressing again is safe
+    assert _try_again_form(till.last) is None  # refused, not unknown: nothing to retry
+    assert _state(app) == before
+
+
+def test_a_code_that_expired_before_the_redemption_still_shows_the_customer(
+        app, till, customer):
+    # The scan was good, the redemption is rung up after the code expired: refused (a
+    # redemption needs the live code), and the customer stays on screen, looked up again
+    # by number, which needs no live code.
+    _give(app, customer["number"], 4)
+    stale = codes.rotating_payload(customer["number"], customer["secret"],
+                                   now=codes.current_step() * 30 - 300)
+    before = _state(app)
+    response = till.post("/till/redeem", {"redeem-card": stale, "redeem-coins": "2",
+                                          "redeem-key": "till-" + "r" * 24})
+    assert response.status_code == 422
+    assert "expired" in till.alert()
+    assert "<h2>Dana</h2>" in till.last
+    assert '<strong id="till-balance">4</strong>' in till.last
+    assert _state(app) == before
+
+
+def test_an_admin_naming_a_store_of_another_currency_is_told_so(app, client, customer):
+    # An admin may book at any store of their region from their own store's till; a
+    # tampered (or stale) store field naming a store in another currency is the ledger's
+    # refusal, which names no field of the form: said, not a 500.
+    with app.app_context():
+        create_staff(email="ada.admin@example.com", store_code="US-NYC-01", name="Ada",
+                     password=PASSWORD, role="admin")
+    AuthActions(client).login("ada.admin@example.com")
+    till = Till(client, app)
+    till.lookup(customer["number"])
+    before = _state(app)
+    response = till.post("/till/earn", {"earn-card": customer["number"],
+                                        "earn-key": till.form_value("earn-key"),
+                                        "earn-amount": "5.00", "earn-store": "IE-DUB-01"})
+    assert response.status_code == 422
+    assert till.alert() == "This store takes EUR, not USD."
+    assert _state(app) == before
+
+
+def test_every_form_error_is_said_once(app, till, customer):
+    till.lookup(customer["number"])
+    before = _state(app)
+    response = till.post("/till/earn", {"earn-card": "", "earn-key": "", "earn-amount": "",
+                                        "earn-store": "S" * 21})
+    assert response.status_code == 422
+    # The key's and the store's message is the same sentence: said once.
+    assert till.alert() == ("Scan the card or type its number. This form is out of date: "
+                            "reload the till. Enter the purchase amount.")
     assert _state(app) == before
 
 

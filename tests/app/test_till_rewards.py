@@ -14,7 +14,7 @@ from tests.ledger_helpers import new_customer
 from webapp.database.schema import ledger, rewards
 from webapp.extensions import db
 from webapp.ledger import services as ledger_services
-from webapp.staff import create_staff
+from webapp.staff import catalogue, create_staff
 
 
 def _reward(region: str, name: str, coins: int) -> int:
@@ -73,3 +73,16 @@ def test_till_reward_button_card_progress_and_api(app, client):
                                     json={**body, "reward": coffee})
     assert booked.status_code == 201, booked.get_json()
     assert booked.get_json()["balance"] == 10
+
+
+def test_the_next_reward_is_the_cheapest_the_balance_does_not_reach():
+    cake, coffee, tea = ({"name": n, "coins": c} for n, c in (("Cake", 40), ("Coffee", 3),
+                                                               ("Tea", 2)))
+    offers = [cake, coffee, tea]  # as the catalogue's sort order lists them
+    assert catalogue.next_reward(0, offers) == {**tea, "missing": 2, "percent": 0}
+    # 2 of 3 coins: 66 %, rounded down (a bar never shows a reward as reached early).
+    assert catalogue.next_reward(2, offers) == {**coffee, "missing": 1, "percent": 66}
+    assert catalogue.next_reward(3, offers) == {**cake, "missing": 37, "percent": 7}
+    assert catalogue.next_reward(39, offers) == {**cake, "missing": 1, "percent": 97}
+    assert catalogue.next_reward(40, offers) is None
+    assert catalogue.next_reward(5, []) is None

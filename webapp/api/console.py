@@ -99,7 +99,7 @@ class StaffList(BaseModel):
 
 
 class StaffCreate(Request):
-    name: str = Field(min_length=1, max_length=80, pattern=VISIBLE)
+    name: str = Field(min_length=1, max_length=console.STAFF_NAME_MAX, pattern=VISIBLE)
     email: Email
     role: Literal["staff", "manager", "admin"]
     store: StoreCode | None = Field(default=None, description=(

@@ -10,12 +10,16 @@ from sqlalchemy import insert, update
 from webapp.auth.services import register
 from webapp.config import REGION_LOCALES, REGION_TIMEZONES
 from webapp.database import after_unknown_commit
-from webapp.database.schema import stores
+from webapp.database.schema import cards, stores
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
 from webapp.ledger.queries import store_by_code
 
 from . import queries
+
+# A staff member's name is also the name on their account's own card (every account has
+# one, webapp.auth.services): the card's column is the shorter, so it sets the limit.
+STAFF_NAME_MAX = cards.c.display_name.type.length
 
 
 def check_timezone(name: str) -> str:
@@ -64,7 +68,9 @@ def set_store_place(code: str, *, timezone: str | None, locale: str | None) -> b
     if locale:
         values["locale"] = check_locale(locale)
     if not values:
-        return True
+        # Nothing to change, but the answer still says whether the store exists (the CLI
+        # would otherwise report a store that isn't there as updated).
+        return db.read(lambda conn: store_by_code(conn, code), name="store") is not None
 
     def work(conn):
         found = conn.execute(update(stores).where(stores.c.code == code).values(**values))
@@ -78,6 +84,9 @@ def set_store_place(code: str, *, timezone: str | None, locale: str | None) -> b
 
 def create_staff(*, email: str, store_code: str, name: str, password: str,
                  role: str = "staff") -> dict:
+    if not name or len(name) > STAFF_NAME_MAX:
+        raise ValidationFailed({"name": [f"Enter a name of at most {STAFF_NAME_MAX} "
+                                         "characters."]})
     store = db.read(lambda conn: store_by_code(conn, store_code), name="store")
     if store is None:
         raise ValidationFailed({"store": [f"Unknown store {store_code!r}."]})

@@ -42,6 +42,7 @@ from webapp.ledger import services as ledger_services
 from webapp.money import CURRENCY_DECIMALS
 from webapp.reports import zones
 
+from .accounts import STAFF_NAME_MAX
 from .roles import ADMIN, BARISTA, MANAGER, Actor, require
 from .services import current_actor, scoped_key
 
@@ -327,8 +328,8 @@ def create_staff(principal: Principal | None, *, email: str, name: str, role: st
     if "@" not in email or len(email) > 254:
         errors["email"] = ["Enter an email address."]
     name = (name or "").strip()
-    if not name or len(name) > 80:
-        errors["name"] = ["Enter a name of at most 80 characters."]
+    if not name or len(name) > STAFF_NAME_MAX:
+        errors["name"] = [f"Enter a name of at most {STAFF_NAME_MAX} characters."]
     if role not in (BARISTA, MANAGER, ADMIN):
         errors["role"] = ["Choose barista, manager or admin."]
     store = None
