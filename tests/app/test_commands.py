@@ -152,3 +152,24 @@ def test_production_refuses_to_start_without_secrets(tmp_path):
     with pytest.raises(RuntimeError, match="missing required settings"):
         create_app({"PROFILE": "production", "SECRET_KEY": None, "JWT_KEYS": {},
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"})
+
+
+def test_the_staff_services_name_the_field_they_refuse(app):
+    # What `flask staff create` and `flask stores create` say, as the service's errors.
+    from webapp.errors import ValidationFailed
+    from webapp.staff import create_staff, create_store
+
+    cases = [
+        (lambda: create_store(code="IE-BAD-01", name="Bad", region="ie", currency="EUR",
+                              minor_per_coin=100, timezone="Mars/Olympus"), "timezone"),
+        (lambda: create_store(code="IE-BAD-01", name="Bad", region="ie", currency="EUR",
+                              minor_per_coin=100, locale="xx_YY"), "locale"),
+        (lambda: create_staff(email="s@example.com", store_code="NOPE", name="S",
+                              password="a-long-password-1"), "store"),
+        (lambda: create_staff(email="s@example.com", store_code="IE-DUB-01", name="",
+                              password="a-long-password-1"), "name")]
+    with app.app_context():
+        for make, field in cases:
+            with pytest.raises(ValidationFailed) as caught:
+                make()
+            assert list(caught.value.errors) == [field]

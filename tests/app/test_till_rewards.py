@@ -17,10 +17,10 @@ from webapp.ledger import services as ledger_services
 from webapp.staff import catalogue, create_staff
 
 
-def _reward(region: str, name: str, coins: int) -> int:
+def _reward(region: str, name: str, coins: int, *, active: bool = True) -> int:
     return db.write(lambda conn: conn.execute(insert(rewards).values(
-        region=region, name=name, coins=coins, active=True, sort=0)).inserted_primary_key[0],
-        name="test")
+        region=region, name=name, coins=coins, active=active, sort=0)
+    ).inserted_primary_key[0], name="test")
 
 
 def test_till_reward_button_card_progress_and_api(app, client):
@@ -28,6 +28,9 @@ def test_till_reward_button_card_progress_and_api(app, client):
         coffee = _reward("us", "Coffee", 10)
         pastry = _reward("us", "Pastry", 25)
         chai = _reward("in", "Chai", 5)
+        # Added later and cheaper: listed first all the same; a withdrawn one not at all.
+        cookie = _reward("us", "Cookie", 5)
+        _reward("us", "Withdrawn", 7, active=False)
         create_staff(email="sam.r@example.com", store_code="US-NYC-01", name="Sam",
                      password=PASSWORD)
         dana = new_customer("dana.r@example.com", name="Dana Demo")
@@ -38,7 +41,8 @@ def test_till_reward_button_card_progress_and_api(app, client):
     till.lookup(dana["number"])
     buttons = re.findall(r'<button type="submit" name="redeem-reward" value="(\d+)"[^>]*>'
                          r'([^<]*)</button>', till.last)
-    assert [(int(v), t) for v, t in buttons] == [(coffee, "Coffee · 10 coins"),
+    assert [(int(v), t) for v, t in buttons] == [(cookie, "Cookie · 5 coins"),
+                                                  (coffee, "Coffee · 10 coins"),
                                                   (pastry, "Pastry · 25 coins")]
     # Another region's reward is refused, nothing booked.
     data = {"redeem-card": dana["number"], "redeem-key": till.form_value("redeem-key"),
