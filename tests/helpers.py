@@ -157,10 +157,10 @@ def decode_qr_svg(svg: str, pixels_per_module: int = 4) -> list[str]:
 
 
 @contextlib.contextmanager
-def answer_lost(app, times: int = 1) -> Iterator[list[int]]:
-    """On the SQLite app: the next ``times`` COMMITs happen, and then fail as if their
+def commit_answers_lost(engine, times: int = 1) -> Iterator[list[int]]:
+    """On a SQLite engine: the next ``times`` COMMITs happen, and then fail as if their
     answer was lost on the way back. Yields the list of losses so far."""
-    dialect = app.extensions["loyalty_db.router"].cluster.members[0].engine.dialect
+    dialect = engine.dialect
     original = dialect.do_commit
     lost: list[int] = []
 
@@ -175,6 +175,12 @@ def answer_lost(app, times: int = 1) -> Iterator[list[int]]:
         yield lost
     finally:
         del dialect.do_commit
+
+
+def answer_lost(app, times: int = 1) -> contextlib.AbstractContextManager[list[int]]:
+    """:func:`commit_answers_lost` on the SQLite app's database."""
+    engine = app.extensions["loyalty_db.router"].cluster.members[0].engine
+    return commit_answers_lost(engine, times)
 
 
 def runs_until_busy(app) -> int:

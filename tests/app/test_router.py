@@ -24,7 +24,7 @@ from flask import Flask, g
 from sqlalchemy import create_engine, event, text
 from sqlalchemy import exc as sa_exc
 
-from tests.helpers import metric_reader, metric_total
+from tests.helpers import commit_answers_lost, metric_reader, metric_total
 from webapp.database import RetryTransaction, after_unknown_commit, routing
 from webapp.database.members import Member
 from webapp.database.pool import make_engine
@@ -70,6 +70,7 @@ class ScriptedMembers:
         self.grace_asked: list[float] = []
         self.waits: list[float] = []
         self.comes_back: list[Member] = []
+        self._exits = contextlib.ExitStack()
 
     def record(self) -> dict[str, list[str]]:
         """Records each member's statements, running a harmless SELECT in place of each
@@ -80,6 +81,10 @@ class ScriptedMembers:
             event.listen(member.engine, "before_cursor_execute", _recorder(statements),
                          retval=True)
         return sent
+
+    def lose_commit_answer(self, name: str) -> None:
+        """The member's next COMMIT happens, then fails as if its answer was lost."""
+        self._exits.enter_context(commit_answers_lost(self[name].engine))
 
     def __getitem__(self, name: str) -> Member:
         return next(m for m in self.members if m.name == name)
@@ -123,6 +128,7 @@ class ScriptedMembers:
         return [{"name": m.name, "state": m.state.value} for m in self.members]
 
     def close(self) -> None:
+        self._exits.close()
         for member in self.members:
             member.engine.dispose()
 
@@ -392,25 +398,9 @@ def test_a_pooled_connection_dropped_before_commit_is_retried_once_on_the_same_m
     assert members.reported == ["us"]
 
 
-def lose_commit_answers(member: Member, times: int = 1) -> list[int]:
-    """The member's next ``times`` COMMITs happen, then fail as if the answer was lost."""
-    dialect = member.engine.dialect
-    original = dialect.do_commit
-    lost: list[int] = []
-
-    def do_commit(dbapi_connection) -> None:
-        original(dbapi_connection)
-        if len(lost) < times:
-            lost.append(1)
-            raise sqlite3.OperationalError("lost connection to the database during COMMIT")
-
-    dialect.do_commit = do_commit
-    return lost
-
-
 def test_idempotent_work_whose_commit_answer_was_lost_runs_again_elsewhere_knowing_it(
         members, context, caplog):
-    lose_commit_answers(members["us"])
+    members.lose_commit_answer("us")
     router = make_router(members)
     seen: list[tuple[str, bool]] = []
 
@@ -429,7 +419,7 @@ def test_idempotent_work_whose_commit_answer_was_lost_runs_again_elsewhere_knowi
 
 def test_other_work_whose_commit_answer_was_lost_is_outcome_unknown_not_refused(members,
                                                                                context):
-    lose_commit_answers(members["us"])
+    members.lose_commit_answer("us")
     router = make_router(members)
     ran: list[str] = []
     with pytest.raises(OutcomeUnknown, match="same Idempotency-Key"):
@@ -443,7 +433,7 @@ def test_other_work_whose_commit_answer_was_lost_is_outcome_unknown_not_refused(
 
 def test_retries_that_run_out_after_a_lost_answer_are_outcome_unknown(members, context):
     for member in members.members:
-        lose_commit_answers(member)
+        members.lose_commit_answer(member.name)
     router = make_router(members, policy=RetryPolicy(retry_budget=2, time_budget=5.0))
     with pytest.raises(OutcomeUnknown):
         router.run(insert_then({}, []), write=True, causal=True, name="t", idempotent=True)
@@ -451,7 +441,7 @@ def test_retries_that_run_out_after_a_lost_answer_are_outcome_unknown(members, c
 
 
 def test_reads_are_always_safe_to_run_again(members, context):
-    lose_commit_answers(members["us"])
+    members.lose_commit_answer("us")
     router = make_router(members)
     assert router.run(lambda conn: 7, write=False, causal=True, name="t") == 7
     assert g.db_member == "ie"
@@ -734,7 +724,7 @@ def test_connections_are_pooled_unless_their_member_failed(members, context):
     assert discarded == {"us": [], "ie": [], "in": []}  # a conflict is about the data
     router.run(insert_then({"us": lost_connection()}, []), write=True, causal=True, name="t")
     assert [len(discarded[n]) for n in ("us", "ie", "in")] == [1, 0, 0]
-    lose_commit_answers(members["ie"])
+    members.lose_commit_answer("ie")
     router.run(lambda conn: 1, write=False, causal=True, name="t")
     assert [len(discarded[n]) for n in ("us", "ie", "in")] == [1, 1, 0]
 
@@ -827,7 +817,7 @@ def test_failovers_retries_and_refusals_are_counted_with_their_labels(members, c
     router.run(insert_then({"ie": RetryTransaction()}, []), write=True, causal=True, name="t")
     with pytest.raises(ServiceUnavailable, match="busy"):
         router.run(_always_conflicts, write=True, causal=True, name="t")
-    lose_commit_answers(members["ie"])
+    members.lose_commit_answer("ie")
     with pytest.raises(OutcomeUnknown):
         router.run(insert_then({}, []), write=True, causal=True, name="t")
     members["in"].state = MemberState.NON_PRIMARY  # us and ie failed above
@@ -851,7 +841,7 @@ def test_the_log_says_what_the_router_did_and_why(members, context, caplog):
                name="earn")
     with pytest.raises(ServiceUnavailable):
         router.run(_always_conflicts, write=True, causal=True, name="redeem")
-    lose_commit_answers(members["ie"])
+    members.lose_commit_answer("ie")
     with pytest.raises(OutcomeUnknown):
         router.run(insert_then({}, []), write=True, causal=True, name="adjust")
     messages = [record.getMessage() for record in caplog.records]
@@ -870,7 +860,7 @@ def test_the_log_says_what_the_router_did_and_why(members, context, caplog):
 
 
 def test_an_idempotent_retry_after_a_lost_answer_is_logged_as_such(members, context, caplog):
-    lose_commit_answers(members["us"])
+    members.lose_commit_answer("us")
     router = make_router(members)
     with caplog.at_level(logging.WARNING, logger="webapp.database.routing"):
         router.run(insert_then({}, []), write=True, causal=True, name="issue",
@@ -903,7 +893,7 @@ def test_refusals_carry_their_cause_and_say_what_to_do(members, context):
         busy_budget.run(conflicts, write=True, causal=True, name="t")
     assert busy.value.__cause__ is conflict
 
-    lose_commit_answers(members["us"])
+    members.lose_commit_answer("us")
     with pytest.raises(OutcomeUnknown) as unknown:
         router.run(insert_then({}, []), write=True, causal=True, name="t")
     assert isinstance(unknown.value.__cause__, sa_exc.OperationalError)
