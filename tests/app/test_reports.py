@@ -47,6 +47,14 @@ def _customer(region: str, n: int) -> tuple[dict, str, int]:
     return person, card, wallet
 
 
+def _earn_at_home(card: str, region: str, amount_minor: int, key: str, baristas) -> None:
+    """An earn at the region's store, booked by the region's barista."""
+    store, currency, _amount = STORES[region]
+    ledger_services.earn(card=card, store_code=store, amount_minor=amount_minor,
+                         currency=currency, idempotency_key=key,
+                         staff_id=baristas[region]["id"])
+
+
 def _activity(region: str, rounds: int, barista_id: int) -> None:
     """Earns, redeems, a reversal and adjustments at the region's store."""
     store, currency, amount = STORES[region]
@@ -251,9 +259,7 @@ def test_a_report_names_its_scope_and_lists_rows_without_a_store_last(app, monke
     with app.app_context():
         admin, baristas = _people()
         _person, card, wallet = _customer("us", 1)
-        ledger_services.earn(card=card, store_code="US-NYC-01", amount_minor=500,
-                             currency="USD", idempotency_key="scope-e",
-                             staff_id=baristas["us"]["id"])
+        _earn_at_home(card, "us", 500, "scope-e", baristas)
         for key, coins in (("scope-a", 2), ("scope-b", -2)):  # they cancel out: 0, not none
             ledger_services.adjust(wallet_id=wallet, coins=coins, reason="Goodwill",
                                    label="A gift", idempotency_key=key, staff_id=admin["id"],
@@ -298,9 +304,7 @@ def test_an_erasure_counts_as_other(app):
     with app.app_context():
         admin, baristas = _people()
         person, card, _wallet = _customer("ie", 1)
-        ledger_services.earn(card=card, store_code="IE-DUB-01", amount_minor=700,
-                             currency="EUR", idempotency_key="erase-e",
-                             staff_id=baristas["ie"]["id"])
+        _earn_at_home(card, "ie", 700, "erase-e", baristas)
         assert erase_now(person["id"]) == 7
         report = _check_against_ledger(_principal(admin), grain="day")
         assert sum(t["other"] for t in report["totals"]) == -7
@@ -314,13 +318,9 @@ def test_rows_come_in_period_order_then_region(app, monkeypatch):
         admin, baristas = _people()
         _person, us_card, _wallet = _customer("us", 1)
         _person, ie_card, _wallet = _customer("ie", 1)
-        ledger_services.earn(card=us_card, store_code="US-NYC-01", amount_minor=300,
-                             currency="USD", idempotency_key="order-us",
-                             staff_id=baristas["us"]["id"])
+        _earn_at_home(us_card, "us", 300, "order-us", baristas)
         clock.set(datetime(2026, 3, 11, 12, 0))
-        ledger_services.earn(card=ie_card, store_code="IE-DUB-01", amount_minor=400,
-                             currency="EUR", idempotency_key="order-ie",
-                             staff_id=baristas["ie"]["id"])
+        _earn_at_home(ie_card, "ie", 400, "order-ie", baristas)
         report = reports.report(_principal(admin), since=date(2026, 3, 10),
                                 until=date(2026, 3, 11))
     assert [(r["period"], r["region"], r["issued"]) for r in report["rows"]] == [
