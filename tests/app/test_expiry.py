@@ -210,6 +210,9 @@ def test_zero_months_means_never(app, clock):
     with app.app_context():
         assert expiry.expire_wallet(customer["wallet_id"]) == expiry.Outcome(
             customer["wallet_id"], expiry.ACTIVE)
+        # A run with expiry off looks at no wallet at all.
+        summary = expiry.expire_due()
+        assert (summary.candidates, summary.outcomes, summary.failed) == (0, [], [])
         assert rows(customer["wallet_id"], "expiry") == []
         assert balance(customer["wallet_id"]) == 40
 
@@ -351,16 +354,6 @@ def test_the_run_books_at_its_own_moment(app, clock):
         assert (summary.candidates, summary.coins()) == (1, 40)
         [row] = rows(customer["wallet_id"], "expiry")
         assert row["created_at"] == EXPIRES + timedelta(minutes=1)
-
-
-def test_a_run_with_expiry_off_looks_at_no_wallet(app, clock):
-    app.config["COIN_EXPIRY_MONTHS"] = 0
-    with app.app_context():
-        customer = customer_who_earned("off@example.com")
-        clock.set(START + timedelta(days=3650))
-        summary = expiry.expire_due()
-        assert (summary.candidates, summary.outcomes, summary.failed) == (0, [], [])
-        assert balance(customer["wallet_id"]) == 40
 
 
 def test_one_month_is_a_period_like_any_other(app, clock):
