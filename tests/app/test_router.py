@@ -839,8 +839,10 @@ def test_the_log_says_what_the_router_did_and_why(members, context, caplog):
     caplog.set_level(logging.INFO, logger="webapp.database.routing")
     router.run(insert_then({"us": lost_connection()}, []), write=True, causal=True,
                name="earn")
+    started = time.monotonic()
     with pytest.raises(ServiceUnavailable):
         router.run(_always_conflicts, write=True, causal=True, name="redeem")
+    took = time.monotonic() - started
     members.lose_commit_answer("ie")
     with pytest.raises(OutcomeUnknown):
         router.run(insert_then({}, []), write=True, causal=True, name="adjust")
@@ -848,7 +850,8 @@ def test_the_log_says_what_the_router_did_and_why(members, context, caplog):
     assert messages[0] == "earn: failing over from us to ie"
     assert messages[1].startswith("redeem: giving up after 3 attempts in ")
     seconds = float(messages[1].split(" in ")[1].split("s ")[0])
-    assert 0 <= seconds < 5.0  # within the time budget: the transaction's own clock
+    # The transaction's own elapsed time, not a timing bound: at most what the call took.
+    assert 0 <= seconds <= round(took, 1) + 0.1
     assert messages[1].endswith("s (conflict)")
     assert messages[2] == ("redeem refused after 3 attempts: The loyalty service is very "
                            "busy right now. Please try again. (last error: )")
